@@ -1,0 +1,85 @@
+/*
+ * h2o-signaling: the H2O web server (libh2o) with the signaling handler compiled in.
+ * Command line modelled on h2o's: -c FILE, -t, -v, -h.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <h2o.h>
+#include "config.h"
+#include "sig_server.h"
+
+#ifndef SIG_DEFAULT_CONFIG
+#define SIG_DEFAULT_CONFIG "h2o-conf/h2o.conf"
+#endif
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "Usage: h2o-signaling [options]\n"
+                "\n"
+                "  -c, --conf FILE   configuration file (default: " SIG_DEFAULT_CONFIG ")\n"
+                "  -t, --test        test the configuration and exit (0 if it is valid)\n"
+                "  -v, --version     print the version and exit\n"
+                "  -h, --help        print this help and exit\n"
+                "\n"
+                "Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reopens the error log.\n"
+                "Docs: docs/configuration.md, docs/protocol.md\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"conf", required_argument, NULL, 'c'},
+                                             {"test", no_argument, NULL, 't'},
+                                             {"version", no_argument, NULL, 'v'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    const char *config_file = SIG_DEFAULT_CONFIG;
+    int opt, test_only = 0, status;
+    sig_server_t server;
+
+    while ((opt = getopt_long(argc, argv, "c:tvh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_file = optarg;
+            break;
+        case 't':
+            test_only = 1;
+            break;
+        case 'v':
+            printf("h2o-signaling version %s (libh2o %s)\n", PACKAGE_VERSION, H2O_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "h2o-signaling: unexpected argument `%s`\n", argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+
+    /* a peer that vanishes mid-write must cost an EPIPE, not the process */
+    signal(SIGPIPE, SIG_IGN);
+
+    if (sig_server_configure(&server, config_file, test_only) != 0) {
+        if (test_only)
+            printf("%s: configuration test failed\n", config_file);
+        return 1;
+    }
+    if (test_only) {
+        printf("%s: configuration OK\n", config_file);
+        sig_server_dispose(&server);
+        return 0;
+    }
+    if (sig_server_bind(&server) != 0)
+        return 1;
+    status = sig_server_run(&server);
+    if (!server.unclean_exit)
+        sig_server_dispose(&server);
+    return status;
+}

@@ -1,0 +1,546 @@
+/*
+ * WebSocket connections: the handshake, wslay for reading, our own buffer for writing.
+ *
+ * Life of a connection:
+ *   OPEN     -> frames flow; a ping every ping_interval, a pong due within ping_timeout
+ *   CLOSING  -> a close frame is queued (by us, by wslay on a protocol error, or in reply to the
+ *               peer's); nothing else may be sent; the linger timer bounds the rest
+ *   LINGER   -> our close frame is written: FIN sent (shutdown SHUT_WR), reads drained until the
+ *               peer's close or EOF, so the kernel never answers unread bytes with RST (which would
+ *               turn our close code into 1006 at the peer)
+ *   gone     -> on_close callback, socket closed, memory freed (dispose_conn, from one place)
+ *
+ * Writing: sends append complete frames to `out`; once per loop turn (uv_prepare, before the loop
+ * polls) every dirty connection hands `out` to the socket in one write. wslay produces only the
+ * control frames (pong, close) through send_callback, which appends to the same buffer.
+ */
+#include <arpa/inet.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <openssl/evp.h>
+#include <uv.h>
+#include <wslay/wslay.h>
+#include <h2o.h>
+#include <h2o/http1.h>
+#include <h2o/websocket.h>
+#include "sig_ws.h"
+
+#define SIG_WS_LINGER_MS 3000 /* longest a closing connection may take to finish */
+#define SIG_WS_MAX_FRAME_HEADER 10
+
+typedef struct st_sig_ws_bytes_t {
+    char *base;
+    size_t len;
+    size_t cap;
+} sig_ws_bytes_t;
+
+/* The heartbeat and linger timeouts of one path's limits, on one thread. */
+struct st_sig_ws_timeouts_t {
+    const sig_ws_limits_t *limits;
+    h2o_timeout_t ping_interval;
+    h2o_timeout_t ping_timeout;
+};
+
+struct st_sig_ws_conn_t {
+    h2o_socket_t *sock; /* NULL until the 101 response is written */
+    wslay_event_context_ptr ws_ctx;
+    const sig_ws_limits_t *limits;
+    const sig_ws_callbacks_t *callbacks;
+    struct st_sig_ws_timeouts_t *timeouts;
+    void *data;
+    uint64_t id;
+    sig_ws_bytes_t out;     /* frames waiting for the next write */
+    sig_ws_bytes_t writing; /* frames handed to the socket, until on_write_complete */
+    h2o_timeout_entry_t timer; /* heartbeat while open, linger once closing */
+    h2o_linklist_t dirty_link; /* in thread.dirty while `out` waits for a flush */
+    unsigned closing : 1;      /* a close frame is queued: refuse further sends */
+    unsigned close_in_out : 1; /* our close frame is in `out` or `writing` */
+    unsigned lingering : 1;    /* our close frame is written */
+    unsigned awaiting_pong : 1;
+    unsigned disposed : 1;
+};
+
+struct st_sig_ws_slot_t {
+    sig_ws_conn_t *conn;
+    uint32_t generation;
+    uint32_t next_free;
+};
+
+/* Everything per thread; connections never leave the thread that accepted them. */
+static __thread struct {
+    h2o_context_t *ctx;
+    uv_prepare_t flusher;
+    h2o_linklist_t dirty;
+    h2o_timeout_t linger;
+    H2O_VECTOR(struct st_sig_ws_timeouts_t *) timeouts;
+    H2O_VECTOR(struct st_sig_ws_slot_t) slots;
+    uint32_t free_slot; /* head of the free list, UINT32_MAX when empty */
+    size_t num_connections;
+} thread;
+
+static void flush(sig_ws_conn_t *conn);
+static void dispose_conn(sig_ws_conn_t *conn);
+
+/* ---- ids: a slot table, so a lookup from another thread's message is O(1) and safe after free ---- */
+
+static void assign_id(sig_ws_conn_t *conn)
+{
+    uint32_t index;
+    if (thread.free_slot != UINT32_MAX) {
+        index = thread.free_slot;
+        thread.free_slot = thread.slots.entries[index].next_free;
+    } else {
+        h2o_vector_reserve(NULL, &thread.slots, thread.slots.size + 1);
+        index = (uint32_t)thread.slots.size++;
+        thread.slots.entries[index].generation = 0;
+    }
+    thread.slots.entries[index].conn = conn;
+    conn->id = (uint64_t)thread.slots.entries[index].generation << 32 | index;
+}
+
+static void release_id(sig_ws_conn_t *conn)
+{
+    struct st_sig_ws_slot_t *slot = thread.slots.entries + (uint32_t)conn->id;
+    slot->conn = NULL;
+    ++slot->generation; /* the old id now misses */
+    slot->next_free = thread.free_slot;
+    thread.free_slot = (uint32_t)conn->id;
+}
+
+sig_ws_conn_t *sig_ws_find(uint64_t id)
+{
+    uint32_t index = (uint32_t)id;
+    if (index >= thread.slots.size || thread.slots.entries[index].generation != (uint32_t)(id >> 32))
+        return NULL;
+    return thread.slots.entries[index].conn;
+}
+
+/* ---- output buffer ---- */
+
+static char *bytes_reserve(sig_ws_bytes_t *b, size_t extra)
+{
+    if (b->cap - b->len < extra) {
+        size_t cap = b->cap < 256 ? 256 : b->cap;
+        while (cap - b->len < extra)
+            cap *= 2;
+        b->base = h2o_mem_realloc(b->base, cap);
+        b->cap = cap;
+    }
+    return b->base + b->len;
+}
+
+static size_t queued_bytes(sig_ws_conn_t *conn)
+{
+    return conn->out.len + conn->writing.len + wslay_event_get_queued_msg_length(conn->ws_ctx);
+}
+
+static void mark_dirty(sig_ws_conn_t *conn)
+{
+    if (!h2o_linklist_is_linked(&conn->dirty_link))
+        h2o_linklist_insert(&thread.dirty, &conn->dirty_link);
+}
+
+/* Appends one unmasked server frame (RFC 6455 5.2). */
+static void append_frame(sig_ws_conn_t *conn, uint8_t opcode, const void *payload, size_t len)
+{
+    uint8_t *p = (uint8_t *)bytes_reserve(&conn->out, SIG_WS_MAX_FRAME_HEADER + len), *start = p;
+    *p++ = 0x80 | opcode;
+    if (len < 126) {
+        *p++ = (uint8_t)len;
+    } else if (len <= 0xffff) {
+        *p++ = 126;
+        *p++ = (uint8_t)(len >> 8);
+        *p++ = (uint8_t)len;
+    } else {
+        int shift;
+        *p++ = 127;
+        for (shift = 56; shift >= 0; shift -= 8)
+            *p++ = (uint8_t)((uint64_t)len >> shift);
+    }
+    memcpy(p, payload, len);
+    conn->out.len += (size_t)(p - start) + len;
+    mark_dirty(conn);
+}
+
+/* ---- closing ---- */
+
+static void on_linger_timeout(h2o_timeout_entry_t *entry)
+{
+    dispose_conn(H2O_STRUCT_FROM_MEMBER(sig_ws_conn_t, timer, entry));
+}
+
+/* From now on only the close handshake runs, bounded by the linger timeout. */
+static void enter_closing(sig_ws_conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = 1;
+    if (h2o_timeout_is_linked(&conn->timer))
+        h2o_timeout_unlink(&conn->timer);
+    conn->timer.cb = on_linger_timeout;
+    h2o_timeout_link(thread.ctx->loop, &thread.linger, &conn->timer);
+    mark_dirty(conn);
+}
+
+void sig_ws_close(sig_ws_conn_t *conn, uint16_t code, const char *reason)
+{
+    if (conn->closing)
+        return;
+    /* wslay writes the frame (at the next flush, after what is already queued) and then waits for the reply */
+    wslay_event_queue_close(conn->ws_ctx, code, (const uint8_t *)reason, reason != NULL ? strlen(reason) : 0);
+    enter_closing(conn);
+}
+
+/* A framing error wslay reports without a status code (bad length, oversized or fragmented control
+ * frame): it queued an empty close frame. Send 1002 instead, so the peer learns why. */
+static void close_protocol_error(sig_ws_conn_t *conn)
+{
+    uint8_t payload[2] = {SIG_WS_CLOSE_PROTOCOL_ERROR >> 8, SIG_WS_CLOSE_PROTOCOL_ERROR & 0xff};
+    wslay_event_shutdown_read(conn->ws_ctx);
+    wslay_event_shutdown_write(conn->ws_ctx); /* drops wslay's empty close */
+    append_frame(conn, WSLAY_CONNECTION_CLOSE, payload, sizeof(payload));
+    conn->close_in_out = 1;
+    enter_closing(conn);
+}
+
+int sig_ws_is_closing(const sig_ws_conn_t *conn)
+{
+    return conn->closing;
+}
+
+/* ---- wslay callbacks ---- */
+
+static ssize_t recv_callback(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user_data)
+{
+    sig_ws_conn_t *conn = user_data;
+    h2o_buffer_t *input = conn->sock->input;
+    if (input->size == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (len > input->size)
+        len = input->size;
+    memcpy(buf, input->bytes, len);
+    h2o_buffer_consume(&conn->sock->input, len);
+    return (ssize_t)len;
+}
+
+static ssize_t send_callback(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user_data)
+{
+    sig_ws_conn_t *conn = user_data;
+    memcpy(bytes_reserve(&conn->out, len), data, len);
+    conn->out.len += len;
+    return (ssize_t)len;
+}
+
+static void on_msg_recv_callback(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user_data)
+{
+    sig_ws_conn_t *conn = user_data;
+
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+        if (!conn->closing)
+            conn->callbacks->on_message(conn, (const char *)arg->msg, arg->msg_length);
+        break;
+    case WSLAY_BINARY_FRAME:
+        sig_ws_close(conn, SIG_WS_CLOSE_UNSUPPORTED_DATA, "binary frames are not supported");
+        break;
+    case WSLAY_PONG:
+        if (conn->awaiting_pong && !conn->closing) {
+            conn->awaiting_pong = 0;
+            h2o_timeout_unlink(&conn->timer);
+            h2o_timeout_link(thread.ctx->loop, &conn->timeouts->ping_interval, &conn->timer);
+        }
+        break;
+    case WSLAY_CONNECTION_CLOSE:
+        /* wslay queued the echo of the peer's close; what remains is to write it */
+        enter_closing(conn);
+        break;
+    default: /* ping: wslay queued the pong */
+        break;
+    }
+}
+
+/* ---- socket callbacks ---- */
+
+static void on_write_complete(h2o_socket_t *sock, const char *err)
+{
+    sig_ws_conn_t *conn = sock->data;
+
+    conn->writing.len = 0;
+    if (err != NULL) {
+        dispose_conn(conn);
+        return;
+    }
+    if (conn->close_in_out && conn->out.len == 0 && !conn->lingering) {
+        /* our close frame has left */
+        if (wslay_event_get_close_received(conn->ws_ctx)) {
+            dispose_conn(conn);
+            return;
+        }
+        conn->lingering = 1;
+        shutdown(h2o_socket_get_fd(sock), SHUT_WR);
+        return;
+    }
+    flush(conn);
+}
+
+static void on_read(h2o_socket_t *sock, const char *err)
+{
+    sig_ws_conn_t *conn = sock->data;
+
+    if (err != NULL) {
+        dispose_conn(conn);
+        return;
+    }
+    if (wslay_event_get_read_enabled(conn->ws_ctx)) {
+        if (wslay_event_recv(conn->ws_ctx) != 0) {
+            close_protocol_error(conn);
+        } else if (!wslay_event_get_read_enabled(conn->ws_ctx)) {
+            enter_closing(conn); /* wslay queued a close: peer's, or 1002/1007/1009 on bad input */
+        }
+        mark_dirty(conn);
+    }
+    /* what wslay no longer reads (after a close) is drained, so close() never meets unread bytes */
+    if (sock->input->size != 0 && !wslay_event_get_read_enabled(conn->ws_ctx))
+        h2o_buffer_consume(&sock->input, sock->input->size);
+    if (conn->lingering && wslay_event_get_close_received(conn->ws_ctx))
+        dispose_conn(conn);
+}
+
+/* Hands `out` to the socket if nothing is being written. */
+static void flush(sig_ws_conn_t *conn)
+{
+    h2o_iovec_t buf;
+    sig_ws_bytes_t tmp;
+
+    if (conn->sock == NULL || conn->writing.len != 0 || conn->lingering)
+        return;
+    if (wslay_event_want_write(conn->ws_ctx)) {
+        wslay_event_send(conn->ws_ctx); /* control frames: appended through send_callback */
+        if (wslay_event_get_close_sent(conn->ws_ctx))
+            conn->close_in_out = 1;
+    }
+    if (conn->out.len == 0)
+        return;
+    tmp = conn->writing;
+    conn->writing = conn->out;
+    conn->out = tmp;
+    buf = h2o_iovec_init(conn->writing.base, conn->writing.len);
+    h2o_socket_write(conn->sock, &buf, 1, on_write_complete);
+}
+
+static void on_flush(uv_prepare_t *handle)
+{
+    while (!h2o_linklist_is_empty(&thread.dirty)) {
+        sig_ws_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sig_ws_conn_t, dirty_link, thread.dirty.next);
+        h2o_linklist_unlink(&conn->dirty_link);
+        flush(conn);
+    }
+}
+
+/* ---- heartbeat ---- */
+
+/* Fires ping_interval after the last pong (send a ping), or ping_timeout after a ping (no pong: gone). */
+static void on_heartbeat(h2o_timeout_entry_t *entry)
+{
+    sig_ws_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sig_ws_conn_t, timer, entry);
+    struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
+
+    if (conn->awaiting_pong) {
+        /* no pong within ping_timeout: the peer is gone, and so is its registration, now */
+        dispose_conn(conn);
+        return;
+    }
+    wslay_event_queue_msg(conn->ws_ctx, &ping);
+    mark_dirty(conn);
+    conn->awaiting_pong = 1;
+    h2o_timeout_link(thread.ctx->loop, &conn->timeouts->ping_timeout, &conn->timer);
+}
+
+static struct st_sig_ws_timeouts_t *timeouts_for(const sig_ws_limits_t *limits)
+{
+    struct st_sig_ws_timeouts_t *t;
+    size_t i;
+    for (i = 0; i != thread.timeouts.size; ++i)
+        if (thread.timeouts.entries[i]->limits == limits)
+            return thread.timeouts.entries[i];
+    t = h2o_mem_alloc(sizeof(*t));
+    t->limits = limits;
+    h2o_timeout_init(thread.ctx->loop, &t->ping_interval, limits->ping_interval);
+    h2o_timeout_init(thread.ctx->loop, &t->ping_timeout, limits->ping_timeout);
+    h2o_vector_reserve(NULL, &thread.timeouts, thread.timeouts.size + 1);
+    thread.timeouts.entries[thread.timeouts.size++] = t;
+    return t;
+}
+
+/* ---- accepting ---- */
+
+static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqsize)
+{
+    sig_ws_conn_t *conn = user_data;
+
+    if (sock == NULL) {
+        dispose_conn(conn);
+        return;
+    }
+    conn->sock = sock;
+    sock->data = conn;
+    h2o_buffer_consume(&sock->input, reqsize);
+    if (conn->limits->ping_interval != 0) {
+        conn->timer.cb = on_heartbeat;
+        h2o_timeout_link(thread.ctx->loop, &conn->timeouts->ping_interval, &conn->timer);
+    }
+    h2o_socket_read_start(sock, on_read);
+    if (sock->input->size != 0) /* frames that arrived with the handshake */
+        on_read(sock, NULL);
+    else
+        mark_dirty(conn); /* messages queued before the 101 was written */
+}
+
+/* Sec-WebSocket-Accept (RFC 6455 4.2.2). h2o declares h2o_websocket_create_accept_key but Debian's
+ * libh2o.so does not export it. */
+static void make_accept_key(char *dst, const char *client_key)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char src[24 + sizeof(guid) - 1], digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len;
+
+    memcpy(src, client_key, 24);
+    memcpy(src + 24, guid, sizeof(guid) - 1);
+    EVP_Digest(src, sizeof(src), digest, &digest_len, EVP_sha1(), NULL);
+    h2o_base64_encode(dst, digest, digest_len, 0);
+    dst[28] = '\0';
+}
+
+static int header_is(h2o_req_t *req, const char *name, size_t name_len, const char *value, size_t value_len)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, name_len, -1);
+    return i != -1 && h2o_memis(req->headers.entries[i].value.base, req->headers.entries[i].value.len, value, value_len);
+}
+
+sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, const sig_ws_callbacks_t *callbacks, void *data)
+{
+    static const struct wslay_event_callbacks wslay_callbacks = {recv_callback, send_callback, NULL, NULL, NULL, NULL,
+                                                                 on_msg_recv_callback};
+    const char *client_key;
+    char accept_key[29];
+    sig_ws_conn_t *conn;
+
+    /* WebSocket over HTTP/2 (RFC 8441) does not exist in h2o 2.2.5: only HTTP/1.1 can upgrade */
+    if (req->version >= 0x200 || h2o_is_websocket_handshake(req, &client_key) != 0 || client_key == NULL) {
+        h2o_send_error_generic(req, 400, "Bad Request", "this path accepts WebSocket handshakes only\n", 0);
+        return NULL;
+    }
+    if (!header_is(req, H2O_STRLIT("sec-websocket-version"), H2O_STRLIT("13"))) {
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-version"), 0, NULL, H2O_STRLIT("13"));
+        h2o_send_error_generic(req, 426, "Upgrade Required", "unsupported Sec-WebSocket-Version; this server speaks 13\n",
+                               H2O_SEND_ERROR_KEEP_HEADERS);
+        return NULL;
+    }
+
+    conn = h2o_mem_alloc(sizeof(*conn));
+    memset(conn, 0, sizeof(*conn));
+    conn->limits = limits;
+    conn->callbacks = callbacks;
+    conn->data = data;
+    conn->timeouts = timeouts_for(limits);
+    wslay_event_context_server_init(&conn->ws_ctx, &wslay_callbacks, conn);
+    /* h2o 2.2.5 sets no limit (wslay's default is 2 GiB): bound it before the first byte is read */
+    wslay_event_config_set_max_recv_msg_length(conn->ws_ctx, limits->max_message_size);
+    assign_id(conn);
+    ++thread.num_connections;
+
+    make_accept_key(accept_key, client_key);
+    req->res.status = 101;
+    req->res.reason = "Switching Protocols";
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-accept"), 0, NULL, accept_key,
+                          strlen(accept_key));
+    h2o_http1_upgrade(req, NULL, 0, on_upgrade_complete, conn);
+    return conn;
+}
+
+/* ---- sending ---- */
+
+int sig_ws_send_text(sig_ws_conn_t *conn, const char *msg, size_t len)
+{
+    if (conn->closing)
+        return -1;
+    if (queued_bytes(conn) + len > conn->limits->max_queued_bytes) {
+        /* a peer that does not read must not grow our memory: it is closed, the others go on */
+        sig_ws_close(conn, SIG_WS_CLOSE_POLICY_VIOLATION, "send queue full: the client is not reading");
+        return -1;
+    }
+    append_frame(conn, WSLAY_TEXT_FRAME, msg, len);
+    return 0;
+}
+
+void *sig_ws_get_data(const sig_ws_conn_t *conn)
+{
+    return conn->data;
+}
+
+uint64_t sig_ws_get_id(const sig_ws_conn_t *conn)
+{
+    return conn->id;
+}
+
+size_t sig_ws_num_connections(void)
+{
+    return thread.num_connections;
+}
+
+/* The one place a connection ends. */
+static void dispose_conn(sig_ws_conn_t *conn)
+{
+    conn->callbacks->on_close(conn);
+    if (h2o_timeout_is_linked(&conn->timer))
+        h2o_timeout_unlink(&conn->timer);
+    if (h2o_linklist_is_linked(&conn->dirty_link))
+        h2o_linklist_unlink(&conn->dirty_link);
+    if (conn->sock != NULL)
+        h2o_socket_close(conn->sock);
+    release_id(conn);
+    --thread.num_connections;
+    wslay_event_context_free(conn->ws_ctx);
+    free(conn->out.base);
+    free(conn->writing.base);
+    free(conn);
+}
+
+/* ---- per thread ---- */
+
+void sig_ws_thread_init(h2o_context_t *ctx)
+{
+    thread.ctx = ctx;
+    thread.free_slot = UINT32_MAX;
+    h2o_linklist_init_anchor(&thread.dirty);
+    h2o_timeout_init(ctx->loop, &thread.linger, SIG_WS_LINGER_MS);
+    uv_prepare_init(ctx->loop, &thread.flusher);
+    uv_prepare_start(&thread.flusher, on_flush);
+    uv_unref((uv_handle_t *)&thread.flusher);
+}
+
+void sig_ws_thread_shutdown(void)
+{
+    size_t i;
+    for (i = 0; i != thread.slots.size; ++i)
+        if (thread.slots.entries[i].conn != NULL)
+            sig_ws_close(thread.slots.entries[i].conn, SIG_WS_CLOSE_GOING_AWAY, "server shutting down");
+}
+
+void sig_ws_thread_dispose(void)
+{
+    size_t i;
+    uv_close((uv_handle_t *)&thread.flusher, NULL);
+    h2o_timeout_dispose(thread.ctx->loop, &thread.linger);
+    for (i = 0; i != thread.timeouts.size; ++i) {
+        h2o_timeout_dispose(thread.ctx->loop, &thread.timeouts.entries[i]->ping_interval);
+        h2o_timeout_dispose(thread.ctx->loop, &thread.timeouts.entries[i]->ping_timeout);
+        free(thread.timeouts.entries[i]);
+    }
+    free(thread.timeouts.entries);
+    free(thread.slots.entries);
+    /* the handles above close on the loop's next run: `thread` must stay intact until then */
+}

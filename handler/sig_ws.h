@@ -1,0 +1,89 @@
+/*
+ * WebSocket connections on top of h2o's HTTP/1.1 upgrade, framed by wslay.
+ *
+ * This is the only part that touches wslay. It adds what h2o 2.2.5's lib/websocket.c lacks:
+ * a receive limit, a bound on queued outgoing bytes, heartbeats, a lingering close so the peer
+ * really receives our close code, and one write per connection per loop turn (all frames queued
+ * in a turn leave in one write instead of two writes per frame).
+ *
+ * Threading: a connection lives on the thread that accepted it; every function here must be called
+ * on that thread. Sending never writes synchronously: frames are appended to the connection's
+ * buffer and flushed once per loop iteration, so it is safe to send from inside any callback.
+ */
+#ifndef SIG_WS_H
+#define SIG_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <h2o.h>
+
+typedef struct st_sig_ws_conn_t sig_ws_conn_t;
+
+/** Close codes (RFC 6455 section 7.4.1). */
+enum {
+    SIG_WS_CLOSE_NORMAL = 1000,
+    SIG_WS_CLOSE_GOING_AWAY = 1001,
+    SIG_WS_CLOSE_PROTOCOL_ERROR = 1002,
+    SIG_WS_CLOSE_UNSUPPORTED_DATA = 1003,
+    SIG_WS_CLOSE_INVALID_PAYLOAD = 1007,
+    SIG_WS_CLOSE_POLICY_VIOLATION = 1008,
+    SIG_WS_CLOSE_MESSAGE_TOO_BIG = 1009,
+};
+
+/** Per-path bounds. Durations in milliseconds; 0 disables the heartbeat. */
+typedef struct st_sig_ws_limits_t {
+    size_t max_message_size;
+    size_t max_queued_bytes;
+    uint64_t ping_interval;
+    uint64_t ping_timeout;
+} sig_ws_limits_t;
+
+typedef struct st_sig_ws_callbacks_t {
+    /** A complete text message (valid UTF-8, not NUL-terminated). May send and close freely. */
+    void (*on_message)(sig_ws_conn_t *conn, const char *msg, size_t len);
+    /** The connection is gone; called exactly once, then `conn` is freed. Do not send from here. */
+    void (*on_close)(sig_ws_conn_t *conn);
+} sig_ws_callbacks_t;
+
+/**
+ * Answers a request to a WebSocket path: a plain request gets 400, an unsupported
+ * Sec-WebSocket-Version gets 426 (with `Sec-WebSocket-Version: 13`), a valid handshake is upgraded.
+ * Returns the new connection, or NULL when an error response was sent.
+ * `limits` and `callbacks` must outlive the connection; `data` is the caller's.
+ */
+sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, const sig_ws_callbacks_t *callbacks, void *data);
+
+/**
+ * Queues a text message. Returns 0, or -1 when the connection is closing or its queue would pass
+ * `max_queued_bytes` (then the message is dropped and the connection is closed with 1008).
+ */
+int sig_ws_send_text(sig_ws_conn_t *conn, const char *msg, size_t len);
+
+/** Starts the closing handshake with `code`; later sends are refused. Idempotent. */
+void sig_ws_close(sig_ws_conn_t *conn, uint16_t code, const char *reason);
+
+/** Returns 1 once the connection is closing (close queued, sent or received). */
+int sig_ws_is_closing(const sig_ws_conn_t *conn);
+
+/** The caller's pointer given to sig_ws_accept. */
+void *sig_ws_get_data(const sig_ws_conn_t *conn);
+
+/** A process-unique id: stable for the connection's life, never reused soon after. */
+uint64_t sig_ws_get_id(const sig_ws_conn_t *conn);
+
+/** The connection with that id on the calling thread, or NULL if it is gone (or on another thread). */
+sig_ws_conn_t *sig_ws_find(uint64_t id);
+
+/** Number of open WebSocket connections on the calling thread. */
+size_t sig_ws_num_connections(void);
+
+/** Prepares the calling thread (once per thread, before its loop runs). */
+void sig_ws_thread_init(h2o_context_t *ctx);
+
+/** Closes every connection of the calling thread with 1001 (server shutdown). */
+void sig_ws_thread_shutdown(void);
+
+/** Releases the calling thread's state; every connection must be gone. */
+void sig_ws_thread_dispose(void);
+
+#endif

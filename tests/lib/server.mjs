@@ -1,0 +1,299 @@
+// Run the real h2o-signaling binary from a test.
+//
+//   startServer({config, files, threads, tls, env, cwd, ports, expectFail, readyTimeout})
+//       Writes `files` and the rendered config into a fresh temp dir, spawns
+//       `h2o-signaling -c <dir>/h2o.conf`, and resolves once every port the config
+//       used accepts TCP connections on 127.0.0.1. Resolves with
+//         {port, tlsPort, ports, url, httpsUrl, wsUrl, wssUrl, dir, file, root,
+//          cert, key, proc, pid, stdout(), stderr(), alive(), exited, stop(signal)}
+//       `stop(signal = 'SIGTERM', {timeout = 5000})` resolves with {code, signal,
+//       timedOut}: after `timeout` ms the process gets SIGKILL and timedOut is true.
+//       stop() is idempotent and never throws, so it belongs in t.after()/after().
+//       With `expectFail: true` it does not wait for readiness: it waits for the
+//       process to exit on its own and resolves with
+//         {code, signal, timedOut, stdout, stderr, file, dir, listening}
+//       (`listening`: a config port still accepted connections after the exit).
+//   runConfigTest(config, {files, tls, ports, cwd, env})
+//       `h2o-signaling -t -c FILE` -> {code, signal, timedOut, stdout, stderr, file, dir, ...}
+//   runBinary(args, {cwd, env, timeout}) -> {code, signal, timedOut, stdout, stderr}
+//   configErrors(stderr, file) -> [{line, text}]: the error lines that start with
+//       `FILE:LINE: ` (1-based LINE). libh2o's own format, `[FILE:LINE] in command
+//       X, ...`, does not count: the server replaces it, and the tests check that.
+//   freePorts(n), isListening(port), serverBinary(), REPO_ROOT
+//
+// The config is a string or a template function called with a context object:
+//   {port, tlsPort, ports[], dir, root, cert, key, threads}
+// `port`/`tlsPort` are ports[0]/ports[1]; `ports` has max(2, opts.ports) free ports.
+// Every port the template reads is taken to be one the server listens on and is
+// waited for (read them only for `listen:`). `dir` is the temp dir (also the
+// server's cwd unless `cwd` is given), `root` the repository root, `cert`/`key`
+// the paths from lib/tls.mjs when `tls: true`. `threads: N` prepends
+// `num-threads: N` to the config. `files` maps paths relative to `dir` to contents.
+//
+// The binary is $H2O_SIGNALING_BIN or <repo>/h2o-signaling. Any server process
+// still running when the test process exits gets SIGKILL; temp dirs are removed
+// at exit unless KEEP_TEST_TMP=1.
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { getTestCert } from './tls.mjs';
+import { withTimeout } from './wait.mjs';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const HOST = '127.0.0.1';
+const live = new Set(); // child processes not yet seen to exit
+const tempDirs = [];
+
+process.once('exit', () => {
+    for (const child of live) {
+        try {
+            child.kill('SIGKILL');
+        } catch {
+            /* already gone */
+        }
+    }
+    if (process.env.KEEP_TEST_TMP !== '1') {
+        for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+    }
+});
+for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, () => {
+        process.exit(128 + (sig === 'SIGINT' ? 2 : 15)); // runs the 'exit' cleanup above
+    });
+}
+
+/** Path of the server binary; throws a message saying how to build it when absent. */
+export function serverBinary() {
+    const bin = process.env.H2O_SIGNALING_BIN || join(REPO_ROOT, 'h2o-signaling');
+    if (!existsSync(bin)) {
+        throw new Error(
+            `server binary not found: ${bin} (build it with ./autogen.sh && ./configure && make at the repo root, ` +
+                'or set H2O_SIGNALING_BIN)',
+        );
+    }
+    return bin;
+}
+
+/** `n` distinct loopback ports that were free a moment ago (bound to port 0, then closed). */
+export async function freePorts(n = 1) {
+    const servers = [];
+    try {
+        for (let i = 0; i < n; i++) {
+            const srv = net.createServer();
+            servers.push(srv);
+            await new Promise((res, rej) => {
+                srv.once('error', rej);
+                srv.listen(0, HOST, res);
+            });
+        }
+        return servers.map((s) => s.address().port);
+    } finally {
+        await Promise.all(servers.map((s) => new Promise((res) => s.close(() => res()))));
+    }
+}
+
+/** True when 127.0.0.1:port completes a TCP handshake within `timeout` ms. */
+export function isListening(port, timeout = 1000) {
+    return new Promise((res) => {
+        const sock = net.connect({ port, host: HOST });
+        const done = (ok) => {
+            clearTimeout(timer);
+            sock.destroy();
+            res(ok);
+        };
+        const timer = setTimeout(() => done(false), timeout);
+        sock.once('connect', () => done(true));
+        sock.once('error', () => done(false));
+    });
+}
+
+/** Lines of `stderr` that start with `FILE:LINE: ` for config `file`, as [{line, text}] (1-based). */
+export function configErrors(stderr, file) {
+    const esc = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const re = new RegExp(`^${esc}:(\\d+): `);
+    const found = [];
+    for (const text of stderr.split('\n')) {
+        const m = re.exec(text);
+        if (m) found.push({ line: Number(m[1]), text });
+    }
+    return found;
+}
+
+/** Writes files and config into a fresh temp dir; returns the context and the ports the config used. */
+async function prepare({ config, files = {}, threads, tls = false, ports: nports = 2 }) {
+    const dir = mkdtempSync(join(tmpdir(), 'h2o-signaling-test-'));
+    tempDirs.push(dir);
+    for (const [rel, content] of Object.entries(files)) {
+        const path = join(dir, rel);
+        mkdirSync(dirname(path), { recursive: true });
+        writeFileSync(path, content);
+    }
+    const ports = await freePorts(Math.max(2, nports));
+    const used = new Set();
+    const portList = new Proxy(ports, {
+        get(target, prop, receiver) {
+            if (typeof prop === 'string' && /^\d+$/.test(prop) && Number(prop) < target.length) used.add(target[prop]);
+            return Reflect.get(target, prop, receiver);
+        },
+    });
+    const { cert, key } = tls ? await getTestCert() : {};
+    const ctx = {
+        get port() {
+            used.add(ports[0]);
+            return ports[0];
+        },
+        get tlsPort() {
+            used.add(ports[1]);
+            return ports[1];
+        },
+        ports: portList,
+        dir,
+        root: REPO_ROOT,
+        cert,
+        key,
+        threads,
+    };
+    let text = typeof config === 'function' ? config(ctx) : String(config ?? '');
+    if (threads !== undefined) text = `num-threads: ${threads}\n${text}`;
+    const file = join(dir, 'h2o.conf');
+    writeFileSync(file, text);
+    return { dir, file, text, ports, used: [...used], cert, key };
+}
+
+/** Spawns the binary with output captured; `exited` resolves with {code, signal} once it is gone. */
+function spawnServer(args, { cwd, env = {} }) {
+    const proc = spawn(serverBinary(), args, {
+        cwd,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    live.add(proc);
+    let out = '';
+    let err = '';
+    proc.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    let status;
+    const exited = new Promise((res) => {
+        proc.once('error', (e) => {
+            err += `\n[spawn error] ${e.message}`;
+            live.delete(proc);
+            status ??= { code: null, signal: null };
+            res(status);
+        });
+        // 'close' (not 'exit') so that stdout/stderr are complete when this resolves
+        proc.once('close', (code, signal) => {
+            live.delete(proc);
+            status ??= { code, signal };
+            res(status);
+        });
+    });
+    return { proc, exited, stdout: () => out, stderr: () => err, status: () => status };
+}
+
+/** Waits up to `ms` for the child to exit, SIGKILLing it after that; resolves {code, signal, timedOut}. */
+async function awaitExit(child, ms) {
+    try {
+        const st = await withTimeout(child.exited, ms, 'server exit');
+        return { ...st, timedOut: false };
+    } catch {
+        child.proc.kill('SIGKILL');
+        const st = await child.exited;
+        return { ...st, timedOut: true };
+    }
+}
+
+/** Runs the binary with `args` to completion (bounded by `timeout` ms). */
+export async function runBinary(args, { cwd = REPO_ROOT, env, timeout = 10000 } = {}) {
+    const child = spawnServer(args, { cwd, env });
+    const st = await awaitExit(child, timeout);
+    return { ...st, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+/** `h2o-signaling -t -c FILE` on a rendered config (string or template, as for startServer). */
+export async function runConfigTest(config, { files, tls, ports, cwd, env, timeout = 10000 } = {}) {
+    const prep = await prepare({ config, files, tls, ports });
+    const res = await runBinary(['-t', '-c', prep.file], { cwd: cwd ?? prep.dir, env, timeout });
+    return { ...res, file: prep.file, dir: prep.dir, config: prep.text, ports: prep.ports };
+}
+
+/** Starts the server on free loopback ports; see the top of this file. */
+export async function startServer(opts = {}) {
+    const { env, cwd, expectFail = false, readyTimeout = 10000, exitTimeout = 10000 } = opts;
+    const prep = await prepare(opts);
+    const child = spawnServer(['-c', prep.file], { cwd: cwd ?? prep.dir, env });
+
+    if (expectFail) {
+        const st = await awaitExit(child, exitTimeout);
+        const listening = (await Promise.all(prep.used.map((p) => isListening(p)))).some(Boolean);
+        return {
+            ...st,
+            listening,
+            stdout: child.stdout(),
+            stderr: child.stderr(),
+            file: prep.file,
+            dir: prep.dir,
+            config: prep.text,
+        };
+    }
+
+    const [port, tlsPort] = prep.ports;
+    const server = {
+        port,
+        tlsPort,
+        ports: prep.ports,
+        url: `http://${HOST}:${port}`,
+        httpsUrl: `https://${HOST}:${tlsPort}`,
+        wsUrl: `ws://${HOST}:${port}/WsService`,
+        wssUrl: `wss://${HOST}:${tlsPort}/WsService`,
+        dir: prep.dir,
+        file: prep.file,
+        config: prep.text,
+        root: REPO_ROOT,
+        cert: prep.cert,
+        key: prep.key,
+        proc: child.proc,
+        pid: child.proc.pid,
+        exited: child.exited,
+        stdout: child.stdout,
+        stderr: child.stderr,
+        alive: () => child.status() === undefined,
+        async stop(signal = 'SIGTERM', { timeout = 5000 } = {}) {
+            if (child.status() !== undefined) return { ...child.status(), timedOut: false };
+            child.proc.kill(signal);
+            return awaitExit(child, timeout);
+        },
+    };
+
+    if (prep.used.length === 0) {
+        await server.stop('SIGKILL');
+        throw new Error('the config template used no port (use ctx.port / ctx.tlsPort / ctx.ports[i] in listen:)');
+    }
+
+    // Ready = every used port accepts a connection. Fail early if the process exits.
+    const deadline = Date.now() + readyTimeout;
+    for (;;) {
+        if (child.status() !== undefined) {
+            const st = child.status();
+            throw new Error(
+                `h2o-signaling exited before listening (code ${st.code}, signal ${st.signal})\n` +
+                    `--- config ${prep.file}\n${prep.text}\n--- stderr\n${child.stderr()}`,
+            );
+        }
+        const up = await Promise.all(prep.used.map((p) => isListening(p, 500)));
+        if (up.every(Boolean)) return server;
+        if (Date.now() >= deadline) {
+            await server.stop('SIGKILL');
+            throw new Error(
+                `h2o-signaling did not listen on ${prep.used.join(', ')} within ${readyTimeout} ms\n` +
+                    `--- stderr\n${child.stderr()}`,
+            );
+        }
+        await Promise.race([child.exited, new Promise((r) => setTimeout(r, 25))]);
+    }
+}
