@@ -116,10 +116,14 @@ enum {
 };
 
 static const sig_str_t key_names[] = {
-    [F_SPONSOR_USER_ID] = SIG_STRLIT("sponsorUserId"), [F_SPONSOR_USER_NAME] = SIG_STRLIT("sponsorUserName"),
-    [F_RECEIVER_USER_ID] = SIG_STRLIT("receiverUserId"), [F_FIELD1] = SIG_STRLIT("field1"),
-    [F_FIELD2] = SIG_STRLIT("field2"), [F_FIELD3] = SIG_STRLIT("field3"),
-    [F_AUTH] = SIG_STRLIT("auth"), [F_TYPE] = SIG_STRLIT("type"),
+    [F_SPONSOR_USER_ID] = SIG_STRLIT("sponsorUserId"),
+    [F_SPONSOR_USER_NAME] = SIG_STRLIT("sponsorUserName"),
+    [F_RECEIVER_USER_ID] = SIG_STRLIT("receiverUserId"),
+    [F_FIELD1] = SIG_STRLIT("field1"),
+    [F_FIELD2] = SIG_STRLIT("field2"),
+    [F_FIELD3] = SIG_STRLIT("field3"),
+    [F_AUTH] = SIG_STRLIT("auth"),
+    [F_TYPE] = SIG_STRLIT("type"),
     [F_ID] = SIG_STRLIT("id"),
 };
 
@@ -134,12 +138,12 @@ struct st_slice_t {
 
 struct st_decoder_t {
     sig_buf_t *scratch;
-    size_t depth;      /* 0: outside the top value; 1: inside the top-level object; more: inside a value being skipped */
-    int key;           /* the field the next value at depth 1 belongs to */
-    int not_object;    /* the top-level value is not an object */
-    int type_bad;      /* "type" had a value of the wrong kind */
-    int field_bad;     /* another known field had a value of the wrong kind */
-    int type_state;    /* TYPE_*, last "type" wins */
+    size_t depth;   /* 0: outside the top value; 1: inside the top-level object; more: inside a value being skipped */
+    int key;        /* the field the next value at depth 1 belongs to */
+    int not_object; /* the top-level value is not an object */
+    int type_bad;   /* "type" had a value of the wrong kind */
+    int field_bad;  /* another known field had a value of the wrong kind */
+    int type_state; /* TYPE_*, last "type" wins */
     sig_msg_type_t type;
     unsigned present;
     struct st_slice_t text[NUM_TEXT_FIELDS];
@@ -332,8 +336,15 @@ static int cb_end_container(void *ctx)
 
 /* yajl_number takes precedence over yajl_integer/yajl_double: we get the text as written, never a lossy conversion */
 static const yajl_callbacks callbacks = {
-    cb_null, cb_boolean, NULL, NULL, cb_number, cb_string, cb_start_map, cb_map_key, cb_end_container, cb_start_array,
-    cb_end_container,
+    .yajl_null = cb_null,
+    .yajl_boolean = cb_boolean,
+    .yajl_number = cb_number,
+    .yajl_string = cb_string,
+    .yajl_start_map = cb_start_map,
+    .yajl_map_key = cb_map_key,
+    .yajl_end_map = cb_end_container,
+    .yajl_start_array = cb_start_array,
+    .yajl_end_array = cb_end_container,
 };
 
 static int check_user_id(const struct st_decoder_t *d, int field)
@@ -376,8 +387,12 @@ int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scra
     struct st_arena_t arena;
     yajl_alloc_funcs funcs = {arena_malloc, arena_realloc, arena_free, &arena};
     struct st_decoder_t d = {.scratch = scratch, .key = F_UNKNOWN, .type_state = TYPE_ABSENT};
-    sig_str_t *texts[NUM_TEXT_FIELDS] = {&msg->sponsor_user_id, &msg->sponsor_user_name, &msg->receiver_user_id,
-                                         &msg->field1,          &msg->field2,            &msg->field3,
+    sig_str_t *texts[NUM_TEXT_FIELDS] = {&msg->sponsor_user_id,
+                                         &msg->sponsor_user_name,
+                                         &msg->receiver_user_id,
+                                         &msg->field1,
+                                         &msg->field2,
+                                         &msg->field3,
                                          &msg->auth};
     yajl_handle parser;
     int ret, i;

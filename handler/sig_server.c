@@ -98,14 +98,15 @@ Exit:
 
 /* ---- binding ---- */
 
-static int open_listener(sig_listener_conf_t *l)
+/* Opens a listening socket; `reuseport` lets each thread have its own on the same address. */
+static int open_listener(sig_listener_conf_t *l, int reuseport)
 {
     int fd, on = 1;
 
     if ((fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP)) == -1)
         return -1;
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+        (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0))
         goto Error;
     /* an IPv6 wildcard must not also claim the IPv4 port, which has its own listener */
     if (l->addr.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)
@@ -158,7 +159,17 @@ int sig_server_bind(sig_server_t *server)
             l->hosts = server->globalconf.hosts; /* read after apply: registering hosts reallocates the array */
         l->fds = h2o_mem_alloc(sizeof(int) * server->num_threads);
         for (t = 0; t != server->num_threads; ++t) {
-            if ((l->fds[t] = open_listener(l)) == -1) {
+            /* SO_REUSEPORT would also let a second server (same user) share the port silently: a probe
+             * without it must bind first, so "address in use" is reported as it would be by h2o */
+            if (t == 0) {
+                int probe = open_listener(l, 0);
+                if (probe != -1)
+                    close(probe);
+                l->fds[t] = probe == -1 ? -1 : open_listener(l, 1);
+            } else {
+                l->fds[t] = open_listener(l, 1);
+            }
+            if (l->fds[t] == -1) {
                 char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
                 getnameinfo((struct sockaddr *)&l->addr, l->addrlen, host, sizeof(host), port, sizeof(port),
                             NI_NUMERICHOST | NI_NUMERICSERV);

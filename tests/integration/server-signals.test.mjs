@@ -36,6 +36,17 @@ hosts:
 
 const files = { 'www/index.html': INDEX_HTML };
 
+/** Asserts `st` (from srv.stop) is a clean exit: in time, code 0, no signal. `log`: the error-log, if any. */
+function assertCleanExit(st, srv, what, log) {
+    const logText = log && existsSync(log) ? `\n--- ${log}:\n${readFileSync(log, 'utf8')}` : '';
+    assert.equal(st.timedOut, false, `the server did not exit within ${SHUTDOWN_MS} ms of ${what}`);
+    assert.deepEqual(
+        { code: st.code, signal: st.signal },
+        { code: 0, signal: null },
+        `exit status after ${what}; server stderr:\n${srv.stderr()}${logText}`,
+    );
+}
+
 /**
  * Opens `n` ws clients (every fourth over wss) and one raw client, sends `signal`,
  * and checks every client gets close 1001 and the process exits 0 in time.
@@ -64,9 +75,7 @@ async function shutdownWithClients(t, { signal, threads, n }) {
     const rc = await rawClose;
     assert.equal(rc.closeFrame, true, 'the raw client gets a close frame, not just a TCP close');
     assert.equal(rc.code, 1001);
-    const st = await exit;
-    assert.equal(st.timedOut, false, `the server did not exit within ${SHUTDOWN_MS} ms of ${signal}`);
-    assert.deepEqual({ code: st.code, signal: st.signal }, { code: 0, signal: null }, `stderr:\n${srv.stderr()}`);
+    assertCleanExit(await exit, srv, signal);
 }
 
 test('SIGTERM: every WebSocket client gets 1001 and the process exits 0 (1 thread)', { timeout: 30000 }, (t) =>
@@ -84,9 +93,7 @@ test('SIGINT shuts down the same way as SIGTERM', { timeout: 30000 }, (t) =>
 test('SIGTERM on an idle server exits 0 and stops listening', { timeout: 30000 }, async (t) => {
     const srv = await startServer({ config: config(), tls: true, files });
     t.after(() => srv.stop('SIGKILL'));
-    const st = await srv.stop('SIGTERM', { timeout: SHUTDOWN_MS });
-    assert.equal(st.timedOut, false, 'exits in time');
-    assert.deepEqual({ code: st.code, signal: st.signal }, { code: 0, signal: null }, `stderr:\n${srv.stderr()}`);
+    assertCleanExit(await srv.stop('SIGTERM', { timeout: SHUTDOWN_MS }), srv, 'SIGTERM');
     await assert.rejects(httpRequest(`${srv.url}/`, { timeout: 1000 }), 'nothing answers after the exit');
 });
 
@@ -105,8 +112,7 @@ test('pid-file holds the server pid', { timeout: 30000 }, async (t) => {
     assert.equal(text.trim(), String(srv.pid));
     assert.match(text, /^\d+\n?$/, 'the file holds just the pid');
 
-    const st = await srv.stop('SIGTERM', { timeout: SHUTDOWN_MS });
-    assert.equal(st.code, 0);
+    assertCleanExit(await srv.stop('SIGTERM', { timeout: SHUTDOWN_MS }), srv, 'SIGTERM');
     assert.equal(existsSync(pidFile), false, 'a clean exit removes the pid file');
 });
 
@@ -129,8 +135,7 @@ test('SIGHUP does not stop the server: HTTP and open WebSockets keep working', {
     await ping(fresh);
     assert.ok(srv.alive(), `the server exited; stderr:\n${srv.stderr()}`);
 
-    const st = await srv.stop('SIGTERM', { timeout: SHUTDOWN_MS });
-    assert.deepEqual({ code: st.code, signal: st.signal }, { code: 0, signal: null });
+    assertCleanExit(await srv.stop('SIGTERM', { timeout: SHUTDOWN_MS }), srv, 'SIGHUP x3, then SIGTERM');
     assert.equal((await waitClose(ws)).code, 1001);
 });
 
@@ -167,6 +172,5 @@ hosts:
     assert.equal(statSync(rotated).size, rotatedSize, 'nothing more is written to the rotated file');
     assert.ok(srv.alive(), 'the server survives SIGHUP');
 
-    const st = await srv.stop('SIGTERM', { timeout: SHUTDOWN_MS });
-    assert.deepEqual({ code: st.code, signal: st.signal }, { code: 0, signal: null });
+    assertCleanExit(await srv.stop('SIGTERM', { timeout: SHUTDOWN_MS }), srv, 'SIGHUP, then SIGTERM', log);
 });

@@ -4,12 +4,14 @@
 // The level-1 JSON protocol itself is tested elsewhere.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import { httpRequest } from '../lib/http.mjs';
 import { OP, acceptFor, connectRaw, httpUpgrade } from '../lib/rawws.mjs';
 import { startServer } from '../lib/server.mjs';
+import { waitUntil } from '../lib/wait.mjs';
 import { closeAll, connect, ping, waitClose } from '../lib/wsclient.mjs';
 
 const INDEX_HTML = '<!doctype html><title>ws</title>\n';
@@ -146,5 +148,53 @@ describe('num-threads: 4 under concurrent load', { timeout: 60000 }, () => {
             assert.deepEqual(codes, Array(8).fill(1000));
         }
         assert.ok(srv.alive(), `the server exited; stderr:\n${srv.stderr()}`);
+    });
+});
+
+describe('server-level limits and privileges', { timeout: 30000 }, () => {
+    test('max-connections: 3 refuses a 4th connection, and accepts again once one closes', async (t) => {
+        const srv = await startServer({
+            config: (ctx) => `max-connections: 3\n${config(ctx)}`,
+            tls: true,
+            files: { 'www/index.html': INDEX_HTML },
+        });
+        t.after(() => srv.stop());
+        const sockets = [];
+        t.after(() => closeAll(sockets));
+        // the readiness probes may still hold a slot for a moment: retry each open
+        const open = () => waitUntil(() => connect(srv.wsUrl), { timeout: 5000, what: 'a WebSocket open' });
+        for (let i = 0; i < 3; i++) sockets.push(await open());
+        await Promise.all(sockets.map((ws) => ping(ws)));
+
+        await assert.rejects(connect(srv.wsUrl, { timeout: 2000 }), 'a 4th connection is refused');
+        await Promise.all(sockets.map((ws) => ping(ws))); // the three are unaffected
+
+        sockets[0].close(1000);
+        assert.equal((await waitClose(sockets[0])).code, 1000);
+        const again = await open();
+        sockets.push(again);
+        await ping(again);
+    });
+
+    test('user: nobody drops root privileges after binding', async (t) => {
+        if (process.getuid() !== 0) return t.skip('needs root');
+        const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
+        const srv = await startServer({
+            config: (ctx) => `user: nobody\n${config(ctx)}`,
+            tls: true,
+            files: { 'www/index.html': INDEX_HTML },
+        });
+        t.after(() => srv.stop());
+        // the listeners are bound before the privileges go: wait for the switch
+        const uids = () => {
+            const status = readFileSync(`/proc/${srv.pid}/status`, 'utf8');
+            const [real, effective, saved] = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status).slice(1).map(Number);
+            return { real, effective, saved };
+        };
+        await waitUntil(() => uids().effective !== 0, { timeout: 5000, what: 'the server to leave uid 0' }).catch(() => {});
+        assert.deepEqual(uids(), { real: nobody, effective: nobody, saved: nobody });
+        const ws = await connect(srv.wssUrl);
+        t.after(() => closeAll([ws]));
+        await ping(ws);
     });
 });

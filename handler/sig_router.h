@@ -1,0 +1,68 @@
+/*
+ * The router: who is where, and the one path a message takes to reach a user's connections,
+ * whether they live on this thread or another (later: another node).
+ *
+ * A router per `signaling: ON` path wraps that path's registry with a lock, because connections on
+ * every thread bind, unbind and look up concurrently. Delivery to another thread is a message on
+ * that thread's h2o_multithread queue carrying connection ids, never pointers: the owning thread
+ * looks each connection up again, and a connection that vanished meanwhile simply counts as not
+ * delivered. The router knows nothing of WebSockets: delivering to a local connection is a callback.
+ */
+#ifndef SIG_ROUTER_H
+#define SIG_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <h2o.h>
+#include "sig_common.h"
+#include "sig_registry.h"
+
+typedef struct st_sig_router_t sig_router_t;
+
+/**
+ * Delivers `payload` to connection `conn_id` of the calling thread. Returns 1 if it was queued for
+ * sending, 0 if the connection is gone or closing.
+ */
+typedef int (*sig_router_deliver_cb)(uint64_t conn_id, const char *payload, size_t len);
+
+/**
+ * The outcome of a dial whose delivery crossed threads, called on the dialing thread once every
+ * thread involved has answered: `delivered` connections took the message. `cookie` is the router's
+ * copy of the bytes given to sig_router_dial, valid during the call.
+ */
+typedef void (*sig_router_result_cb)(const void *cookie, size_t cookie_len, size_t delivered);
+
+/** Process-wide setup before any thread runs. */
+void sig_router_global_init(size_t num_threads, sig_router_deliver_cb deliver, sig_router_result_cb on_result);
+/** Registers the calling thread's receiver on its context's queue. */
+void sig_router_thread_init(h2o_context_t *ctx, uint32_t thread_index);
+/** Unregisters the calling thread's receiver. */
+void sig_router_thread_dispose(void);
+/** Process-wide teardown after every thread ended. */
+void sig_router_global_dispose(void);
+
+/** The calling thread's index (its sig_endpoint_t.thread). */
+uint32_t sig_router_thread_index(void);
+
+/** Creates the router of one path. */
+sig_router_t *sig_router_create(size_t max_conns_per_user);
+void sig_router_destroy(sig_router_t *router);
+
+/** sig_registry_bind under the router's lock (same contract). */
+int sig_router_bind(sig_router_t *router, sig_str_t user_id, sig_endpoint_t ep, sig_binding_t **binding);
+/** sig_registry_unbind under the router's lock. */
+void sig_router_unbind(sig_router_t *router, sig_binding_t **binding);
+
+/**
+ * Sends `payload` to every connection of `user_id`. Returns:
+ *   > 0                  that many connections took it (all on this thread);
+ *   SIG_ERR_PEER_OFFLINE the user has no connection;
+ *   SIG_ERR_PEER_GONE    every connection of the user was gone or closing;
+ *   0                    some connections are on other threads: the answer comes later through the
+ *                        result callback, with a copy of the `cookie` bytes (what the caller needs to
+ *                        answer then). Only this case copies them, so an immediate answer costs no malloc.
+ */
+int sig_router_dial(sig_router_t *router, sig_str_t user_id, const char *payload, size_t len, const void *cookie,
+                    size_t cookie_len);
+
+#endif
