@@ -1,6 +1,8 @@
 /*
  * TLS for `listen: {ssl: ...}`: an OpenSSL context per listener, HTTP/2 through ALPN.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -22,6 +24,17 @@ static void report_openssl_error(h2o_configurator_command_t *cmd, yoml_t *node, 
         ERR_error_string_n(e, reason, sizeof(reason));
     ERR_clear_error();
     h2o_configurator_errprintf(cmd, node, "%s `%s`: %s", what, path, reason);
+}
+
+static int file_is_readable(h2o_configurator_command_t *cmd, yoml_t *node)
+{
+    FILE *fp = fopen(node->data.scalar, "r");
+    if (fp == NULL) {
+        h2o_configurator_errprintf(cmd, node, "cannot open `%s`: %s", node->data.scalar, strerror(errno));
+        return 0;
+    }
+    fclose(fp);
+    return 1;
 }
 
 SSL_CTX *sig_tls_create_context(h2o_configurator_command_t *cmd, yoml_t *ssl_node)
@@ -70,6 +83,9 @@ SSL_CTX *sig_tls_create_context(h2o_configurator_command_t *cmd, yoml_t *ssl_nod
         min_version = tls_versions[i].version;
     }
 
+    /* OpenSSL says only "system lib" for a missing file: name the file and the reason first */
+    if (!file_is_readable(cmd, cert_node) || !file_is_readable(cmd, key_node))
+        return NULL;
     if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
         report_openssl_error(cmd, ssl_node, "cannot create a TLS context for", "ssl");
         return NULL;
