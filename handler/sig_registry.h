@@ -61,8 +61,9 @@ void sig_registry_destroy(sig_registry_t *reg);
 
 /**
  * Gives the connection `ep` the identity `user_id`. `*binding` is the connection's handle: NULL when unbound, set on
- * success. If `*binding` is already set, the same id is a no-op success and another id MOVES the connection (it
- * leaves its old user and joins the new one, in one step).
+ * success. If `*binding` is already set, the same id is a no-op success (the endpoint is not changed) and another id
+ * MOVES the connection (it leaves its old user, which is freed if it has no connection left, and joins the new one as
+ * its newest connection).
  * Returns 0 on success, or (leaving `*binding` and the registry unchanged):
  *   SIG_ERR_BAD_ID               `user_id` is empty or longer than SIG_USER_ID_MAX bytes;
  *   SIG_ERR_TOO_MANY_CONNECTIONS the user already has max_conns_per_user connections. Policy: the NEW connection is

@@ -43,7 +43,8 @@ struct st_sig_thread_t {
     h2o_multithread_receiver_t control; /* shutdown requests from thread 0 */
     size_t num_connections;             /* accepted sockets still open on this thread */
     int shutting_down;
-    int done; /* shutdown finished (or its grace period ran out): leave the loop */
+    int done;       /* shutdown finished (or its grace period ran out): leave the loop */
+    int loop_alive; /* the context is disposed but the loop still has to be closed */
     uint64_t shutdown_deadline;
     uv_timer_t shutdown_timer;
     uv_signal_t signals[3]; /* thread 0 only: SIGTERM, SIGINT, SIGHUP */
@@ -366,10 +367,11 @@ static void *run_thread(void *arg)
      * nothing to do, and h2o_context_dispose asserts every timeout list is empty */
     if (h2o_timeout_is_linked(&thread->ctx.http2._graceful_shutdown_timeout))
         h2o_timeout_unlink(&thread->ctx.http2._graceful_shutdown_timeout);
-    h2o_context_dispose(&thread->ctx);
-    uv_run(&thread->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
-    uv_loop_close(&thread->loop);
+    h2o_context_dispose(&thread->ctx); /* also runs the loop once, for the close callbacks */
     free(thread->listeners);
+    thread->loop_alive = 1;
+    /* the loop is closed in sig_server_dispose: handlers such as proxy.reverse.url keep a timer on the
+     * first context's loop until the configuration itself is disposed */
     return NULL;
 }
 
@@ -422,10 +424,17 @@ void sig_server_dispose(sig_server_t *server)
         free(l);
     }
     free(server->listeners.entries);
-    free(server->threads);
     free(server->pid_file);
     free(server->error_log);
     free(server->user);
-    sig_signaling_dispose();
     h2o_config_dispose(&server->globalconf);
+    sig_signaling_dispose();
+    for (i = 0; server->threads != NULL && i != server->num_threads; ++i) {
+        sig_thread_t *thread = server->threads + i;
+        if (thread->loop_alive) {
+            uv_run(&thread->loop, UV_RUN_NOWAIT); /* the close callbacks of what the config disposed */
+            uv_loop_close(&thread->loop);
+        }
+    }
+    free(server->threads);
 }

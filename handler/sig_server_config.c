@@ -131,10 +131,18 @@ static int on_config_listen(h2o_configurator_command_t *cmd, h2o_configurator_co
                                        listener->origin);
             goto Error;
         }
-        if (ctx->hostconf == NULL)
+        if (ctx->hostconf == NULL) {
+            /* a global listener serves every host: its host list is set once all hosts exist */
             listener->is_global = 1;
-        else
+            free(listener->hosts);
+            listener->hosts = NULL;
+        } else if (!listener->is_global) {
+            if (listener->hosts == NULL) {
+                listener->hosts = h2o_mem_alloc(sizeof(listener->hosts[0]));
+                listener->hosts[0] = NULL;
+            }
             h2o_append_to_null_terminated_list((void *)&listener->hosts, ctx->hostconf);
+        }
     }
     freeaddrinfo(res);
     return 0;

@@ -12,6 +12,9 @@ import { describe, test } from 'node:test';
 import { REPO_ROOT, configErrors, runBinary, runConfigTest, startServer } from '../lib/server.mjs';
 import { getTestCert } from '../lib/tls.mjs';
 
+/** How a run ended, for assertion messages. */
+const how = (r) => `code ${r.code}, signal ${r.signal}${r.timedOut ? ', timed out' : ''}; stderr:\n${r.stderr}`;
+
 const GOOD = ({ port, dir }) => `
 listen: {host: 127.0.0.1, port: ${port}}
 hosts:
@@ -26,14 +29,14 @@ hosts:
 describe('command line', () => {
     test('-v prints a version line naming h2o-signaling and exits 0', async () => {
         const r = await runBinary(['-v']);
-        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.code, 0, how(r));
         assert.match(r.stdout, /h2o-signaling/);
         assert.match(r.stdout.trim().split('\n')[0], /\d+\.\d+/, 'the version line has a version number');
     });
 
     test('-h prints usage naming -c and -t and exits 0', async () => {
         const r = await runBinary(['-h']);
-        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.code, 0, how(r));
         assert.match(r.stdout, /usage/i);
         assert.match(r.stdout, /-c\b/);
         assert.match(r.stdout, /-t\b/);
@@ -60,7 +63,7 @@ describe('command line', () => {
 describe('-t on good configs', () => {
     test('a minimal config is OK', async () => {
         const r = await runConfigTest(GOOD);
-        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.code, 0, how(r));
         assert.match(r.stdout, /configuration OK/);
     });
 
@@ -71,7 +74,7 @@ describe('-t on good configs', () => {
         t.after(() => blocker.close());
         const { port } = blocker.address();
         const r = await runConfigTest(({ dir }) => GOOD({ port, dir }));
-        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.code, 0, how(r));
         assert.match(r.stdout, /configuration OK/);
     });
 
@@ -107,7 +110,7 @@ hosts:
 `,
             { tls: true, ports: 3 },
         );
-        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.code, 0, how(r));
         assert.match(r.stdout, /configuration OK/);
         assert.equal(existsSync(join(r.dir, 'h2o.pid')), false, '-t writes no pid file');
     });
@@ -129,7 +132,13 @@ hosts:
         file.dir: ${dir}
      broken: [1, 2
 `,
-        line: null,
+        line: 'broken: [1, 2',
+        names: [],
+    },
+    {
+        name: 'empty file',
+        config: '',
+        line: 1,
         names: [],
     },
     {
@@ -298,6 +307,7 @@ describe('bad configs are refused with FILE:LINE: and the directive', () => {
             const r = await runConfigTest(bad.config, { tls });
             assert.equal(r.timedOut, false, '-t must not hang');
             assert.notEqual(r.code, 0, `-t exits non-zero; stdout: ${r.stdout}`);
+            assert.equal(r.signal, null, `-t ends by itself: ${how(r)}`);
             assert.doesNotMatch(r.stdout, /configuration OK/);
             assertConfigError(r, bad);
         });
@@ -306,7 +316,7 @@ describe('bad configs are refused with FILE:LINE: and the directive', () => {
             const r = await startServer({ config: bad.config, tls, expectFail: true });
             assert.equal(r.timedOut, false, `the server kept running on a bad config; stderr:\n${r.stderr}`);
             assert.notEqual(r.code, 0, 'exits non-zero');
-            assert.equal(r.signal, null, `exits by itself, not by signal ${r.signal}`);
+            assert.equal(r.signal, null, `exits by itself: ${how(r)}`);
             assert.equal(r.listening, false, 'nothing listens on the config ports afterwards');
             assertConfigError(r, bad);
         });
@@ -359,7 +369,8 @@ describe('every h2o-conf/*.conf passes -t', () => {
             const missing = (p) => !existsSync(isAbsolute(p) ? p : resolve(REPO_ROOT, p));
             if (/(certificate|key)-file:/.test(text)) {
                 const { cert, key } = await getTestCert();
-                text = text.replace(/^(\s*(?:-\s+)?)(certificate-file|key-file):\s*(["']?)([^"'\s#]+)\3/gm, (m, pre, k, q, p) => {
+                const directive = /^(\s*(?:-\s+)?)(certificate-file|key-file):\s*(["']?)([^"'\s#]+)\3/gm;
+                text = text.replace(directive, (m, pre, k, q, p) => {
                     if (!missing(p)) return m;
                     replaced.push(`${k} ${p}`);
                     return `${pre}${k}: ${k === 'key-file' ? key : cert}`;
@@ -374,7 +385,7 @@ describe('every h2o-conf/*.conf passes -t', () => {
             }
             const r = await runBinary(['-t', '-c', file], { cwd: REPO_ROOT });
             assert.equal(r.timedOut, false);
-            assert.equal(r.code, 0, `-t failed on ${name}:\n${r.stderr}`);
+            assert.equal(r.code, 0, `-t failed on ${name}: ${how(r)}`);
             assert.match(r.stdout, /configuration OK/);
         });
     }

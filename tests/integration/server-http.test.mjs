@@ -157,7 +157,24 @@ hosts:
     });
 });
 
-describe('listen inside a host', { timeout: 30000 }, () => {
+describe('listen forms', { timeout: 30000 }, () => {
+    test('`listen: PORT` (scalar, every address) serves on 127.0.0.1', async (t) => {
+        const srv = await startServer({
+            files: { 'www/index.html': INDEX_HTML },
+            config: ({ port, dir }) => `
+listen: ${port}
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: ${dir}/www
+`,
+        });
+        t.after(() => srv.stop());
+        const res = await httpRequest(`${srv.url}/`);
+        assert.deepEqual([res.status, res.text], [200, INDEX_HTML]);
+    });
+
     test('each host-level listener serves its own host', async (t) => {
         const srv = await startServer({
             files: { 'a/index.html': 'host A\n', 'b/index.html': 'host B\n' },

@@ -38,11 +38,12 @@ const files = { 'www/index.html': INDEX_HTML };
 
 /** Asserts `st` (from srv.stop) is a clean exit: in time, code 0, no signal. */
 function assertCleanExit(st, srv, what) {
-    assert.equal(st.timedOut, false, `the server did not exit within ${SHUTDOWN_MS} ms of ${what}`);
+    const stderr = `server stderr:\n${srv.stderr()}`;
+    assert.equal(st.timedOut, false, `the server did not exit within ${SHUTDOWN_MS} ms of ${what}; ${stderr}`);
     assert.deepEqual(
         { code: st.code, signal: st.signal },
         { code: 0, signal: null },
-        `exit status after ${what}; server stderr:\n${srv.stderr()}`,
+        `exit status after ${what}; ${stderr}`,
     );
 }
 
@@ -189,7 +190,7 @@ hosts:
 
     const res = await httpRequest(`${srv.url}/api/x`);
     assert.equal(res.status, 502, 'the dead upstream gives a 502');
-    await waitUntil(() => statSync(log).size > 0, { timeout: 5000, what: 'the proxy error to reach the new error.log' });
+    await waitUntil(() => statSync(log).size > 0, { timeout: 5000, what: 'the proxy error in the new error.log' });
     assert.equal(statSync(rotated).size, rotatedSize, 'nothing more is written to the rotated file');
     assert.ok(srv.alive(), 'the server survives SIGHUP');
 

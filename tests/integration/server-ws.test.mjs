@@ -191,7 +191,8 @@ describe('server-level limits and privileges', { timeout: 30000 }, () => {
             const [real, effective, saved] = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status).slice(1).map(Number);
             return { real, effective, saved };
         };
-        await waitUntil(() => uids().effective !== 0, { timeout: 5000, what: 'the server to leave uid 0' }).catch(() => {});
+        const what = 'the server to leave uid 0';
+        await waitUntil(() => uids().effective !== 0, { timeout: 5000, what }).catch(() => {}); // asserted below
         assert.deepEqual(uids(), { real: nobody, effective: nobody, saved: nobody });
         const ws = await connect(srv.wssUrl);
         t.after(() => closeAll([ws]));

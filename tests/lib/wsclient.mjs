@@ -32,7 +32,7 @@ function track(ws) {
     ws.on('close', (code, reason) => {
         box.closed = { code, reason: reason.toString('utf8') };
         for (const w of box.waiters.splice(0)) {
-            w.reject(new Error(`connection closed (${box.closed.code} ${box.closed.reason}) while waiting for a message`));
+            w.reject(new Error(`connection closed (${code} ${box.closed.reason}) while waiting for a message`));
         }
         for (const resolve of box.closeWaiters.splice(0)) resolve(box.closed);
     });
@@ -82,7 +82,8 @@ export function nextRaw(ws, timeout = 5000) {
     const box = inbox(ws);
     if (box.queue.length) return Promise.resolve(box.queue.shift());
     if (box.closed) {
-        return Promise.reject(new Error(`connection closed (${box.closed.code} ${box.closed.reason}), no message left`));
+        const { code, reason } = box.closed;
+        return Promise.reject(new Error(`connection closed (${code} ${reason}), no message left`));
     }
     let waiter;
     const p = new Promise((resolve, reject) => {
