@@ -78,6 +78,18 @@ int sig_server_configure(sig_server_t *server, const char *path, int dry_run)
     h2o_redirect_register_configurator(&server->globalconf);
     h2o_status_register_configurator(&server->globalconf);
     h2o_http2_debug_state_register_configurator(&server->globalconf);
+    /* text files are served as UTF-8 (stock h2o sends no charset); file.mime.* can still override */
+    {
+        static const char *const utf8_types[][2] = {{"html", "text/html; charset=utf-8"},
+                                                    {"htm", "text/html; charset=utf-8"},
+                                                    {"css", "text/css; charset=utf-8"},
+                                                    {"js", "application/javascript; charset=utf-8"},
+                                                    {"json", "application/json; charset=utf-8"},
+                                                    {"txt", "text/plain; charset=utf-8"}};
+        size_t i;
+        for (i = 0; i != sizeof(utf8_types) / sizeof(utf8_types[0]); ++i)
+            h2o_mimemap_define_mimetype(server->globalconf.mimemap, utf8_types[i][0], utf8_types[i][1], NULL);
+    }
     sig_server_register_configurator(server);
     sig_signaling_register_configurator(&server->globalconf);
 

@@ -27,20 +27,17 @@ typedef struct st_sig_session_t {
     sig_buf_t name;         /* sponsorUserName given at create_connect */
 } sig_session_t;
 
-/* Longest request "id" a dialing may carry (it is echoed, and kept while delivery crosses threads). */
-#define SIG_ID_ECHO_MAX 256
-
 /* What answering a dialing later needs (the router keeps a copy when delivery crosses threads):
- * the sender, then the request's id and the receiver id, packed. */
+ * the sender, then the request's id and the receiver id, packed after this header. */
 struct st_sig_pending_dial_t {
     uint64_t sender_conn_id;
-    uint32_t id_len, receiver_len;
-    char bytes[SIG_ID_ECHO_MAX + SIG_USER_ID_MAX];
+    size_t id_len;
 };
 
 static __thread struct {
     sig_buf_t scratch; /* decoded strings of the message being handled */
     sig_buf_t out;     /* the reply or push being encoded */
+    sig_buf_t cookie;  /* a st_sig_pending_dial_t being prepared */
 } tls;
 
 static void send_reply(sig_session_t *session, sig_buf_t *buf)
@@ -88,10 +85,6 @@ static void on_dialing(sig_session_t *session, const sig_msg_t *msg)
     struct st_sig_pending_dial_t pending;
     int result;
 
-    if (msg->id.len > SIG_ID_ECHO_MAX) {
-        reply_error(session, "dialing_response", SIG_ERR_BAD_FIELD, sig_str(NULL, 0));
-        return;
-    }
     if (session->binding == NULL) {
         reply_error(session, "dialing_response", SIG_ERR_NOT_REGISTERED, msg->id);
         return;
@@ -107,13 +100,14 @@ static void on_dialing(sig_session_t *session, const sig_msg_t *msg)
     sig_encode_called(&tls.out, self, name, msg->field1, msg->field2, msg->field3);
 
     pending.sender_conn_id = sig_ws_get_id(session->ws);
-    pending.id_len = (uint32_t)msg->id.len;
-    pending.receiver_len = (uint32_t)msg->receiver_user_id.len;
-    memcpy(pending.bytes, msg->id.base, msg->id.len);
-    memcpy(pending.bytes + msg->id.len, msg->receiver_user_id.base, msg->receiver_user_id.len);
+    pending.id_len = msg->id.len;
+    sig_buf_reset(&tls.cookie);
+    sig_buf_append(&tls.cookie, &pending, sizeof(pending));
+    sig_buf_append(&tls.cookie, msg->id.base, msg->id.len);
+    sig_buf_append(&tls.cookie, msg->receiver_user_id.base, msg->receiver_user_id.len);
 
-    result = sig_router_dial(session->handler->router, msg->receiver_user_id, tls.out.base, tls.out.len, &pending,
-                             offsetof(struct st_sig_pending_dial_t, bytes) + pending.id_len + pending.receiver_len);
+    result = sig_router_dial(session->handler->router, msg->receiver_user_id, tls.out.base, tls.out.len, tls.cookie.base,
+                             tls.cookie.len);
     sig_buf_reset(&tls.out);
     if (result != 0) /* else on_dial_result answers */
         answer_dial(session, msg->id, msg->receiver_user_id, result);
@@ -160,11 +154,14 @@ static int deliver_local(uint64_t conn_id, const char *payload, size_t len)
 
 static void on_dial_result(const void *cookie, size_t cookie_len, size_t delivered)
 {
-    const struct st_sig_pending_dial_t *pending = cookie;
-    sig_ws_conn_t *conn = sig_ws_find(pending->sender_conn_id);
-    if (conn != NULL) /* the sender may have left meanwhile */
-        answer_dial(sig_ws_get_data(conn), sig_str(pending->bytes, pending->id_len),
-                    sig_str(pending->bytes + pending->id_len, pending->receiver_len),
+    struct st_sig_pending_dial_t pending;
+    const char *bytes = (const char *)cookie + sizeof(pending);
+    sig_ws_conn_t *conn;
+
+    memcpy(&pending, cookie, sizeof(pending)); /* the router's copy need not be aligned for it */
+    if ((conn = sig_ws_find(pending.sender_conn_id)) != NULL) /* the sender may have left meanwhile */
+        answer_dial(sig_ws_get_data(conn), sig_str(bytes, pending.id_len),
+                    sig_str(bytes + pending.id_len, cookie_len - sizeof(pending) - pending.id_len),
                     delivered != 0 ? (int)delivered : SIG_ERR_PEER_GONE);
 }
 
@@ -221,6 +218,7 @@ void sig_signaling_thread_dispose(void)
     sig_ws_thread_dispose();
     sig_buf_dispose(&tls.scratch);
     sig_buf_dispose(&tls.out);
+    sig_buf_dispose(&tls.cookie);
 }
 
 void sig_signaling_dispose(void)

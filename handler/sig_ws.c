@@ -192,7 +192,7 @@ void sig_ws_close(sig_ws_conn_t *conn, uint16_t code, const char *reason)
 }
 
 /* A framing error wslay reports without a status code (bad length, oversized or fragmented control
- * frame): it queued an empty close frame. Send 1002 instead, so the peer learns why. */
+ * frame, a 1-byte close body): it queued an empty close frame. Send 1002 instead, so the peer learns why. */
 static void close_protocol_error(sig_ws_conn_t *conn)
 {
     uint8_t payload[2] = {SIG_WS_CLOSE_PROTOCOL_ERROR >> 8, SIG_WS_CLOSE_PROTOCOL_ERROR & 0xff};
@@ -253,6 +253,11 @@ static void on_msg_recv_callback(wslay_event_context_ptr ctx, const struct wslay
         }
         break;
     case WSLAY_CONNECTION_CLOSE:
+        /* a body must start with a 2-byte code (RFC 6455 5.5.1); wslay takes 1 byte as "no code" */
+        if (arg->msg_length == 1) {
+            close_protocol_error(conn);
+            break;
+        }
         /* wslay queued the echo of the peer's close; what remains is to write it */
         enter_closing(conn);
         break;

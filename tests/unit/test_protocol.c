@@ -658,6 +658,33 @@ static void test_error_table(void)
     is_str(sig_err_code(-1), "internal", "unknown values map to internal");
 }
 
+/* \u escapes that are half a surrogate pair: yajl would emit invalid UTF-8 or invent a character */
+static void test_decode_surrogates(void)
+{
+    static const char *const refused[] = {
+        "\"\\udc00\"",        /* lone low half */
+        "\"\\ude00x\"",       /* lone low half, then text */
+        "\"\\ud83dx\"",       /* high half, then text */
+        "\"end\\ud800\"",     /* high half at the end */
+        "\"\\ud83d\\u0041\"", /* high half, then a non-surrogate escape */
+        "\"\\ud83d\\ud83d\"", /* two high halves */
+        "\"\\ud83d\\n\"",    /* high half, then another kind of escape */
+    };
+    char json[256];
+    size_t i;
+
+    for (i = 0; i != sizeof(refused) / sizeof(refused[0]); ++i) {
+        snprintf(json, sizeof(json), "{\"type\":\"dialing\",\"receiverUserId\":\"1\",\"field1\":%s,\"id\":3}", refused[i]);
+        is_int(decode(json), SIG_ERR_BAD_JSON, "field1 %s is refused", refused[i]);
+        is_int(msg.id.len, 0, "... and no id is echoed (it could be what holds the half pair)");
+    }
+    is_int(decode("{\"type\":\"dialing\",\"receiverUserId\":\"1\",\"field1\":\"\\ud83d\\ude00\"}"), 0, "a paired surrogate is fine");
+    is_field(msg.field1, "\xf0\x9f\x98\x80", "... and decodes to U+1F600");
+    is_int(decode("{\"type\":\"dialing\",\"receiverUserId\":\"1\",\"field1\":\"\\\\udc00\"}"), 0,
+           "an escaped backslash before `udc00` is plain text");
+    is_field(msg.field1, "\\udc00", "... kept as written");
+}
+
 int main(void)
 {
     test_decode_protocol_examples();
@@ -668,6 +695,7 @@ int main(void)
     test_decode_errors();
     test_decode_id_lengths();
     test_decode_deep_nesting();
+    test_decode_surrogates();
     test_scratch();
     test_encode_examples();
     test_escaping();
