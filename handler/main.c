@@ -69,6 +69,7 @@ int main(int argc, char **argv)
     if (sig_server_configure(&server, config_file, test_only) != 0) {
         if (test_only)
             printf("%s: configuration test failed\n", config_file);
+        sig_server_dispose(&server);
         return 1;
     }
     if (test_only) {
@@ -76,8 +77,10 @@ int main(int argc, char **argv)
         sig_server_dispose(&server);
         return 0;
     }
-    if (sig_server_bind(&server) != 0)
+    if (sig_server_bind(&server) != 0) {
+        sig_server_dispose(&server);
         return 1;
+    }
     status = sig_server_run(&server);
     if (!server.unclean_exit)
         sig_server_dispose(&server);

@@ -543,9 +543,11 @@ void sig_ws_thread_dispose(void)
     for (i = 0; i != thread.timeouts.size; ++i) {
         h2o_timeout_dispose(thread.ctx->loop, &thread.timeouts.entries[i]->ping_interval);
         h2o_timeout_dispose(thread.ctx->loop, &thread.timeouts.entries[i]->ping_timeout);
-        free(thread.timeouts.entries[i]);
     }
+    /* the handles above live inside `thread` and the timeout sets: let the loop finish closing them first */
+    uv_run(thread.ctx->loop, UV_RUN_NOWAIT);
+    for (i = 0; i != thread.timeouts.size; ++i)
+        free(thread.timeouts.entries[i]);
     free(thread.timeouts.entries);
     free(thread.slots.entries);
-    /* the handles above close on the loop's next run: `thread` must stay intact until then */
 }

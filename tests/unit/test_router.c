@@ -1,0 +1,75 @@
+/*
+ * test_router.c: the router's answers on one thread, with a scripted local delivery: who is
+ * offline (no connection), gone (every connection refused the message) or reached, and how many.
+ * Cross-thread delivery runs in tests/integration/signaling-threads.test.mjs.
+ */
+#include <string.h>
+#include "sig_router.h"
+#include "tap.h"
+
+static int deliver_ok[16];  /* per conn_id: does the connection take messages? */
+static int delivered_to[16];
+static char last_payload[64];
+
+static int deliver(uint64_t conn_id, const char *payload, size_t len)
+{
+    if (!deliver_ok[conn_id])
+        return 0;
+    ++delivered_to[conn_id];
+    snprintf(last_payload, sizeof(last_payload), "%.*s", (int)len, payload);
+    return 1;
+}
+
+static void on_result(const void *cookie, size_t cookie_len, size_t delivered)
+{
+    ok(0, "no dial on one thread is answered later");
+}
+
+static sig_endpoint_t ep(uint64_t conn_id)
+{
+    sig_endpoint_t e = {0, conn_id};
+    return e;
+}
+
+int main(void)
+{
+    sig_router_t *router;
+    sig_binding_t *a = NULL, *b1 = NULL, *b2 = NULL, *c = NULL;
+
+    sig_router_global_init(1, deliver, on_result);
+    router = sig_router_create(2);
+
+    is_int(sig_router_dial(router, SIG_STRLIT("2211"), "x", 1, NULL, 0), SIG_ERR_PEER_OFFLINE, "nobody registered: peer_offline");
+
+    is_int(sig_router_bind(router, SIG_STRLIT("1122"), ep(1), &a), 0, "1122 binds");
+    is_int(sig_router_bind(router, SIG_STRLIT("2211"), ep(2), &b1), 0, "2211 binds its phone");
+    is_int(sig_router_bind(router, SIG_STRLIT("2211"), ep(3), &b2), 0, "2211 binds its browser");
+    is_int(sig_router_bind(router, SIG_STRLIT("2211"), ep(4), &c), SIG_ERR_TOO_MANY_CONNECTIONS, "a third device is refused");
+
+    deliver_ok[2] = deliver_ok[3] = 1;
+    is_int(sig_router_dial(router, SIG_STRLIT("2211"), "hello", 5, NULL, 0), 2, "both devices take it");
+    ok(delivered_to[2] == 1 && delivered_to[3] == 1, "each device got it once");
+    is_str(last_payload, "hello", "the payload arrives as given");
+
+    deliver_ok[2] = 0;
+    is_int(sig_router_dial(router, SIG_STRLIT("2211"), "x", 1, NULL, 0), 1, "one device closing: delivered 1");
+    deliver_ok[3] = 0;
+    is_int(sig_router_dial(router, SIG_STRLIT("2211"), "x", 1, NULL, 0), SIG_ERR_PEER_GONE,
+           "every device gone or closing: peer_gone");
+
+    sig_router_unbind(router, &b1);
+    sig_router_unbind(router, &b2);
+    ok(b1 == NULL && b2 == NULL, "unbind clears the handles");
+    is_int(sig_router_dial(router, SIG_STRLIT("2211"), "x", 1, NULL, 0), SIG_ERR_PEER_OFFLINE, "after both closed: peer_offline");
+    sig_router_unbind(router, &b1); /* the close path calls it unconditionally */
+
+    is_int(sig_router_bind(router, SIG_STRLIT("9"), ep(1), &a), 0, "1122 moves to 9");
+    deliver_ok[1] = 1;
+    is_int(sig_router_dial(router, SIG_STRLIT("1122"), "x", 1, NULL, 0), SIG_ERR_PEER_OFFLINE, "the old id is offline");
+    is_int(sig_router_dial(router, SIG_STRLIT("9"), "x", 1, NULL, 0), 1, "the new id is reached");
+    sig_router_unbind(router, &a);
+
+    sig_router_destroy(router);
+    sig_router_global_dispose();
+    return done_testing();
+}
