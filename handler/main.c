@@ -35,8 +35,8 @@ int main(int argc, char **argv)
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     const char *config_file = SIG_DEFAULT_CONFIG;
-    int opt, test_only = 0, status;
-    sig_server_t server;
+    int opt, test_only = 0;
+    static sig_server_t server; /* static: reachable until exit (see the end of main) */
 
     while ((opt = getopt_long(argc, argv, "c:tvh", longopts, NULL)) != -1) {
         switch (opt) {
@@ -81,8 +81,8 @@ int main(int argc, char **argv)
         sig_server_dispose(&server);
         return 1;
     }
-    status = sig_server_run(&server);
-    if (!server.unclean_exit)
-        sig_server_dispose(&server);
-    return status;
+    /* After a run the configuration is not disposed, as h2o's own server does not: libh2o 2.2.5 frees the
+     * proxy's socket pool while its timer is still closing on a thread's loop. Everything stays reachable
+     * from `server` until the process exits. */
+    return sig_server_run(&server);
 }

@@ -43,8 +43,7 @@ struct st_sig_thread_t {
     h2o_multithread_receiver_t control; /* shutdown requests from thread 0 */
     size_t num_connections;             /* accepted sockets still open on this thread */
     int shutting_down;
-    int done;       /* shutdown finished (or its grace period ran out): leave the loop */
-    int loop_alive; /* the context is disposed but the loop still has to be closed */
+    int done; /* shutdown finished (or its grace period ran out): leave the loop */
     uint64_t shutdown_deadline;
     uv_timer_t shutdown_timer;
     uv_signal_t signals[3]; /* thread 0 only: SIGTERM, SIGINT, SIGHUP */
@@ -111,7 +110,7 @@ Exit:
 
 /* ---- binding ---- */
 
-/* Opens a listening socket; `reuseport` lets each thread have its own on the same address. */
+/* Opens a socket bound to the listener's address; `reuseport` lets each thread have its own. */
 static int open_listener(sig_listener_conf_t *l, int reuseport)
 {
     int fd, on = 1;
@@ -124,7 +123,9 @@ static int open_listener(sig_listener_conf_t *l, int reuseport)
     /* an IPv6 wildcard must not also claim the IPv4 port, which has its own listener */
     if (l->addr.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0)
         goto Error;
-    if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) != 0 || listen(fd, SOMAXCONN) != 0)
+    /* bound only: each thread starts listening on its own (uv_listen), so the port accepts nothing
+     * before a thread is there to serve it */
+    if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) != 0)
         goto Error;
     return fd;
 Error: {
@@ -330,7 +331,15 @@ static void *run_thread(void *arg)
     uv_timer_init(&thread->loop, &thread->shutdown_timer);
     thread->shutdown_timer.data = thread;
     sig_signaling_thread_init(&thread->ctx, thread->index);
-    /* no thread may receive a message (shutdown, delivery) before every thread has registered its receivers */
+    if (thread->index == 0) {
+        for (i = 0; i != sizeof(signums) / sizeof(signums[0]); ++i) {
+            uv_signal_init(&thread->loop, thread->signals + i);
+            thread->signals[i].data = thread;
+            uv_signal_start(thread->signals + i, on_signal, signums[i]);
+        }
+    }
+    /* no thread may receive a message (shutdown, delivery), nor a client connect, before every thread
+     * has registered its receivers and thread 0 its signal handlers (SIGTERM's default would kill us) */
     pthread_barrier_wait(&server->startup_barrier);
 
     thread->listeners = h2o_mem_alloc(sizeof(*thread->listeners) * server->listeners.size);
@@ -347,13 +356,6 @@ static void *run_thread(void *arg)
         conf->fds[thread->index] = -1; /* owned by the handle now */
         uv_listen((uv_stream_t *)&listener->tcp, SOMAXCONN, on_connection);
     }
-    if (thread->index == 0) {
-        for (i = 0; i != sizeof(signums) / sizeof(signums[0]); ++i) {
-            uv_signal_init(&thread->loop, thread->signals + i);
-            thread->signals[i].data = thread;
-            uv_signal_start(thread->signals + i, on_signal, signums[i]);
-        }
-    }
 
     while (!thread->done) {
         uv_run(&thread->loop, UV_RUN_ONCE);
@@ -365,7 +367,6 @@ static void *run_thread(void *arg)
         /* the grace period ran out with clients still attached: leave their memory to the process exit */
         fprintf(stderr, "h2o-signaling: thread %zu: %zu connection(s) still open after %d ms, exiting anyway\n", thread->index,
                 thread->num_connections, SIG_SHUTDOWN_GRACE_MS);
-        server->unclean_exit = 1;
         return NULL;
     }
     if (thread->index == 0) {
@@ -381,9 +382,8 @@ static void *run_thread(void *arg)
         h2o_timeout_unlink(&thread->ctx.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&thread->ctx); /* also runs the loop once, for the close callbacks */
     free(thread->listeners);
-    thread->loop_alive = 1;
-    /* the loop is closed in sig_server_dispose: handlers such as proxy.reverse.url keep a timer on the
-     * first context's loop until the configuration itself is disposed */
+    /* the loop is left open: handlers such as proxy.reverse.url keep a timer on the first context's loop
+     * for as long as the configuration lives, which is until the process exits */
     return NULL;
 }
 
@@ -441,12 +441,5 @@ void sig_server_dispose(sig_server_t *server)
     free(server->user);
     h2o_config_dispose(&server->globalconf);
     sig_signaling_dispose();
-    for (i = 0; server->threads != NULL && i != server->num_threads; ++i) {
-        sig_thread_t *thread = server->threads + i;
-        if (thread->loop_alive) {
-            uv_run(&thread->loop, UV_RUN_NOWAIT); /* the close callbacks of what the config disposed */
-            uv_loop_close(&thread->loop);
-        }
-    }
     free(server->threads);
 }

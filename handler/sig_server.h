@@ -39,7 +39,6 @@ typedef struct st_sig_server_t {
     /* runtime */
     sig_thread_t *threads;
     pthread_barrier_t startup_barrier;
-    volatile int unclean_exit;    /* a thread gave up waiting for its connections at shutdown */
     volatile int num_connections; /* accepted sockets open in the whole process (atomic) */
 } sig_server_t;
 
@@ -68,7 +67,8 @@ int sig_server_bind(sig_server_t *server);
 /** Runs the threads until SIGTERM/SIGINT and the graceful shutdown finish. Returns the exit status. */
 int sig_server_run(sig_server_t *server);
 
-/** Releases what configure and bind acquired (skip it after an unclean exit: threads may still own memory). */
+/** Releases what configure and bind acquired; for a server that never ran (after sig_server_run the
+ * configuration lives until the process exits, as in h2o). */
 void sig_server_dispose(sig_server_t *server);
 
 #endif

@@ -186,7 +186,9 @@ describe('max-queued-bytes: clients that stop reading', { timeout: 120000 }, () 
             t.diagnostic(
                 `refused after ${sent} dialings (${pairRounds} pair rounds); RSS ${rssBefore} -> ${rssAfter} kB`,
             );
-            assert.ok(rssAfter - rssBefore < RSS_BUDGET_KB, `RSS grew by ${rssAfter - rssBefore} kB`);
+            // under `make check-valgrind` the process's RSS is valgrind's shadow memory, not the server's
+            if (!process.env.VALGRIND_LOG_DIR)
+                assert.ok(rssAfter - rssBefore < RSS_BUDGET_KB, `RSS grew by ${rssAfter - rssBefore} kB`);
 
             // the pair still works, and the slow reader, once it reads again, finds a 1008 or the end
             assert.equal(await dial(c, { receiverUserId: eId, id: 'last' }), dialingOkText('last', eId, 1));
@@ -270,7 +272,9 @@ describe('max-queued-bytes: clients that stop reading', { timeout: 120000 }, () 
             }
             const rssAfter = rssKb(srv.pid);
             t.diagnostic(`wrote ${written} bytes of requests; RSS ${rssBefore} -> ${rssAfter} kB`);
-            assert.ok(rssAfter - rssBefore < RSS_BUDGET_KB, `RSS grew by ${rssAfter - rssBefore} kB`);
+            // under `make check-valgrind` the process's RSS is valgrind's shadow memory, not the server's
+            if (!process.env.VALGRIND_LOG_DIR)
+                assert.ok(rssAfter - rssBefore < RSS_BUDGET_KB, `RSS grew by ${rssAfter - rssBefore} kB`);
 
             flood.socket.resume();
             const res = await flood.waitClose(15000).catch((err) => ({ error: err.message }));
