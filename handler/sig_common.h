@@ -68,6 +68,10 @@ static inline int sig_str_eq(sig_str_t a, sig_str_t b)
     X(PEER_OFFLINE, -202, "peer_offline", "对方未建立链接")                                                                \
     X(PEER_GONE, -203, "peer_gone", "对方意外断开连接")                                                                    \
     X(TOO_MANY_CONNECTIONS, -204, "too_many_connections", "this user has too many connections")                            \
+    X(AUTH_REQUIRED, -205, "auth_required", "a token is required: send it in auth")                                        \
+    X(AUTH_INVALID, -206, "auth_invalid", "the token is not valid")                                                        \
+    X(AUTH_EXPIRED, -207, "auth_expired", "the token has expired")                                                         \
+    X(RATE_LIMITED, -208, "rate_limited", "too many messages: slow down")                                                  \
     X(UNSUPPORTED_DATA, -300, "unsupported_data", "binary messages are not supported")                                     \
     X(MESSAGE_TOO_LARGE, -301, "message_too_large", "message is too large")                                                \
     X(BAD_UTF8, -302, "bad_utf8", "message is not valid UTF-8")                                                            \

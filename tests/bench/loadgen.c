@@ -1,0 +1,1120 @@
+/*
+ * loadgen.c: load generator for the /WsService level-1 protocol (docs/protocol.md), and for a raw TCP echo.
+ *
+ * One thread, epoll, non-blocking sockets. A real WebSocket client: HTTP/1.1 upgrade with a random key, the 101 and
+ * its Sec-WebSocket-Accept checked, every frame masked with a random mask, server frames parsed (16/64-bit lengths,
+ * fragments), pings answered. Writes are batched: frames are appended to a per-connection buffer and each dirty
+ * connection gets one write() per epoll turn.
+ *
+ * Workloads (--workload):
+ *   routed  P pairs (--pairs), each connection registered (create_connect with "id", ack awaited), then ping-pong:
+ *           both ends of a pair send K dials (--inflight) to each other, and every `called` a connection receives
+ *           from its partner makes it send one dial back, so 2K messages per pair are always in flight. field1
+ *           carries the send time ("t=<ns>;" + padding to --payload bytes): latency is send -> partner's receipt.
+ *           --rate R paces R dials/s in total instead (busy-polling the next send time, no ping-pong).
+ *   echo    the same shape against a raw TCP echo server (tests/bench/peers/tcp-echo.c): 2P connections, fixed-size
+ *           messages as long as a routed dialing frame on the wire, K in flight each (or --rate).
+ *   idle    N registered connections (--conns); server RSS and kernel TCP memory before and after, per connection.
+ *   churn   C concurrent loops (--conns) of connect + upgrade + create_connect (ack awaited) + close handshake.
+ *
+ * Figures: server CPU comes from /proc/PID/stat (utime+stime) of --server-pid at the start and end of the measured
+ * window; the generator's own CPU from getrusage. A saturation run in which the generator used more than 90% of its
+ * core is marked client_limited=1: its throughput says more about the generator than about the server.
+ * Output: a human-readable block and one `RESULT key=value ...` line per run. Exit status 0 only if the run completed
+ * without any error (error replies, failed handshakes, connections lost) and delivered something.
+ *
+ * Always bounded: every phase has a deadline, and only loopback addresses (127.0.0.0/8) are accepted.
+ * Build: cc -O2 -Wall -Wextra -o loadgen loadgen.c $(pkg-config --cflags --libs libcrypto)
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define MAX_FRAME (16u << 20)     /* a larger server frame is a protocol error here */
+#define MAX_PENDING_CONNECTS 256  /* connections between connect() and registration, at most */
+#define SETUP_TIMEOUT_NS (30 * NS) /* connecting and registering everyone (idle: scaled with N) */
+#define CHURN_CYCLE_TIMEOUT_NS (5 * NS)
+#define RATE_MAX_OUTSTANDING 256 /* paced sends per connection not yet delivered before a send is skipped */
+#define MAX_ERRORS_SHOWN 5
+#define NS 1000000000ull
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * Small helpers: time, random numbers, growable buffers, errors
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rng_state; /* xorshift64*, seeded from getrandom: masks need not be cryptographic */
+
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("loadgen: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+typedef struct {
+    char *base;
+    size_t off, len, cap; /* bytes [off, len) are live: consumed from the front, appended at the back */
+} buf_t;
+
+/** Makes room for `n` more bytes at the end; returns where they go. */
+static char *buf_reserve(buf_t *b, size_t n)
+{
+    if (b->off != 0 && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->cap - b->len < n) {
+        if (b->off != 0) { /* slide the live bytes to the front before growing */
+            memmove(b->base, b->base + b->off, b->len - b->off);
+            b->len -= b->off;
+            b->off = 0;
+        }
+        while (b->cap - b->len < n)
+            b->cap = b->cap != 0 ? b->cap * 2 : 4096;
+        if ((b->base = realloc(b->base, b->cap)) == NULL)
+            die("out of memory");
+    }
+    return b->base + b->len;
+}
+
+static void buf_consume(buf_t *b, size_t n)
+{
+    b->off += n;
+    if (b->off == b->len)
+        b->off = b->len = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * Latency histogram, log-linear like HdrHistogram: values in ns, exact below 128, then 64 buckets per power of two,
+ * so every bucket is within 1/64 (< 1.6%) of its value. Percentiles report a bucket's upper bound.
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+#define HIST_SUB 128
+#define HIST_HALF (HIST_SUB / 2)
+#define HIST_N (HIST_SUB + 57 * HIST_HALF)
+
+typedef struct {
+    uint64_t count[HIST_N];
+    uint64_t total, max;
+} hist_t;
+
+static unsigned hist_index(uint64_t v)
+{
+    unsigned shift;
+    if (v < HIST_SUB)
+        return (unsigned)v;
+    shift = (unsigned)(63 - __builtin_clzll(v)) - 6; /* >= 1: keeps v >> shift in [64, 128) */
+    return HIST_SUB + (shift - 1) * HIST_HALF + (unsigned)((v >> shift) - HIST_HALF);
+}
+
+/** The largest value that falls into bucket `i`. */
+static uint64_t hist_upper(unsigned i)
+{
+    unsigned shift;
+    if (i < HIST_SUB)
+        return i;
+    shift = (i - HIST_SUB) / HIST_HALF + 1;
+    return (((uint64_t)((i - HIST_SUB) % HIST_HALF + HIST_HALF + 1)) << shift) - 1;
+}
+
+static void hist_add(hist_t *h, uint64_t v)
+{
+    h->count[hist_index(v)]++;
+    h->total++;
+    if (v > h->max)
+        h->max = v;
+}
+
+/** Value at quantile q (0..1) in microseconds; 0 when empty. */
+static double hist_quantile_us(const hist_t *h, double q)
+{
+    uint64_t want = (uint64_t)(q * (double)h->total + 0.999999), seen = 0;
+    unsigned i;
+    if (h->total == 0)
+        return 0;
+    if (want == 0)
+        want = 1;
+    for (i = 0; i != HIST_N; ++i)
+        if ((seen += h->count[i]) >= want)
+            break;
+    return (double)(hist_upper(i) < h->max ? hist_upper(i) : h->max) / 1e3;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * Options and global state
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+enum workload { W_ROUTED, W_ECHO, W_IDLE, W_CHURN };
+static const char *const workload_names[] = {"routed", "echo", "idle", "churn"};
+
+static struct {
+    const char *host, *path, *label;
+    int port, pairs, inflight, conns, payload, server_pid;
+    enum workload workload;
+    double duration, warmup, rate;
+    uint64_t count;
+} opt = {"127.0.0.1", "/WsService", NULL, 0, 50, 1, -1, 100, 0, W_ROUTED, 5, 1, 0, 0};
+
+enum conn_state { S_CLOSED, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING };
+
+typedef struct conn {
+    int fd, idx;
+    enum conn_state state;
+    int ready;          /* registered (WebSocket) or connected (echo) */
+    int dirty, want_out; /* in the flush list this turn; EPOLLOUT armed for a partial write */
+    buf_t in, out, msg;  /* bytes read, bytes to write, a fragmented message being assembled */
+    char accept[32];     /* the Sec-WebSocket-Accept the server must send */
+    uint64_t cycle_start; /* churn: when this cycle began */
+    uint64_t sent;        /* rate mode: messages this connection sent; its partner's `received` trails it */
+    uint64_t received;
+    struct conn *next_dirty;
+} conn_t;
+
+static struct {
+    int ep;
+    struct sockaddr_in addr;
+    conn_t *conns;
+    int nconns;                 /* slots in use: 2P, N or C */
+    int opened, pending, ready; /* connections started, started but not ready, ready */
+    conn_t *dirty;
+    uint64_t user_seq;   /* churn: a new user id per cycle */
+    int measuring;       /* inside the measured window */
+    int started;         /* traffic started (routed/echo) */
+    size_t echo_size;    /* bytes per echo message */
+    uint64_t delivered;  /* messages (routed/echo) or cycles (churn) counted in the window */
+    uint64_t errors, skipped;
+    uint64_t rate_next, rate_interval; /* paced mode: when the next send is due, ns between sends */
+    int rate_rr;
+    hist_t hist;
+} g;
+
+static void report_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void report_error(const char *fmt, ...)
+{
+    va_list ap;
+    if (g.errors++ < MAX_ERRORS_SHOWN) {
+        va_start(ap, fmt);
+        fputs("loadgen: error: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * Measuring the server and ourselves
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+/** utime+stime of the server process in microseconds (all its threads), or -1 without --server-pid. */
+static double server_cpu_us(void)
+{
+    char path[64], text[1024], *p;
+    unsigned long long utime, stime;
+    FILE *f;
+    size_t n;
+    int i;
+
+    if (opt.server_pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/stat", opt.server_pid);
+    if ((f = fopen(path, "r")) == NULL)
+        die("cannot read %s: %s", path, strerror(errno));
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    if ((p = strrchr(text, ')')) == NULL) /* the command name may hold spaces: fields start after it */
+        die("cannot parse %s", path);
+    for (i = 0; i < 11; ++i) /* from field 3 (state) to field 14 (utime) */
+        if ((p = strchr(p + 1, ' ')) == NULL)
+            die("cannot parse %s", path);
+    if (sscanf(p, " %llu %llu", &utime, &stime) != 2)
+        die("cannot parse %s", path);
+    return (double)(utime + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/** One "Key: value" number from a /proc text file (VmRSS in kB, ...), or -1. */
+static long proc_field(const char *path, const char *key)
+{
+    char line[256];
+    long v = -1;
+    size_t klen = strlen(key);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            v = strtol(line + klen + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static long server_rss_kb(void)
+{
+    char path[64];
+    if (opt.server_pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", opt.server_pid);
+    return proc_field(path, "VmRSS");
+}
+
+/** Kernel memory of all TCP sockets (both ends of every loopback connection), in kB: /proc/net/sockstat `mem` pages. */
+static long tcp_mem_kb(void)
+{
+    char line[256];
+    long pages = -1;
+    FILE *f = fopen("/proc/net/sockstat", "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *m;
+        if (strncmp(line, "TCP:", 4) == 0 && (m = strstr(line, " mem ")) != NULL)
+            pages = strtol(m + 5, NULL, 10);
+    }
+    fclose(f);
+    return pages < 0 ? -1 : pages * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static double self_cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * Sockets and the write batching
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+static void conn_close(conn_t *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd); /* also leaves the epoll set */
+        c->fd = -1;
+    }
+    if (c->state != S_CLOSED && !c->ready)
+        g.pending--;
+    if (c->ready)
+        g.ready--;
+    c->state = S_CLOSED;
+    c->ready = 0;
+    c->in.off = c->in.len = c->out.off = c->out.len = c->msg.off = c->msg.len = 0;
+}
+
+/** Marks `c` for the flush at the end of this epoll turn. */
+static void conn_mark_dirty(conn_t *c)
+{
+    if (!c->dirty) {
+        c->dirty = 1;
+        c->next_dirty = g.dirty;
+        g.dirty = c;
+    }
+}
+
+static void conn_set_events(conn_t *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    if (epoll_ctl(g.ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        die("epoll_ctl: %s", strerror(errno));
+}
+
+/** One write of everything queued for `c`; the rest waits for EPOLLOUT. Returns -1 if the connection failed. */
+static int conn_flush(conn_t *c)
+{
+    ssize_t n;
+    if (c->fd < 0 || c->out.len == c->out.off)
+        return 0;
+    n = write(c->fd, c->out.base + c->out.off, c->out.len - c->out.off);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        report_error("conn %d: write: %s", c->idx, strerror(errno));
+        conn_close(c);
+        return -1;
+    }
+    if (n > 0)
+        buf_consume(&c->out, (size_t)n);
+    if ((c->out.len != c->out.off) != c->want_out) {
+        c->want_out = c->out.len != c->out.off;
+        conn_set_events(c, EPOLLIN | (c->want_out ? EPOLLOUT : 0));
+    }
+    return 0;
+}
+
+static void flush_dirty(void)
+{
+    while (g.dirty != NULL) {
+        conn_t *c = g.dirty;
+        g.dirty = c->next_dirty;
+        c->dirty = 0;
+        conn_flush(c);
+    }
+}
+
+/** Starts a non-blocking connect for slot `c`; the rest happens in on_connected(). */
+static void conn_open(conn_t *c)
+{
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+    int one = 1;
+
+    if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        die("socket: %s (raise the fd limit or lower --conns)", strerror(errno));
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(c->fd, (struct sockaddr *)&g.addr, sizeof(g.addr)) != 0 && errno != EINPROGRESS)
+        die("connect to %s:%d: %s", opt.host, opt.port, strerror(errno));
+    if (epoll_ctl(g.ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+        die("epoll_ctl: %s", strerror(errno));
+    c->state = S_CONNECTING;
+    c->want_out = 0;
+    c->cycle_start = now_ns();
+    g.pending++;
+    g.opened++;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * WebSocket framing (client side: every frame masked)
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
+
+/** Appends one masked frame with `len` bytes of `payload` to c's output. */
+static void ws_queue_frame(conn_t *c, int opcode, const void *payload, size_t len)
+{
+    unsigned char *p = (unsigned char *)buf_reserve(&c->out, len + 14), *start = p, mask[4];
+    uint32_t m = (uint32_t)rng_next();
+    size_t i;
+
+    *p++ = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        *p++ = (unsigned char)(0x80 | len);
+    } else if (len < 65536) {
+        *p++ = 0x80 | 126;
+        *p++ = (unsigned char)(len >> 8);
+        *p++ = (unsigned char)len;
+    } else {
+        *p++ = 0x80 | 127;
+        for (i = 0; i < 8; ++i)
+            *p++ = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    }
+    memcpy(mask, &m, 4);
+    memcpy(p, mask, 4);
+    p += 4;
+    for (i = 0; i < len; ++i)
+        p[i] = ((const unsigned char *)payload)[i] ^ mask[i & 3];
+    c->out.len += (size_t)(p - start) + len;
+    conn_mark_dirty(c);
+}
+
+static void ws_queue_text(conn_t *c, const char *text, size_t len)
+{
+    ws_queue_frame(c, OP_TEXT, text, len);
+}
+
+/** Sends the upgrade request with a fresh random key and remembers the accept value the server must answer. */
+static void ws_send_upgrade(conn_t *c)
+{
+    unsigned char raw[16], digest[EVP_MAX_MD_SIZE];
+    char key[32], keyguid[96], req[512];
+    unsigned dlen;
+    int n;
+
+    if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
+        die("getrandom: %s", strerror(errno));
+    EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
+    snprintf(keyguid, sizeof(keyguid), "%s%s", key, WS_GUID);
+    if (!EVP_Digest(keyguid, strlen(keyguid), digest, &dlen, EVP_sha1(), NULL))
+        die("EVP_Digest(sha1) failed");
+    EVP_EncodeBlock((unsigned char *)c->accept, digest, (int)dlen);
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 opt.path, opt.host, opt.port, key);
+    memcpy(buf_reserve(&c->out, (size_t)n), req, (size_t)n);
+    c->out.len += (size_t)n;
+    conn_mark_dirty(c);
+}
+
+/** Checks the response head in c->in: 0 when complete and valid (consumed), 1 when incomplete, -1 when refused. */
+static int ws_check_upgrade(conn_t *c)
+{
+    char *head = c->in.base + c->in.off, *end, *line;
+    size_t avail = c->in.len - c->in.off;
+    int accepted = 0;
+
+    if ((end = memmem(head, avail, "\r\n\r\n", 4)) == NULL)
+        return avail > 8192 ? -1 : 1;
+    *end = '\0';
+    if (strncmp(head, "HTTP/1.1 101", 12) != 0) {
+        report_error("conn %d: upgrade refused: %.60s", c->idx, head);
+        return -1;
+    }
+    for (line = strstr(head, "\r\n"); line != NULL; line = strstr(line, "\r\n")) {
+        line += 2;
+        if (strncasecmp(line, "Sec-WebSocket-Accept:", 21) == 0) {
+            char *v = line + 21;
+            size_t vlen;
+            while (*v == ' ' || *v == '\t')
+                ++v;
+            vlen = strcspn(v, " \t\r");
+            accepted = vlen == strlen(c->accept) && memcmp(v, c->accept, vlen) == 0;
+        }
+    }
+    if (!accepted) {
+        report_error("conn %d: missing or wrong Sec-WebSocket-Accept", c->idx);
+        return -1;
+    }
+    buf_consume(&c->in, (size_t)(end + 4 - head));
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * The level-1 protocol: what each workload sends, and what it does with what arrives
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+static conn_t *partner_of(conn_t *c)
+{
+    return &g.conns[c->idx ^ 1];
+}
+
+static void send_create_connect(conn_t *c)
+{
+    char text[160];
+    int n;
+    if (opt.workload == W_ROUTED)
+        n = snprintf(text, sizeof(text), "{\"type\":\"create_connect\",\"sponsorUserId\":\"u%d\",\"sponsorUserName\":\"n\",\"id\":1}",
+                     c->idx);
+    else /* idle and churn: a user of its own per connection, a fresh one per churn cycle */
+        n = snprintf(text, sizeof(text), "{\"type\":\"create_connect\",\"sponsorUserId\":\"%c%" PRIu64 "\",\"sponsorUserName\":\"n\",\"id\":1}",
+                     opt.workload == W_IDLE ? 'i' : 'c', ++g.user_seq);
+    ws_queue_text(c, text, (size_t)n);
+}
+
+/** Writes the dialing text c sends to its partner, stamped with `t`; returns its length. */
+static size_t format_dial(char *text, size_t size, const conn_t *c, uint64_t t)
+{
+    int n = snprintf(text, size, "{\"type\":\"dialing\",\"receiverUserId\":\"u%d\",\"field1\":\"t=%020" PRIu64 ";",
+                     c->idx ^ 1, t);
+    int pad = opt.payload - 23; /* "t=" + 20 digits + ";" */
+    if (pad > 0) {
+        memset(text + n, 'x', (size_t)pad);
+        n += pad;
+    }
+    memcpy(text + n, "\"}", 3);
+    return (size_t)n + 2;
+}
+
+/** One message from c to its partner, stamped with `t` (the send time, or the scheduled one when paced). */
+static void send_one(conn_t *c, uint64_t t)
+{
+    char text[8192];
+    c->sent++;
+    if (opt.workload == W_ECHO) {
+        memset(text, 'e', g.echo_size);
+        memcpy(text, &t, sizeof(t));
+        memcpy(buf_reserve(&c->out, g.echo_size), text, g.echo_size);
+        c->out.len += g.echo_size;
+        conn_mark_dirty(c);
+    } else {
+        ws_queue_text(c, text, format_dial(text, sizeof(text), c, t));
+    }
+}
+
+/** A message sent at `t` arrived at c: count it and, unless paced, answer with the next one. */
+static void on_delivered(conn_t *c, uint64_t t)
+{
+    uint64_t now = now_ns();
+    c->received++;
+    if (g.measuring) {
+        g.delivered++;
+        hist_add(&g.hist, now > t ? now - t : 0);
+    }
+    if (opt.rate == 0)
+        send_one(c, now); /* routed: c answers the partner the message came from; echo: c sends again */
+}
+
+/** Finds "key": in a reply and returns where its value starts. The server's replies are flat and known; not a parser. */
+static const char *json_value(const char *s, size_t len, const char *key)
+{
+    char quoted[40];
+    const char *p, *end = s + len;
+    int n = snprintf(quoted, sizeof(quoted), "\"%s\"", key);
+    if ((p = memmem(s, len, quoted, (size_t)n)) == NULL)
+        return NULL;
+    for (p += n; p < end && (*p == ' ' || *p == ':'); ++p)
+        ;
+    return p < end ? p : NULL;
+}
+
+static int value_is(const char *v, const char *s, size_t len, const char *lit)
+{
+    size_t n = strlen(lit);
+    return v != NULL && (size_t)(s + len - v) >= n && memcmp(v, lit, n) == 0;
+}
+
+static void on_ready(conn_t *c)
+{
+    c->ready = 1;
+    g.pending--;
+    g.ready++;
+}
+
+/** One complete text message from the server. */
+static void on_text(conn_t *c, const char *s, size_t len)
+{
+    const char *type = json_value(s, len, "type");
+
+    if (value_is(type, s, len, "\"called\"")) {
+        const char *f1 = json_value(s, len, "field1");
+        if (opt.workload != W_ROUTED || !value_is(f1, s, len, "\"t=")) {
+            report_error("conn %d: unexpected called: %.*s", c->idx, (int)(len < 200 ? len : 200), s);
+            return;
+        }
+        on_delivered(c, strtoull(f1 + 3, NULL, 10));
+    } else if (value_is(type, s, len, "\"create_connect_response\"") &&
+               value_is(json_value(s, len, "ok"), s, len, "true")) {
+        if (c->ready)
+            return;
+        on_ready(c);
+        if (opt.workload == W_CHURN) { /* registered: the cycle ends with the close handshake */
+            unsigned char code[2] = {1000 >> 8, 1000 & 0xff};
+            ws_queue_frame(c, OP_CLOSE, code, 2);
+            c->state = S_CLOSING;
+        }
+    } else {
+        report_error("conn %d: server says: %.*s", c->idx, (int)(len < 200 ? len : 200), s);
+    }
+}
+
+/** The end of a churn cycle (or a failure): counts it and starts the next one in the same slot. */
+static void churn_next(conn_t *c, int ok)
+{
+    conn_close(c);
+    if (ok && g.measuring)
+        g.delivered++;
+    conn_open(c);
+}
+
+/** Parses every complete frame in c->in. Returns -1 if the connection is gone. */
+static int ws_read_frames(conn_t *c)
+{
+    for (;;) {
+        unsigned char *p = (unsigned char *)c->in.base + c->in.off;
+        size_t avail = c->in.len - c->in.off, hdr = 2, i;
+        uint64_t len;
+        int fin, op;
+
+        if (avail < 2)
+            return 0;
+        fin = p[0] & 0x80;
+        op = p[0] & 0x0f;
+        len = p[1] & 0x7f;
+        if (len == 126) {
+            if (avail < 4)
+                return 0;
+            len = (uint64_t)p[2] << 8 | p[3];
+            hdr = 4;
+        } else if (len == 127) {
+            if (avail < 10)
+                return 0;
+            for (len = 0, i = 0; i < 8; ++i)
+                len = len << 8 | p[2 + i];
+            hdr = 10;
+        }
+        if (p[1] & 0x80) /* servers must not mask; unmask anyway */
+            hdr += 4;
+        if (len > MAX_FRAME) {
+            report_error("conn %d: server frame of %" PRIu64 " bytes", c->idx, len);
+            goto Fail;
+        }
+        if (avail < hdr + len)
+            return 0;
+        if (p[1] & 0x80)
+            for (i = 0; i < len; ++i)
+                p[hdr + i] ^= p[hdr - 4 + (i & 3)];
+        p += hdr;
+        buf_consume(&c->in, hdr + (size_t)len); /* the bytes stay in place until the next read */
+
+        switch (op) {
+        case OP_PING:
+            ws_queue_frame(c, OP_PONG, p, (size_t)len);
+            break;
+        case OP_PONG:
+            break;
+        case OP_CLOSE:
+            if (c->state == S_CLOSING) { /* our close answered: the server closes TCP first (RFC 6455 7.1.1) */
+                c->state = S_CLOSING;
+                break;
+            }
+            report_error("conn %d: server closed the WebSocket (code %d)", c->idx, len >= 2 ? p[0] << 8 | p[1] : 1005);
+            goto Fail;
+        case OP_TEXT:
+        case OP_BINARY:
+        case OP_CONT:
+            if (fin && op != OP_CONT && c->msg.len == 0) {
+                on_text(c, (const char *)p, (size_t)len);
+            } else {
+                memcpy(buf_reserve(&c->msg, (size_t)len), p, (size_t)len);
+                c->msg.len += (size_t)len;
+                if (fin) {
+                    on_text(c, c->msg.base, c->msg.len);
+                    c->msg.off = c->msg.len = 0;
+                }
+            }
+            break;
+        default:
+            report_error("conn %d: unknown opcode %d", c->idx, op);
+            goto Fail;
+        }
+        if (c->fd < 0)
+            return -1;
+    }
+Fail:
+    if (opt.workload == W_CHURN)
+        churn_next(c, 0);
+    else
+        conn_close(c);
+    return -1;
+}
+
+/** Echo: every echo_size bytes are one message back. */
+static void echo_read(conn_t *c)
+{
+    while (c->in.len - c->in.off >= g.echo_size) {
+        uint64_t t;
+        memcpy(&t, c->in.base + c->in.off, sizeof(t));
+        buf_consume(&c->in, g.echo_size);
+        on_delivered(c, t);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * The event loop
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+static void on_connected(conn_t *c)
+{
+    int err = 0;
+    socklen_t elen = sizeof(err);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+    if (err != 0) {
+        report_error("conn %d: connect: %s", c->idx, strerror(err));
+        if (opt.workload == W_CHURN)
+            churn_next(c, 0);
+        else
+            conn_close(c);
+        return;
+    }
+    conn_set_events(c, EPOLLIN);
+    if (opt.workload == W_ECHO) {
+        c->state = S_OPEN;
+        on_ready(c);
+    } else {
+        c->state = S_HANDSHAKE;
+        ws_send_upgrade(c);
+    }
+}
+
+static void on_readable(conn_t *c)
+{
+    ssize_t n = read(c->fd, buf_reserve(&c->in, 65536), 65536);
+
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (opt.workload == W_CHURN && c->state == S_CLOSING) { /* the server closed after the close handshake */
+            churn_next(c, 1);
+            return;
+        }
+        report_error("conn %d: server %s", c->idx, n == 0 ? "closed the connection" : strerror(errno));
+        if (opt.workload == W_CHURN)
+            churn_next(c, 0);
+        else
+            conn_close(c);
+        return;
+    }
+    c->in.len += (size_t)n;
+    if (opt.workload == W_ECHO) {
+        echo_read(c);
+        return;
+    }
+    if (c->state == S_HANDSHAKE) {
+        int r = ws_check_upgrade(c);
+        if (r > 0)
+            return;
+        if (r < 0) {
+            if (opt.workload == W_CHURN)
+                churn_next(c, 0);
+            else
+                conn_close(c);
+            return;
+        }
+        c->state = S_OPEN;
+        send_create_connect(c);
+    }
+    ws_read_frames(c);
+}
+
+/** Paced mode: sends every message due by now, round robin over the connections. */
+static void pace(uint64_t now)
+{
+    while (g.rate_next <= now) {
+        conn_t *c = &g.conns[g.rate_rr];
+        conn_t *to = opt.workload == W_ECHO ? c : partner_of(c);
+        g.rate_rr = (g.rate_rr + 1) % g.nconns;
+        if (c->fd >= 0 && c->sent - to->received < RATE_MAX_OUTSTANDING)
+            send_one(c, g.rate_next); /* stamped with the scheduled time: a late send counts against latency */
+        else
+            g.skipped++;
+        g.rate_next += g.rate_interval;
+    }
+}
+
+/** Runs the loop until `deadline` or until `until()` says so; busy-polls in paced mode. */
+static void run_loop(uint64_t deadline, int (*until)(void))
+{
+    struct epoll_event evs[512];
+    uint64_t last_scan = 0;
+
+    for (;;) {
+        uint64_t now = now_ns();
+        int i, n, timeout;
+
+        if (now >= deadline || (until != NULL && until()))
+            return;
+        /* keep MAX_PENDING_CONNECTS connections on their way until every slot is open (idle, routed, echo) */
+        while (opt.workload != W_CHURN && g.opened < g.nconns && g.pending < MAX_PENDING_CONNECTS)
+            conn_open(&g.conns[g.opened]);
+        if (opt.workload == W_CHURN && now - last_scan > NS / 10) { /* a cycle that hangs is an error */
+            last_scan = now;
+            for (i = 0; i < g.nconns; ++i)
+                if (now - g.conns[i].cycle_start > CHURN_CYCLE_TIMEOUT_NS) {
+                    report_error("conn %d: churn cycle took longer than %llu s (state %d)", i,
+                                 CHURN_CYCLE_TIMEOUT_NS / NS, g.conns[i].state);
+                    churn_next(&g.conns[i], 0);
+                }
+        }
+        timeout = opt.rate > 0 && g.started ? 0 : (int)((deadline - now) / 1000000 + 1);
+        if (timeout > 100)
+            timeout = 100;
+        if ((n = epoll_wait(g.ep, evs, 512, timeout)) < 0) {
+            if (errno == EINTR)
+                continue;
+            die("epoll_wait: %s", strerror(errno));
+        }
+        for (i = 0; i < n; ++i) {
+            conn_t *c = evs[i].data.ptr;
+            if (c->fd < 0)
+                continue;
+            if (c->state == S_CONNECTING) {
+                on_connected(c);
+                continue;
+            }
+            if ((evs[i].events & EPOLLOUT) && conn_flush(c) != 0)
+                continue;
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                on_readable(c);
+        }
+        if (opt.rate > 0 && g.started)
+            pace(now_ns());
+        flush_dirty();
+        if (g.errors > 1000)
+            die("too many errors (%" PRIu64 "), giving up", g.errors);
+    }
+}
+
+static int all_ready(void)
+{
+    return g.ready == g.nconns;
+}
+
+/** Every connection was started and is now either ready or lost. */
+static int setup_done(void)
+{
+    return g.opened == g.nconns && g.pending == 0;
+}
+
+static int count_reached(void)
+{
+    return opt.count != 0 && g.delivered >= opt.count;
+}
+
+static int any_lost(void)
+{
+    return g.opened == g.nconns && g.ready + g.pending < g.nconns;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * Workloads
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+static const char *label(void)
+{
+    return opt.label != NULL ? opt.label : "server";
+}
+
+/** routed, echo, churn: warmup, then the measured window; prints the figures. */
+static int run_traffic(void)
+{
+    uint64_t t0, t1, deadline;
+    double cpu0, cpu1, srv0, srv1, secs, client_pct, server_pct = -1, per = -1;
+    int limited, i;
+
+    if (opt.workload == W_CHURN) {
+        for (i = 0; i < g.nconns; ++i)
+            conn_open(&g.conns[i]);
+    } else {
+        run_loop(now_ns() + SETUP_TIMEOUT_NS, setup_done);
+        if (!all_ready())
+            die("only %d of %d connections %s within %llu s", g.ready, g.nconns,
+                opt.workload == W_ECHO ? "connected" : "registered", SETUP_TIMEOUT_NS / NS);
+        g.started = 1;
+        if (opt.rate > 0) {
+            g.rate_interval = (uint64_t)(1e9 / opt.rate);
+            g.rate_next = now_ns();
+        } else {
+            for (i = 0; i < g.nconns; ++i)
+                for (int k = 0; k < opt.inflight; ++k)
+                    send_one(&g.conns[i], now_ns());
+            flush_dirty();
+        }
+    }
+    run_loop(now_ns() + (uint64_t)(opt.warmup * 1e9), any_lost);
+
+    g.measuring = 1;
+    t0 = now_ns();
+    cpu0 = self_cpu_us();
+    srv0 = server_cpu_us();
+    deadline = t0 + (uint64_t)(opt.duration * 1e9);
+    run_loop(deadline, opt.count != 0 ? count_reached : any_lost);
+    t1 = now_ns();
+    cpu1 = self_cpu_us();
+    srv1 = server_cpu_us();
+    g.measuring = 0;
+
+    secs = (double)(t1 - t0) / 1e9;
+    client_pct = (cpu1 - cpu0) / 1e4 / secs;
+    if (srv0 >= 0) {
+        server_pct = (srv1 - srv0) / 1e4 / secs;
+        per = g.delivered != 0 ? (srv1 - srv0) / (double)g.delivered : -1;
+    }
+    /* paced runs busy-poll, so their CPU says nothing: they are judged by whether the rate was reached */
+    limited = opt.rate > 0 ? 0 : client_pct > 90;
+    if (any_lost())
+        report_error("%d of %d connections lost during the run", g.nconns - g.ready - g.pending, g.nconns);
+
+    if (opt.workload == W_CHURN) {
+        printf("loadgen churn -> %s:%d%s [%s]: %d concurrent loops, window %.2f s (warmup %.2f s)\n", opt.host, opt.port,
+               opt.path, label(), g.nconns, secs, opt.warmup);
+        printf("  cycles        %" PRIu64 "  (%.0f cycles/s)\n", g.delivered, (double)g.delivered / secs);
+        printf("  server CPU    %.1f %%  %.2f us/cycle\n", server_pct, per);
+        printf("  client CPU    %.1f %%%s\n  errors        %" PRIu64 "\n", client_pct, limited ? "  CLIENT-LIMITED" : "",
+               g.errors);
+        printf("RESULT workload=churn server=%s conns=%d secs=%.3f cycles=%" PRIu64 " cycles_per_s=%.1f "
+               "server_us_per_cycle=%.3f server_cpu_pct=%.1f client_cpu_pct=%.1f client_limited=%d errors=%" PRIu64 "\n",
+               label(), g.nconns, secs, g.delivered, (double)g.delivered / secs, per, server_pct, client_pct, limited,
+               g.errors);
+    } else {
+        double rate_got = (double)g.delivered / secs;
+        int rate_ok = opt.rate == 0 || (rate_got >= 0.95 * opt.rate && g.skipped == 0);
+        printf("loadgen %s -> %s:%d%s [%s]: %d %s, %s, %d-byte %s, window %.2f s (warmup %.2f s)\n",
+               workload_names[opt.workload], opt.host, opt.port, opt.workload == W_ECHO ? "" : opt.path, label(),
+               opt.workload == W_ECHO ? g.nconns : opt.pairs, opt.workload == W_ECHO ? "connections" : "pairs",
+               opt.rate > 0 ? "paced" : "ping-pong", opt.workload == W_ECHO ? (int)g.echo_size : opt.payload,
+               opt.workload == W_ECHO ? "messages" : "field1", secs, opt.warmup);
+        if (opt.rate > 0)
+            printf("  paced         %.0f msgs/s asked, %.0f delivered, %" PRIu64 " skipped%s\n", opt.rate, rate_got,
+                   g.skipped, rate_ok ? "" : "  RATE NOT REACHED");
+        else
+            printf("  in flight     %d per connection\n", opt.inflight);
+        printf("  delivered     %" PRIu64 " msgs  (%.0f msgs/s)\n", g.delivered, rate_got);
+        printf("  server CPU    %.1f %%  %.3f us/msg\n", server_pct, per);
+        printf("  latency us    p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", hist_quantile_us(&g.hist, 0.5),
+               hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3);
+        printf("  client CPU    %.1f %%%s\n  errors        %" PRIu64 "\n", client_pct,
+               opt.rate > 0 ? " (busy-polling)" : limited ? "  CLIENT-LIMITED" : "", g.errors);
+        printf("RESULT workload=%s server=%s pairs=%d inflight=%d rate=%.0f secs=%.3f delivered=%" PRIu64
+               " msgs_per_s=%.1f server_us_per_msg=%.3f server_cpu_pct=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
+               "max_us=%.1f client_cpu_pct=%.1f client_limited=%d rate_ok=%d errors=%" PRIu64 "\n",
+               workload_names[opt.workload], label(), opt.pairs, opt.inflight, opt.rate, secs, g.delivered, rate_got,
+               per, server_pct, hist_quantile_us(&g.hist, 0.5), hist_quantile_us(&g.hist, 0.99),
+               hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3, client_pct, limited, rate_ok, g.errors);
+    }
+    fflush(stdout);
+    return g.errors == 0 && g.delivered > 0 ? 0 : 1;
+}
+
+/** idle: N registered connections, memory before and after. */
+static int run_idle(void)
+{
+    long rss0 = server_rss_kb(), tcp0 = tcp_mem_kb(), rss1, tcp1;
+    uint64_t timeout = SETUP_TIMEOUT_NS + (uint64_t)g.nconns * 1000000; /* + 1 ms per connection */
+    double rss_per, tcp_per, secs;
+    uint64_t t0 = now_ns();
+
+    run_loop(t0 + timeout, setup_done);
+    secs = (double)(now_ns() - t0) / 1e9;
+    if (!all_ready())
+        report_error("only %d of %d connections registered within %.0f s", g.ready, g.nconns, (double)timeout / 1e9);
+    run_loop(now_ns() + (uint64_t)(opt.warmup * 1e9), NULL); /* let the server settle (answering pings meanwhile) */
+    rss1 = server_rss_kb();
+    tcp1 = tcp_mem_kb();
+    rss_per = g.ready != 0 && rss0 >= 0 ? (double)(rss1 - rss0) / g.ready : -1;
+    tcp_per = g.ready != 0 ? (double)(tcp1 - tcp0) / g.ready : -1;
+
+    printf("loadgen idle -> %s:%d%s [%s]: %d registered connections (%d asked) in %.2f s\n", opt.host, opt.port, opt.path,
+           label(), g.ready, g.nconns, secs);
+    printf("  server RSS    %ld kB -> %ld kB: %.2f kB per connection\n", rss0, rss1, rss_per);
+    printf("  kernel TCP    %ld kB -> %ld kB: %.2f kB per connection (both ends, all TCP sockets of the host)\n", tcp0,
+           tcp1, tcp_per);
+    printf("  errors        %" PRIu64 "\n", g.errors);
+    printf("RESULT workload=idle server=%s conns=%d connect_secs=%.3f rss_before_kb=%ld rss_after_kb=%ld "
+           "rss_kb_per_conn=%.3f kernel_tcp_kb_per_conn=%.3f errors=%" PRIu64 "\n",
+           label(), g.ready, secs, rss0, rss1, rss_per, tcp_per, g.errors);
+    fflush(stdout);
+    return g.errors == 0 && g.ready == g.nconns ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * main
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: loadgen --port PORT [options]\n"
+            "  --workload W      routed (default), echo, idle, churn\n"
+            "  --host ADDR       loopback IPv4 address of the server (default 127.0.0.1)\n"
+            "  --path PATH       WebSocket path (default /WsService)\n"
+            "  --label NAME      name of the server in the output (default \"server\")\n"
+            "  --server-pid PID  server process, for its CPU (/proc/PID/stat) and RSS\n"
+            "  --pairs P         routed/echo: P pairs, 2P connections (default 50)\n"
+            "  --inflight K      routed/echo: messages in flight per connection (default 1)\n"
+            "  --rate R          routed/echo: pace R messages/s in total instead of ping-pong\n"
+            "  --payload B       routed: field1 bytes (default 100, min 23); echo: message size follows it\n"
+            "  --conns N         idle: connections (default 1000); churn: concurrent loops (default 16)\n"
+            "  --warmup S        seconds before the window (default 1); idle: settle time before measuring\n"
+            "  --duration S      measured seconds (default 5)\n"
+            "  --count N         routed/echo/churn: end the window after N messages or cycles\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"host", required_argument, NULL, 'h'},       {"port", required_argument, NULL, 'p'},
+        {"path", required_argument, NULL, 'P'},       {"workload", required_argument, NULL, 'w'},
+        {"pairs", required_argument, NULL, 'n'},      {"inflight", required_argument, NULL, 'k'},
+        {"duration", required_argument, NULL, 'd'},   {"warmup", required_argument, NULL, 'W'},
+        {"rate", required_argument, NULL, 'r'},       {"conns", required_argument, NULL, 'c'},
+        {"server-pid", required_argument, NULL, 's'}, {"payload", required_argument, NULL, 'b'},
+        {"count", required_argument, NULL, 'C'},      {"label", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, '?'},             {NULL, 0, NULL, 0}};
+    struct rlimit rl = {0, 0};
+    int ch, i;
+
+    while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'h': opt.host = optarg; break;
+        case 'p': opt.port = atoi(optarg); break;
+        case 'P': opt.path = optarg; break;
+        case 'w':
+            for (i = 0; i < 4 && strcmp(optarg, workload_names[i]) != 0; ++i)
+                ;
+            if (i == 4)
+                die("unknown workload %s", optarg);
+            opt.workload = (enum workload)i;
+            break;
+        case 'n': opt.pairs = atoi(optarg); break;
+        case 'k': opt.inflight = atoi(optarg); break;
+        case 'd': opt.duration = atof(optarg); break;
+        case 'W': opt.warmup = atof(optarg); break;
+        case 'r': opt.rate = atof(optarg); break;
+        case 'c': opt.conns = atoi(optarg); break;
+        case 's': opt.server_pid = atoi(optarg); break;
+        case 'b': opt.payload = atoi(optarg); break;
+        case 'C': opt.count = strtoull(optarg, NULL, 10); break;
+        case 'l': opt.label = optarg; break;
+        default: usage(ch == '?' && optopt == 0 ? stdout : stderr); return ch == '?' && optopt == 0 ? 0 : 2;
+        }
+    }
+    if (optind != argc || opt.port <= 0 || opt.port > 65535) {
+        usage(stderr);
+        return 2;
+    }
+    /* bounded always: loopback only, and every count and time has a ceiling */
+    g.addr.sin_family = AF_INET;
+    g.addr.sin_port = htons((uint16_t)opt.port);
+    if (inet_pton(AF_INET, opt.host, &g.addr.sin_addr) != 1 || (ntohl(g.addr.sin_addr.s_addr) >> 24) != 127)
+        die("--host must be a loopback IPv4 address (127.0.0.0/8), not %s", opt.host);
+    if (opt.pairs < 1 || opt.pairs > 5000 || opt.inflight < 1 || opt.inflight > 1000 || opt.duration <= 0 ||
+        opt.duration > 3600 || opt.warmup < 0 || opt.warmup > 600 || opt.rate < 0 || opt.rate > 1e7 || opt.payload < 23 ||
+        opt.payload > 4000)
+        die("an option is out of range (pairs 1..5000, inflight 1..1000, duration 0..3600 s, warmup 0..600 s, "
+            "rate 0..1e7, payload 23..4000)");
+    if (opt.conns < 0)
+        opt.conns = opt.workload == W_CHURN ? 16 : 1000;
+    if (opt.conns < 1 || opt.conns > 100000)
+        die("--conns must be 1..100000");
+
+    /* as many descriptors as the hard limit allows */
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        die("getrlimit: %s", strerror(errno));
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrandom(&rng_state, sizeof(rng_state), 0) != sizeof(rng_state) || rng_state == 0)
+        rng_state = now_ns() | 1;
+    if ((g.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        die("epoll_create1: %s", strerror(errno));
+
+    g.nconns = opt.workload == W_IDLE || opt.workload == W_CHURN ? opt.conns : 2 * opt.pairs;
+    if ((rlim_t)g.nconns + 16 > rl.rlim_max)
+        die("%d connections need more descriptors than the hard limit (%llu)", g.nconns, (unsigned long long)rl.rlim_max);
+    if ((g.conns = calloc((size_t)g.nconns, sizeof(*g.conns))) == NULL)
+        die("out of memory");
+    for (i = 0; i < g.nconns; ++i) {
+        g.conns[i].fd = -1;
+        g.conns[i].idx = i;
+    }
+    if (opt.workload == W_ECHO) { /* as long as a routed dialing frame on the wire: 2-4 header + 4 mask + text */
+        char text[8192];
+        size_t n = format_dial(text, sizeof(text), &g.conns[0], 0);
+        g.echo_size = n + (n < 126 ? 2 : 4) + 4;
+    }
+    return opt.workload == W_IDLE ? run_idle() : run_traffic();
+}
