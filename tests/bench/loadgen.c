@@ -312,6 +312,12 @@ static long tcp_mem_kb(void)
     return pages < 0 ? -1 : pages * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/** Kernel slab memory of the whole host in kB (/proc/meminfo Slab): where socket structures live. */
+static long slab_kb(void)
+{
+    return proc_field("/proc/meminfo", "Slab");
+}
+
 static double self_cpu_us(void)
 {
     struct rusage ru;
@@ -981,9 +987,9 @@ static int run_traffic(void)
 /** idle: N registered connections, memory before and after. */
 static int run_idle(void)
 {
-    long rss0 = server_rss_kb(), tcp0 = tcp_mem_kb(), rss1, tcp1;
+    long rss0 = server_rss_kb(), tcp0 = tcp_mem_kb(), slab0 = slab_kb(), rss1, tcp1, slab1;
     uint64_t timeout = SETUP_TIMEOUT_NS + (uint64_t)g.nconns * 1000000; /* + 1 ms per connection */
-    double rss_per, tcp_per, secs;
+    double rss_per, tcp_per, slab_per, secs;
     uint64_t t0 = now_ns();
 
     run_loop(t0 + timeout, setup_done);
@@ -993,18 +999,22 @@ static int run_idle(void)
     run_loop(now_ns() + (uint64_t)(opt.warmup * 1e9), NULL); /* let the server settle (answering pings meanwhile) */
     rss1 = server_rss_kb();
     tcp1 = tcp_mem_kb();
+    slab1 = slab_kb();
     rss_per = g.ready != 0 && rss0 >= 0 ? (double)(rss1 - rss0) / g.ready : -1;
     tcp_per = g.ready != 0 ? (double)(tcp1 - tcp0) / g.ready : -1;
+    slab_per = g.ready != 0 ? (double)(slab1 - slab0) / g.ready : -1;
 
     printf("loadgen idle -> %s:%d%s [%s]: %d registered connections (%d asked) in %.2f s\n", opt.host, opt.port, opt.path,
            label(), g.ready, g.nconns, secs);
     printf("  server RSS    %ld kB -> %ld kB: %.2f kB per connection\n", rss0, rss1, rss_per);
-    printf("  kernel TCP    %ld kB -> %ld kB: %.2f kB per connection (both ends, all TCP sockets of the host)\n", tcp0,
-           tcp1, tcp_per);
+    printf("  kernel TCP    %ld kB -> %ld kB: %.2f kB per connection (sockstat mem: buffered data, both ends, whole host)\n",
+           tcp0, tcp1, tcp_per);
+    printf("  kernel slab   %ld kB -> %ld kB: %.2f kB per connection (socket structures, both ends, whole host)\n", slab0,
+           slab1, slab_per);
     printf("  errors        %" PRIu64 "\n", g.errors);
     printf("RESULT workload=idle server=%s conns=%d connect_secs=%.3f rss_before_kb=%ld rss_after_kb=%ld "
-           "rss_kb_per_conn=%.3f kernel_tcp_kb_per_conn=%.3f errors=%" PRIu64 "\n",
-           label(), g.ready, secs, rss0, rss1, rss_per, tcp_per, g.errors);
+           "rss_kb_per_conn=%.3f kernel_tcp_kb_per_conn=%.3f kernel_slab_kb_per_conn=%.3f errors=%" PRIu64 "\n",
+           label(), g.ready, secs, rss0, rss1, rss_per, tcp_per, slab_per, g.errors);
     fflush(stdout);
     return g.errors == 0 && g.ready == g.nconns ? 0 : 1;
 }
