@@ -15,7 +15,8 @@
 
 struct st_sig_router_t {
     pthread_mutex_t lock;
-    sig_registry_t *registry;
+    sig_registry_t *registry;   /* user id -> connections */
+    sig_registry_t *by_address; /* client address -> connections; NULL without a cap */
 };
 
 /* A dial waiting for other threads' answers; owned by the dialing thread. */
@@ -117,17 +118,20 @@ uint32_t sig_router_thread_index(void)
 
 /* ---- the registry, locked ---- */
 
-sig_router_t *sig_router_create(size_t max_conns_per_user)
+sig_router_t *sig_router_create(size_t max_conns_per_user, size_t max_conns_per_address)
 {
     sig_router_t *router = h2o_mem_alloc(sizeof(*router));
     pthread_mutex_init(&router->lock, NULL);
     router->registry = sig_registry_create(max_conns_per_user);
+    router->by_address = max_conns_per_address != 0 ? sig_registry_create(max_conns_per_address) : NULL;
     return router;
 }
 
 void sig_router_destroy(sig_router_t *router)
 {
     sig_registry_destroy(router->registry);
+    if (router->by_address != NULL)
+        sig_registry_destroy(router->by_address);
     pthread_mutex_destroy(&router->lock);
     free(router);
 }
@@ -147,6 +151,26 @@ void sig_router_unbind(sig_router_t *router, sig_binding_t **binding)
         return;
     pthread_mutex_lock(&router->lock);
     sig_registry_unbind(router->registry, binding);
+    pthread_mutex_unlock(&router->lock);
+}
+
+int sig_router_bind_address(sig_router_t *router, sig_str_t address, sig_endpoint_t ep, sig_binding_t **binding)
+{
+    int ret;
+    if (router->by_address == NULL)
+        return 0;
+    pthread_mutex_lock(&router->lock);
+    ret = sig_registry_bind(router->by_address, address, ep, binding);
+    pthread_mutex_unlock(&router->lock);
+    return ret;
+}
+
+void sig_router_unbind_address(sig_router_t *router, sig_binding_t **binding)
+{
+    if (*binding == NULL)
+        return;
+    pthread_mutex_lock(&router->lock);
+    sig_registry_unbind(router->by_address, binding);
     pthread_mutex_unlock(&router->lock);
 }
 

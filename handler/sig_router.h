@@ -44,14 +44,24 @@ void sig_router_global_dispose(void);
 /** The calling thread's index (its sig_endpoint_t.thread). */
 uint32_t sig_router_thread_index(void);
 
-/** Creates the router of one path. */
-sig_router_t *sig_router_create(size_t max_conns_per_user);
+/** Creates the router of one path; `max_conns_per_address` 0 means no cap per client address. */
+sig_router_t *sig_router_create(size_t max_conns_per_user, size_t max_conns_per_address);
 void sig_router_destroy(sig_router_t *router);
 
 /** sig_registry_bind under the router's lock (same contract). */
 int sig_router_bind(sig_router_t *router, sig_str_t user_id, sig_endpoint_t ep, sig_binding_t **binding);
 /** sig_registry_unbind under the router's lock. */
 void sig_router_unbind(sig_router_t *router, sig_binding_t **binding);
+
+/**
+ * Counts a connection from client address `address` (any text naming it). Returns 0 (with
+ * `*binding` set, or left NULL when there is no cap), or SIG_ERR_TOO_MANY_CONNECTIONS when the
+ * address already has max_conns_per_address connections. The same registry as users serves here,
+ * keyed by address instead of user id.
+ */
+int sig_router_bind_address(sig_router_t *router, sig_str_t address, sig_endpoint_t ep, sig_binding_t **binding);
+/** Releases what sig_router_bind_address counted; safe with *binding == NULL. */
+void sig_router_unbind_address(sig_router_t *router, sig_binding_t **binding);
 
 /**
  * Sends `payload` to every connection of `user_id`. Returns:

@@ -6,9 +6,14 @@
  * its encoders, and `called` pushes travel through the router to every connection of the receiver,
  * on whatever thread it lives.
  */
+#include <arpa/inet.h>
 #include <string.h>
+#include <time.h>
+#include <uv.h>
 #include <h2o.h>
+#include "sig_jwt.h"
 #include "sig_protocol.h"
+#include "sig_ratelimit.h"
 #include "sig_router.h"
 #include "sig_signaling.h"
 #include "sig_ws.h"
@@ -24,7 +29,11 @@ typedef struct st_sig_session_t {
     struct st_sig_handler_t *handler;
     sig_ws_conn_t *ws;
     sig_binding_t *binding; /* NULL until create_connect succeeds */
+    sig_binding_t *address; /* counted against max-connections-per-ip (NULL without a cap) */
     sig_buf_t name;         /* sponsorUserName given at create_connect */
+    sig_ratelimit_t rate;
+    sig_buf_t handshake_token; /* from ?access_token= or Sec-WebSocket-Protocol (authentication on) */
+    uv_timer_t *expiry;        /* closes the connection when its token expires */
 } sig_session_t;
 
 /* What answering a dialing later needs (the router keeps a copy when delivery crosses threads):
@@ -35,7 +44,9 @@ struct st_sig_pending_dial_t {
 };
 
 static __thread struct {
+    h2o_context_t *ctx;
     sig_buf_t scratch; /* decoded strings of the message being handled */
+    sig_buf_t claims;  /* decoded token claims */
     sig_buf_t out;     /* the reply or push being encoded */
     sig_buf_t cookie;  /* a st_sig_pending_dial_t being prepared */
 } tls;
@@ -52,17 +63,58 @@ static void reply_error(sig_session_t *session, const char *type, int err, sig_s
     send_reply(session, &tls.out);
 }
 
+static void on_token_expired(uv_timer_t *timer)
+{
+    sig_session_t *session = timer->data;
+    sig_ws_close(session->ws, SIG_WS_CLOSE_POLICY_VIOLATION, "token expired");
+}
+
+/* With authentication on, the identity comes from a verified token: `auth`, else the handshake's. */
+static int authenticate(sig_session_t *session, const sig_msg_t *msg, sig_jwt_claims_t *claims)
+{
+    const h2o_iovec_t *key = session->handler->config.auth_key;
+    sig_str_t token = (msg->present & SIG_FIELD_AUTH) != 0 ? msg->auth
+                                                            : sig_str(session->handshake_token.base, session->handshake_token.len);
+    int64_t now = (int64_t)time(NULL);
+    int err;
+
+    if (token.len == 0)
+        return SIG_ERR_AUTH_REQUIRED;
+    if ((err = sig_jwt_verify(token.base, token.len, (const unsigned char *)key->base, key->len, now, claims, &tls.claims)) != 0)
+        return err;
+    if (!sig_str_eq(claims->sub, msg->sponsor_user_id))
+        return SIG_ERR_IDENTITY_MISMATCH;
+    /* a token is good until exp: then the connection closes, unless a fresh token came first */
+    if (session->expiry == NULL) {
+        session->expiry = h2o_mem_alloc(sizeof(*session->expiry));
+        uv_timer_init(tls.ctx->loop, session->expiry);
+        session->expiry->data = session;
+    }
+    uv_timer_start(session->expiry, on_token_expired, (uint64_t)(claims->exp - now) * 1000, 0);
+    return 0;
+}
+
 static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
 {
     sig_endpoint_t ep = {sig_router_thread_index(), sig_ws_get_id(session->ws)};
+    sig_jwt_claims_t claims = {{NULL, 0}};
+    sig_str_t name = msg->sponsor_user_name;
     int err;
 
+    if (session->handler->config.auth_key != NULL) {
+        if ((err = authenticate(session, msg, &claims)) != 0) {
+            reply_error(session, "create_connect_response", err, msg->id);
+            return;
+        }
+        if (claims.name.base != NULL)
+            name = claims.name; /* the backend's word wins over what the client typed */
+    }
     if ((err = sig_router_bind(session->handler->router, msg->sponsor_user_id, ep, &session->binding)) != 0) {
         reply_error(session, "create_connect_response", err, msg->id);
         return;
     }
     sig_buf_reset(&session->name);
-    sig_buf_append(&session->name, msg->sponsor_user_name.base, msg->sponsor_user_name.len);
+    sig_buf_append(&session->name, name.base, name.len);
     if (msg->id.len != 0) {
         sig_encode_create_connect_ok(&tls.out, msg->id, sig_binding_user_id(session->binding));
         send_reply(session, &tls.out);
@@ -113,12 +165,38 @@ static void on_dialing(sig_session_t *session, const sig_msg_t *msg)
         answer_dial(session, msg->id, msg->receiver_user_id, result);
 }
 
+static void free_handle(uv_handle_t *handle)
+{
+    free(handle);
+}
+
+static void free_session(sig_session_t *session)
+{
+    sig_router_unbind_address(session->handler->router, &session->address);
+    if (session->expiry != NULL)
+        uv_close((uv_handle_t *)session->expiry, free_handle);
+    sig_buf_dispose(&session->name);
+    sig_buf_dispose(&session->handshake_token);
+    free(session);
+}
+
 static void on_message(sig_ws_conn_t *conn, const char *json, size_t len)
 {
     sig_session_t *session = sig_ws_get_data(conn);
+    const sig_signaling_config_t *config = &session->handler->config;
     sig_msg_t msg;
     int err;
 
+    switch (sig_ratelimit_take(&session->rate, config->rate_limit, config->rate_limit_burst, h2o_now(tls.ctx->loop))) {
+    case SIG_RATELIMIT_PASS:
+        break;
+    case SIG_RATELIMIT_REFUSE: /* answered without decoding: abuse must stay cheap */
+        reply_error(session, "error", SIG_ERR_RATE_LIMITED, sig_str(NULL, 0));
+        return;
+    default:
+        sig_ws_close(conn, SIG_WS_CLOSE_POLICY_VIOLATION, "rate limit exceeded");
+        return;
+    }
     if ((err = sig_msg_decode(json, len, &msg, &tls.scratch)) != 0) {
         reply_error(session, "error", err, msg.id);
         return;
@@ -138,11 +216,10 @@ static void on_close(sig_ws_conn_t *conn)
     sig_session_t *session = sig_ws_get_data(conn);
     /* unregistered at once: nobody is "still registered" through a dead socket */
     sig_router_unbind(session->handler->router, &session->binding);
-    sig_buf_dispose(&session->name);
-    free(session);
+    free_session(session);
 }
 
-static const sig_ws_callbacks_t ws_callbacks = {on_message, on_close};
+static const sig_ws_callbacks_t ws_callbacks = {on_message, on_close, NULL};
 
 /* ---- router callbacks (on the thread that owns the connection) ---- */
 
@@ -167,15 +244,96 @@ static void on_dial_result(const void *cookie, size_t cookie_len, size_t deliver
 
 /* ---- h2o handler ---- */
 
+/* A browser's Origin must be listed; requests without one (apps, servers) are not browsers. */
+static int origin_is_allowed(const sig_signaling_config_t *config, h2o_req_t *req)
+{
+    const char **allowed;
+    ssize_t i;
+
+    if (config->allowed_origins == NULL || (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1)) == -1)
+        return 1;
+    for (allowed = config->allowed_origins; *allowed != NULL; ++allowed)
+        if (h2o_memis(req->headers.entries[i].value.base, req->headers.entries[i].value.len, *allowed, strlen(*allowed)))
+            return 1;
+    return 0;
+}
+
+/* The client address as text, the key of max-connections-per-ip. */
+static sig_str_t peer_address(h2o_req_t *req, char *buf, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    const void *addr = NULL;
+
+    if (len != 0 && ss.ss_family == AF_INET)
+        addr = &((struct sockaddr_in *)&ss)->sin_addr;
+    else if (len != 0 && ss.ss_family == AF_INET6)
+        addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (addr == NULL || inet_ntop(ss.ss_family, addr, buf, (socklen_t)size) == NULL)
+        snprintf(buf, size, "unknown");
+    return sig_str_cstr(buf);
+}
+
+/* A token offered at the handshake: `?access_token=` first, else a Sec-WebSocket-Protocol list holding
+ * `access_token, <token>` (what a browser can send: it cannot set headers), which is then answered with
+ * `access_token` in the 101 as RFC 6455 requires. */
+static void take_handshake_token(sig_session_t *session, h2o_req_t *req)
+{
+    static const char name[] = "access_token";
+    ssize_t i;
+
+    if (req->query_at != SIZE_MAX) {
+        const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+        while (p < end) {
+            const char *amp = memchr(p, '&', (size_t)(end - p)), *param_end = amp != NULL ? amp : end;
+            if ((size_t)(param_end - p) > sizeof(name) && memcmp(p, name, sizeof(name) - 1) == 0 && p[sizeof(name) - 1] == '=') {
+                /* JWTs are URL-safe: taken as is */
+                sig_buf_append(&session->handshake_token, p + sizeof(name), (size_t)(param_end - p) - sizeof(name));
+                return;
+            }
+            p = param_end + 1;
+        }
+    }
+    if ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("sec-websocket-protocol"), -1)) != -1) {
+        h2o_iovec_t iter = req->headers.entries[i].value;
+        const char *entry;
+        size_t entry_len;
+        int next_is_token = 0;
+        while ((entry = h2o_next_token(&iter, ',', &entry_len, NULL)) != NULL) {
+            if (next_is_token) {
+                sig_buf_append(&session->handshake_token, entry, entry_len);
+                h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-protocol"), 0, NULL, H2O_STRLIT(name));
+                return;
+            }
+            next_is_token = h2o_memis(entry, entry_len, H2O_STRLIT(name));
+        }
+    }
+}
+
 static int on_req(h2o_handler_t *_self, h2o_req_t *req)
 {
     struct st_sig_handler_t *self = (void *)_self;
-    sig_session_t *session = h2o_mem_alloc(sizeof(*session));
+    sig_session_t *session;
+    char addrbuf[INET6_ADDRSTRLEN + 8];
 
+    if (!origin_is_allowed(&self->config, req)) {
+        h2o_send_error_generic(req, 403, "Forbidden", "this Origin may not open a WebSocket here\n", 0);
+        return 0;
+    }
+    session = h2o_mem_alloc(sizeof(*session));
     memset(session, 0, sizeof(*session));
     session->handler = self;
+    if (sig_router_bind_address(self->router, peer_address(req, addrbuf, sizeof(addrbuf)),
+                                (sig_endpoint_t){sig_router_thread_index(), 0}, &session->address) != 0) {
+        free(session);
+        h2o_send_error_generic(req, 429, "Too Many Requests", "too many connections from this address\n", 0);
+        return 0;
+    }
+    if (self->config.auth_key != NULL)
+        take_handshake_token(session, req);
+    sig_ratelimit_init(&session->rate, self->config.rate_limit_burst, h2o_now(tls.ctx->loop));
     if ((session->ws = sig_ws_accept(req, &self->config.ws, &ws_callbacks, session)) == NULL)
-        free(session); /* answered with 400 or 426 */
+        free_session(session); /* answered with 400 or 426 */
     return 0;
 }
 
@@ -191,7 +349,7 @@ void sig_signaling_register(h2o_pathconf_t *pathconf, const sig_signaling_config
     self->super.on_req = on_req;
     self->super.dispose = on_dispose;
     self->config = *config;
-    self->router = sig_router_create(config->max_connections_per_user);
+    self->router = sig_router_create(config->max_connections_per_user, config->max_connections_per_ip);
 }
 
 /* ---- process and thread hooks ---- */
@@ -203,6 +361,7 @@ void sig_signaling_init(size_t num_threads)
 
 void sig_signaling_thread_init(h2o_context_t *ctx, size_t thread_index)
 {
+    tls.ctx = ctx;
     sig_ws_thread_init(ctx);
     sig_router_thread_init(ctx, (uint32_t)thread_index);
 }
@@ -219,6 +378,7 @@ void sig_signaling_thread_dispose(void)
     sig_buf_dispose(&tls.scratch);
     sig_buf_dispose(&tls.out);
     sig_buf_dispose(&tls.cookie);
+    sig_buf_dispose(&tls.claims);
 }
 
 void sig_signaling_dispose(void)

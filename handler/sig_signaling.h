@@ -15,14 +15,27 @@
 typedef struct st_sig_signaling_config_t {
     sig_ws_limits_t ws;
     size_t max_connections_per_user;
+    size_t max_connections_per_ip; /* 0: no cap */
+    size_t rate_limit;             /* messages per second per connection, 0: off */
+    size_t rate_limit_burst;
+    h2o_iovec_t *auth_key;         /* HS256 key; NULL: authentication off. Owned by the configurator. */
+    const char **allowed_origins;  /* NULL-terminated; NULL: any Origin. Owned by the configurator. */
 } sig_signaling_config_t;
+
+typedef enum en_sig_directive_kind_t {
+    SIG_DIRECTIVE_SIZE,     /* a whole number into a size_t */
+    SIG_DIRECTIVE_U64,      /* a whole number into a uint64_t */
+    SIG_DIRECTIVE_KEY_FILE, /* a file whose bytes are a secret key (h2o_iovec_t *) */
+    SIG_DIRECTIVE_ORIGINS,  /* one origin or a sequence of them (const char **) */
+} sig_directive_kind_t;
 
 /** One row of the directive table: the single source of names, defaults, bounds and doc lines. */
 typedef struct st_sig_directive_t {
     const char *name;
+    sig_directive_kind_t kind;
     size_t offset; /* into sig_signaling_config_t */
-    int is_u64;    /* uint64_t field, else size_t */
-    unsigned long long default_value, min_value, max_value;
+    unsigned long long default_value, min_value, max_value; /* numbers only */
+    const char *value_doc;                                  /* others: "default | accepted values" */
     const char *doc;
 } sig_directive_t;
 
@@ -34,6 +47,10 @@ void sig_signaling_register_configurator(h2o_globalconf_t *conf);
 
 /** Installs the handler on a path (what `signaling: ON` does). */
 void sig_signaling_register(h2o_pathconf_t *pathconf, const sig_signaling_config_t *config);
+
+/** Installs the diagnostic echo endpoint on a path (what `websocket.echo: ON` does): every message
+ * comes back through the same WebSocket glue and limits as signaling. */
+void sig_echo_register(h2o_pathconf_t *pathconf, const sig_signaling_config_t *config);
 
 /** Process-wide setup, before any thread runs. */
 void sig_signaling_init(size_t num_threads);

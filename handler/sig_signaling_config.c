@@ -6,31 +6,45 @@
  * tests/unit/test_config_docs.c checks docs/configuration.md against the table.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <h2o.h>
 #include <h2o/configurator.h>
+#include "sig_jwt.h"
 #include "sig_signaling.h"
 
 #define FIELD(name) offsetof(sig_signaling_config_t, name)
 
 const sig_directive_t sig_signaling_directives[] = {
-    {"signaling.max-message-size", FIELD(ws.max_message_size), 0, 65536, 16, 16 * 1024 * 1024,
+    {"signaling.max-message-size", SIG_DIRECTIVE_SIZE, FIELD(ws.max_message_size), 65536, 16, 16 * 1024 * 1024, NULL,
      "largest message a client may send, in bytes; a larger one closes the connection with 1009"},
-    {"signaling.max-queued-bytes", FIELD(ws.max_queued_bytes), 0, 1024 * 1024, 1024, 1024ull * 1024 * 1024,
+    {"signaling.max-queued-bytes", SIG_DIRECTIVE_SIZE, FIELD(ws.max_queued_bytes), 1024 * 1024, 1024, 1024ull * 1024 * 1024, NULL,
      "most bytes waiting to be sent to one connection; a client that stops reading past it is closed with 1008"},
-    {"signaling.max-connections-per-user", FIELD(max_connections_per_user), 0, 8, 1, 1024,
+    {"signaling.max-connections-per-user", SIG_DIRECTIVE_SIZE, FIELD(max_connections_per_user), 8, 1, 1024, NULL,
      "most connections (devices) one user id may have at once; create_connect past it is refused"},
-    {"signaling.ping-interval", FIELD(ws.ping_interval), 1, 30000, 0, 3600000,
+    {"signaling.max-connections-per-ip", SIG_DIRECTIVE_SIZE, FIELD(max_connections_per_ip), 0, 0, 1000000, NULL,
+     "most WebSocket connections from one client address at once (0: no cap); past it the handshake gets 429"},
+    {"signaling.ping-interval", SIG_DIRECTIVE_U64, FIELD(ws.ping_interval), 30000, 0, 3600000, NULL,
      "milliseconds between the server's pings on an idle connection (0 turns the heartbeat off)"},
-    {"signaling.ping-timeout", FIELD(ws.ping_timeout), 1, 10000, 1, 3600000,
+    {"signaling.ping-timeout", SIG_DIRECTIVE_U64, FIELD(ws.ping_timeout), 10000, 1, 3600000, NULL,
      "milliseconds a client has to answer a ping before it is dropped and unregistered"},
+    {"signaling.rate-limit", SIG_DIRECTIVE_SIZE, FIELD(rate_limit), 200, 0, 1000000, NULL,
+     "messages per second one connection may send on average (0: no limit); past it replies are rate_limited"},
+    {"signaling.rate-limit-burst", SIG_DIRECTIVE_SIZE, FIELD(rate_limit_burst), 400, 1, 1000000, NULL,
+     "messages a connection may send at once above the rate; a client that goes on past another burst is closed with 1008"},
+    {"signaling.auth.hmac-key-file", SIG_DIRECTIVE_KEY_FILE, FIELD(auth_key), 0, 0, 0, "(none: level-1, no tokens) | a file",
+     "file holding the HS256 key (32 bytes or more; one trailing newline is ignored); set, create_connect needs a valid token"},
+    {"signaling.allowed-origins", SIG_DIRECTIVE_ORIGINS, FIELD(allowed_origins), 0, 0, 0, "(any) | an origin or a list; `*` is any",
+     "Origin values a browser handshake may carry (exact match); any other gets 403 before the upgrade"},
     {NULL}};
 
 struct st_sig_signaling_configurator_t {
     h2o_configurator_t super;
     sig_signaling_config_t *vars; /* the current level's settings, top of `stack` */
     sig_signaling_config_t stack[H2O_CONFIGURATOR_NUM_LEVELS + 1];
+    H2O_VECTOR(void *) owned; /* keys and origin lists: shared by the paths that inherit them, freed at dispose */
 };
 
 static const sig_directive_t *find_directive(const char *name)
@@ -56,10 +70,106 @@ static int on_config_number(h2o_configurator_command_t *cmd, h2o_configurator_co
         h2o_configurator_errprintf(cmd, node, "must be a whole number from %llu to %llu, not `%s`", d->min_value, d->max_value, s);
         return -1;
     }
-    if (d->is_u64)
+    if (d->kind == SIG_DIRECTIVE_U64)
         *(uint64_t *)((char *)self->vars + d->offset) = value;
     else
         *(size_t *)((char *)self->vars + d->offset) = (size_t)value;
+    return 0;
+}
+
+static void *own(struct st_sig_signaling_configurator_t *self, void *p)
+{
+    h2o_vector_reserve(NULL, &self->owned, self->owned.size + 1);
+    self->owned.entries[self->owned.size++] = p;
+    return p;
+}
+
+static int on_config_key_file(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+{
+    struct st_sig_signaling_configurator_t *self = (void *)cmd->configurator;
+    const char *path = node->data.scalar;
+    h2o_iovec_t *key;
+    char buf[4096];
+    size_t len;
+    FILE *fp;
+
+    if ((fp = fopen(path, "rb")) == NULL) {
+        h2o_configurator_errprintf(cmd, node, "cannot open `%s`: %s", path, strerror(errno));
+        return -1;
+    }
+    len = fread(buf, 1, sizeof(buf), fp);
+    fclose(fp);
+    /* `echo secret > file` leaves a newline that is not part of the key */
+    if (len != 0 && buf[len - 1] == '\n')
+        --len;
+    if (len != 0 && buf[len - 1] == '\r')
+        --len;
+    if (len < SIG_JWT_MIN_KEY_LEN || len == sizeof(buf)) {
+        h2o_configurator_errprintf(cmd, node, "the key in `%s` must be %d to %zu bytes (it has %zu)", path, SIG_JWT_MIN_KEY_LEN,
+                                   sizeof(buf) - 1, len);
+        return -1;
+    }
+    key = own(self, h2o_mem_alloc(sizeof(*key) + len));
+    key->base = (char *)(key + 1);
+    key->len = len;
+    memcpy(key->base, buf, len);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    self->vars->auth_key = key;
+    return 0;
+}
+
+static int on_config_origins(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+{
+    struct st_sig_signaling_configurator_t *self = (void *)cmd->configurator;
+    yoml_t **items = &node;
+    size_t n = 1, i;
+    const char **list;
+
+    if (node->type == YOML_TYPE_SEQUENCE) {
+        items = node->data.sequence.elements;
+        n = node->data.sequence.size;
+    } else if (node->type != YOML_TYPE_SCALAR) {
+        h2o_configurator_errprintf(cmd, node, "must be an origin (`https://app.example.com`), `*`, or a sequence of them");
+        return -1;
+    }
+    list = own(self, h2o_mem_alloc(sizeof(*list) * (n + 1)));
+    for (i = 0; i != n; ++i) {
+        if (items[i]->type != YOML_TYPE_SCALAR || items[i]->data.scalar[0] == '\0') {
+            h2o_configurator_errprintf(cmd, items[i], "each origin must be a non-empty string");
+            return -1;
+        }
+        list[i] = own(self, h2o_strdup(NULL, items[i]->data.scalar, SIZE_MAX).base);
+        if (strcmp(list[i], "*") == 0) {
+            self->vars->allowed_origins = NULL; /* any origin: the same as not checking */
+            return 0;
+        }
+    }
+    list[n] = NULL;
+    self->vars->allowed_origins = list;
+    return 0;
+}
+
+static int on_config_echo(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+{
+    struct st_sig_signaling_configurator_t *self = (void *)cmd->configurator;
+    switch (h2o_configurator_get_one_of(cmd, node, "OFF,ON")) {
+    case 0:
+        return 0;
+    case 1:
+        sig_echo_register(ctx->pathconf, self->vars);
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static int on_config_dispose(h2o_configurator_t *_self)
+{
+    struct st_sig_signaling_configurator_t *self = (void *)_self;
+    size_t i;
+    for (i = 0; i != self->owned.size; ++i)
+        free(self->owned.entries[i]);
+    free(self->owned.entries);
     return 0;
 }
 
@@ -99,15 +209,29 @@ void sig_signaling_register_configurator(h2o_globalconf_t *conf)
 
     c->vars = c->stack;
     for (d = sig_signaling_directives; d->name != NULL; ++d) {
-        if (d->is_u64)
-            *(uint64_t *)((char *)c->vars + d->offset) = d->default_value;
-        else
+        switch (d->kind) {
+        case SIG_DIRECTIVE_SIZE:
             *(size_t *)((char *)c->vars + d->offset) = (size_t)d->default_value;
-        h2o_configurator_define_command(&c->super, d->name, H2O_CONFIGURATOR_FLAG_ALL_LEVELS | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR,
-                                        on_config_number);
+            break;
+        case SIG_DIRECTIVE_U64:
+            *(uint64_t *)((char *)c->vars + d->offset) = d->default_value;
+            break;
+        default:
+            break; /* NULL: off */
+        }
+        h2o_configurator_define_command(&c->super, d->name,
+                                        H2O_CONFIGURATOR_FLAG_ALL_LEVELS |
+                                            (d->kind == SIG_DIRECTIVE_ORIGINS ? 0 : H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR),
+                                        d->kind == SIG_DIRECTIVE_KEY_FILE ? on_config_key_file
+                                        : d->kind == SIG_DIRECTIVE_ORIGINS ? on_config_origins
+                                                                           : on_config_number);
     }
     c->super.enter = on_config_enter;
     c->super.exit = on_config_exit;
+    c->super.dispose = on_config_dispose;
+    h2o_configurator_define_command(&c->super, "websocket.echo",
+                                    H2O_CONFIGURATOR_FLAG_PATH | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR | H2O_CONFIGURATOR_FLAG_DEFERRED,
+                                    on_config_echo);
     /* deferred: the signaling.* settings of the same path apply first, whatever their order in the file */
     h2o_configurator_define_command(&c->super, "signaling",
                                     H2O_CONFIGURATOR_FLAG_PATH | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR | H2O_CONFIGURATOR_FLAG_DEFERRED,

@@ -243,7 +243,10 @@ static void on_msg_recv_callback(wslay_event_context_ptr ctx, const struct wslay
             conn->callbacks->on_message(conn, (const char *)arg->msg, arg->msg_length);
         break;
     case WSLAY_BINARY_FRAME:
-        sig_ws_close(conn, SIG_WS_CLOSE_UNSUPPORTED_DATA, "binary frames are not supported");
+        if (conn->callbacks->on_binary == NULL)
+            sig_ws_close(conn, SIG_WS_CLOSE_UNSUPPORTED_DATA, "binary frames are not supported");
+        else if (!conn->closing)
+            conn->callbacks->on_binary(conn, (const char *)arg->msg, arg->msg_length);
         break;
     case WSLAY_PONG:
         if (conn->awaiting_pong && !conn->closing) {
@@ -468,7 +471,7 @@ sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, cons
 
 /* ---- sending ---- */
 
-int sig_ws_send_text(sig_ws_conn_t *conn, const char *msg, size_t len)
+static int send_message(sig_ws_conn_t *conn, uint8_t opcode, const char *msg, size_t len)
 {
     if (conn->closing)
         return -1;
@@ -477,8 +480,18 @@ int sig_ws_send_text(sig_ws_conn_t *conn, const char *msg, size_t len)
         sig_ws_close(conn, SIG_WS_CLOSE_POLICY_VIOLATION, "send queue full: the client is not reading");
         return -1;
     }
-    append_frame(conn, WSLAY_TEXT_FRAME, msg, len);
+    append_frame(conn, opcode, msg, len);
     return 0;
+}
+
+int sig_ws_send_text(sig_ws_conn_t *conn, const char *msg, size_t len)
+{
+    return send_message(conn, WSLAY_TEXT_FRAME, msg, len);
+}
+
+int sig_ws_send_binary(sig_ws_conn_t *conn, const char *msg, size_t len)
+{
+    return send_message(conn, WSLAY_BINARY_FRAME, msg, len);
 }
 
 void *sig_ws_get_data(const sig_ws_conn_t *conn)

@@ -43,6 +43,8 @@ typedef struct st_sig_ws_callbacks_t {
     void (*on_message)(sig_ws_conn_t *conn, const char *msg, size_t len);
     /** The connection is gone; called exactly once, then `conn` is freed. Do not send from here. */
     void (*on_close)(sig_ws_conn_t *conn);
+    /** A complete binary message; NULL refuses binary frames with close 1003. */
+    void (*on_binary)(sig_ws_conn_t *conn, const char *msg, size_t len);
 } sig_ws_callbacks_t;
 
 /**
@@ -58,6 +60,9 @@ sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, cons
  * `max_queued_bytes` (then the message is dropped and the connection is closed with 1008).
  */
 int sig_ws_send_text(sig_ws_conn_t *conn, const char *msg, size_t len);
+
+/** sig_ws_send_text for a binary message. */
+int sig_ws_send_binary(sig_ws_conn_t *conn, const char *msg, size_t len);
 
 /** Starts the closing handshake with `code`; later sends are refused. Idempotent. */
 void sig_ws_close(sig_ws_conn_t *conn, uint16_t code, const char *reason);

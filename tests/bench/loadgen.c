@@ -105,7 +105,7 @@ static char *buf_reserve(buf_t *b, size_t n)
             b->off = 0;
         }
         while (b->cap - b->len < n)
-            b->cap = b->cap != 0 ? b->cap * 2 : 4096;
+            b->cap = b->cap != 0 ? b->cap * 2 : 512;
         if ((b->base = realloc(b->base, b->cap)) == NULL)
             die("out of memory");
     }
@@ -260,7 +260,7 @@ static double server_cpu_us(void)
     text[n] = '\0';
     if ((p = strrchr(text, ')')) == NULL) /* the command name may hold spaces: fields start after it */
         die("cannot parse %s", path);
-    for (i = 0; i < 11; ++i) /* from field 3 (state) to field 14 (utime) */
+    for (i = 0; i < 12; ++i) /* the space before field 3 (state), ..., the space before field 14 (utime) */
         if ((p = strchr(p + 1, ' ')) == NULL)
             die("cannot parse %s", path);
     if (sscanf(p, " %llu %llu", &utime, &stime) != 2)
@@ -757,7 +757,8 @@ static void on_connected(conn_t *c)
 
 static void on_readable(conn_t *c)
 {
-    ssize_t n = read(c->fd, buf_reserve(&c->in, 65536), 65536);
+    static char rbuf[65536]; /* read here, kept per connection only as long as needed: idle buffers stay small */
+    ssize_t n = read(c->fd, rbuf, sizeof(rbuf));
 
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -773,6 +774,7 @@ static void on_readable(conn_t *c)
             conn_close(c);
         return;
     }
+    memcpy(buf_reserve(&c->in, (size_t)n), rbuf, (size_t)n);
     c->in.len += (size_t)n;
     if (opt.workload == W_ECHO) {
         echo_read(c);

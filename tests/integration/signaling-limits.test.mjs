@@ -36,6 +36,8 @@ hosts:
         signaling: ON
         signaling.max-message-size: ${MAX_MESSAGE}
         signaling.max-queued-bytes: ${MAX_QUEUED}
+        # one sender floods here on purpose: the rate limit (its own test) must not stop it first
+        signaling.rate-limit: 0
 `;
 
 /** VmRSS of the server in kB. */

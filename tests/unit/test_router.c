@@ -37,7 +37,7 @@ int main(void)
     sig_binding_t *a = NULL, *b1 = NULL, *b2 = NULL, *c = NULL;
 
     sig_router_global_init(1, deliver, on_result);
-    router = sig_router_create(2);
+    router = sig_router_create(2, 0);
 
     is_int(sig_router_dial(router, SIG_STRLIT("2211"), "x", 1, NULL, 0), SIG_ERR_PEER_OFFLINE, "nobody registered: peer_offline");
 
@@ -69,6 +69,36 @@ int main(void)
     is_int(sig_router_dial(router, SIG_STRLIT("9"), "x", 1, NULL, 0), 1, "the new id is reached");
     sig_router_unbind(router, &a);
 
+    sig_router_destroy(router);
+
+    /* connections per client address: the same registry, keyed by address */
+    router = sig_router_create(8, 2);
+    {
+        sig_binding_t *x1 = NULL, *x2 = NULL, *x3 = NULL, *y = NULL;
+        is_int(sig_router_bind_address(router, SIG_STRLIT("127.0.0.1"), ep(1), &x1), 0, "first connection from an address");
+        is_int(sig_router_bind_address(router, SIG_STRLIT("127.0.0.1"), ep(2), &x2), 0, "second");
+        is_int(sig_router_bind_address(router, SIG_STRLIT("127.0.0.1"), ep(3), &x3), SIG_ERR_TOO_MANY_CONNECTIONS,
+               "third from the same address refused");
+        is_int(sig_router_bind_address(router, SIG_STRLIT("::1"), ep(4), &y), 0, "another address is counted apart");
+        sig_router_unbind_address(router, &x1);
+        is_int(sig_router_bind_address(router, SIG_STRLIT("127.0.0.1"), ep(3), &x3), 0, "a slot freed by a close is reused");
+        is_int(sig_router_dial(router, SIG_STRLIT("127.0.0.1"), "x", 1, NULL, 0), SIG_ERR_PEER_OFFLINE,
+               "addresses are not users");
+        sig_router_unbind_address(router, &x2);
+        sig_router_unbind_address(router, &x3);
+        sig_router_unbind_address(router, &y);
+    }
+    sig_router_destroy(router);
+    router = sig_router_create(8, 0);
+    {
+        sig_binding_t *z = NULL;
+        size_t i;
+        int fails = 0;
+        for (i = 0; i != 100; ++i)
+            fails += sig_router_bind_address(router, SIG_STRLIT("10.0.0.1"), ep(1), &z) != 0;
+        is_int(fails, 0, "no cap: every connection is admitted");
+        ok(z == NULL, "... and nothing is counted");
+    }
     sig_router_destroy(router);
     sig_router_global_dispose();
     return done_testing();
