@@ -84,14 +84,19 @@ static int authenticate(sig_session_t *session, const sig_msg_t *msg, sig_jwt_cl
         return err;
     if (!sig_str_eq(claims->sub, msg->sponsor_user_id))
         return SIG_ERR_IDENTITY_MISMATCH;
-    /* a token is good until exp: then the connection closes, unless a fresh token came first */
+    return 0;
+}
+
+/* A token is good until exp: then the connection closes, unless a fresh token came first. */
+static void arm_expiry(sig_session_t *session, int64_t exp)
+{
+    int64_t left = exp - (int64_t)time(NULL);
     if (session->expiry == NULL) {
         session->expiry = h2o_mem_alloc(sizeof(*session->expiry));
         uv_timer_init(tls.ctx->loop, session->expiry);
         session->expiry->data = session;
     }
-    uv_timer_start(session->expiry, on_token_expired, (uint64_t)(claims->exp - now) * 1000, 0);
-    return 0;
+    uv_timer_start(session->expiry, on_token_expired, left > 0 ? (uint64_t)left * 1000 : 0, 0);
 }
 
 static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
@@ -113,6 +118,8 @@ static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
         reply_error(session, "create_connect_response", err, msg->id);
         return;
     }
+    if (session->handler->config.auth_key != NULL)
+        arm_expiry(session, claims.exp);
     sig_buf_reset(&session->name);
     sig_buf_append(&session->name, name.base, name.len);
     if (msg->id.len != 0) {

@@ -1,0 +1,182 @@
+// Smoke test of the benchmark's instruments (tests/bench/, run by tests/bench/run): the load generator and the raw
+// TCP echo build without a warning, each workload runs with tiny counts against the real server (routed, idle,
+// churn), against the echo (echo) and against the Node `ws` reference peer (routed), and every run prints a RESULT
+// line that parses, delivers something and reports no error. The generator must also fail, loudly, when the
+// upgrade is refused. Figures are printed by the benchmark, never asserted here.
+
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { REPO_ROOT, freePorts, startServer } from '../lib/server.mjs';
+import { withTimeout } from '../lib/wait.mjs';
+
+const BENCH = join(REPO_ROOT, 'tests', 'bench');
+const CFLAGS = ['-O2', '-Wall', '-Wextra', '-Werror'];
+
+const config = ({ port }) => `
+listen: {host: 127.0.0.1, port: ${port}}
+max-connections: 1000
+hosts:
+  default:
+    paths:
+      /WsService:
+        signaling: ON
+        signaling.ping-interval: 0
+        # the generator sends as fast as the server answers: no per-connection rate limit in a load test
+        signaling.rate-limit: 0
+`;
+
+/** Runs a program to completion (bounded by `timeout` ms): {code, stdout, stderr}. */
+function run(file, args, { timeout = 15000 } = {}) {
+    return new Promise((resolve) => {
+        execFile(file, args, { timeout }, (err, stdout, stderr) => {
+            resolve({ code: err ? (err.code ?? err.signal ?? 'failed') : 0, stdout, stderr });
+        });
+    });
+}
+
+/** Compiles one bench C file into `dir`; any warning fails (-Werror). */
+async function compile(dir, src, name, libs = []) {
+    const out = join(dir, name);
+    const res = await run('cc', [...CFLAGS, '-o', out, join(BENCH, src), ...libs], { timeout: 60000 });
+    assert.equal(res.code, 0, `cc ${src} failed:\n${res.stderr}`);
+    assert.equal(res.stderr, '', `cc ${src} printed warnings:\n${res.stderr}`);
+    return out;
+}
+
+/** The RESULT line of a loadgen run as {key: value}, numbers as numbers. */
+function parseResult(stdout) {
+    const lines = stdout.split('\n').filter((l) => l.startsWith('RESULT '));
+    assert.equal(lines.length, 1, `expected one RESULT line in:\n${stdout}`);
+    const result = {};
+    for (const field of lines[0].slice('RESULT '.length).trim().split(/\s+/)) {
+        const m = /^([a-z0-9_]+)=(\S*)$/.exec(field);
+        assert.ok(m, `malformed RESULT field "${field}" in: ${lines[0]}`);
+        result[m[1]] = m[2] !== '' && !Number.isNaN(Number(m[2])) ? Number(m[2]) : m[2];
+    }
+    return result;
+}
+
+/** A loadgen run that must succeed: exit 0, nothing on stderr, no error counted. Returns the parsed RESULT. */
+async function loadgen(bin, args) {
+    const res = await run(bin, args);
+    assert.equal(res.stderr, '', `loadgen ${args.join(' ')} printed errors:\n${res.stderr}`);
+    assert.equal(res.code, 0, `loadgen ${args.join(' ')} exited ${res.code}:\n${res.stdout}`);
+    const r = parseResult(res.stdout);
+    assert.equal(r.errors, 0);
+    return r;
+}
+
+/** Spawns a peer and resolves once it printed its "listening" line; the child is killed at test end. */
+async function startPeer(t, file, args) {
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => child.kill('SIGKILL'));
+    let out = '';
+    await withTimeout(
+        new Promise((resolve, reject) => {
+            child.stdout.setEncoding('utf8').on('data', (d) => {
+                out += d;
+                if (/listening on/.test(out)) resolve();
+            });
+            child.stderr.setEncoding('utf8').on('data', (d) => (out += d));
+            child.once('exit', (code) => reject(new Error(`${file} exited (${code}) before listening:\n${out}`)));
+        }),
+        10000,
+        `${file} to listen`,
+    );
+    return child;
+}
+
+describe('benchmark instruments (tests/bench)', { timeout: 60000 }, () => {
+    let dir, bin, srv;
+    before(async () => {
+        dir = mkdtempSync(join(tmpdir(), 'h2o-signaling-bench-'));
+        const crypto = await run('pkg-config', ['--cflags', '--libs', 'libcrypto']);
+        assert.equal(crypto.code, 0, 'pkg-config libcrypto failed');
+        bin = await compile(dir, 'loadgen.c', 'loadgen', crypto.stdout.trim().split(/\s+/));
+        srv = await startServer({ config });
+    });
+    after(async () => {
+        await srv?.stop();
+        if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+    const common = () => ['--port', String(srv.port), '--server-pid', String(srv.pid), '--label', 'h2o-signaling'];
+
+    test('routed: 2 pairs ping-pong for 1 s deliver called messages, with latency and server CPU', async () => {
+        const r = await loadgen(bin, [...common(), '--workload', 'routed', '--pairs', '2', '--duration', '1', '--warmup', '0.2']);
+        assert.equal(r.workload, 'routed');
+        assert.equal(r.server, 'h2o-signaling');
+        assert.ok(r.delivered > 0, `delivered ${r.delivered}`);
+        assert.ok(r.msgs_per_s > 0 && r.p50_us > 0 && r.p99_us >= r.p50_us && r.p999_us >= r.p99_us, JSON.stringify(r));
+        assert.ok(r.server_us_per_msg > 0, `server_us_per_msg ${r.server_us_per_msg}`);
+        assert.ok(r.client_limited === 0 || r.client_limited === 1);
+    });
+
+    test('routed --rate: a paced run reaches a modest rate', async () => {
+        const r = await loadgen(bin, [...common(), '--pairs', '2', '--rate', '2000', '--duration', '0.5', '--warmup', '0.1']);
+        assert.ok(r.delivered > 0);
+        assert.equal(r.rate, 2000);
+    });
+
+    test('idle: 20 registered connections, server RSS read before and after', async () => {
+        const r = await loadgen(bin, [...common(), '--workload', 'idle', '--conns', '20', '--warmup', '0.1']);
+        assert.equal(r.workload, 'idle');
+        assert.equal(r.conns, 20);
+        assert.ok(r.rss_before_kb > 0 && r.rss_after_kb > 0, JSON.stringify(r));
+        assert.equal(typeof r.rss_kb_per_conn, 'number');
+    });
+
+    test('churn: connect + upgrade + create_connect + close cycles for 1 s', async () => {
+        const r = await loadgen(bin, [...common(), '--workload', 'churn', '--conns', '4', '--duration', '1', '--warmup', '0.2']);
+        assert.equal(r.workload, 'churn');
+        assert.ok(r.cycles > 0, `cycles ${r.cycles}`);
+        assert.ok(r.server_us_per_cycle > 0);
+    });
+
+    test('a refused upgrade is an error: non-zero exit and a message', async () => {
+        const res = await run(bin, ['--port', String(srv.port), '--path', '/not-signaling', '--pairs', '1', '--duration', '0.2']);
+        assert.notEqual(res.code, 0);
+        assert.match(res.stderr, /upgrade refused|connections registered/);
+    });
+
+    test('the generator refuses a non-loopback address', async () => {
+        const res = await run(bin, ['--host', '192.0.2.1', '--port', '80']);
+        assert.equal(res.code, 2);
+        assert.match(res.stderr, /loopback/);
+    });
+
+    test('echo against peers/tcp-echo.c', async (t) => {
+        const echo = await compile(dir, 'peers/tcp-echo.c', 'tcp-echo');
+        const [port] = await freePorts(1);
+        const child = await startPeer(t, echo, [String(port)]);
+        const r = await loadgen(bin, ['--port', String(port), '--server-pid', String(child.pid), '--workload', 'echo',
+            '--pairs', '2', '--duration', '0.5', '--warmup', '0.1']);
+        assert.ok(r.delivered > 0);
+    });
+
+    test('routed and idle against the Node ws reference peer (peers/peer-ws.mjs)', async (t) => {
+        const [port] = await freePorts(1);
+        const child = await startPeer(t, process.execPath, [join(BENCH, 'peers', 'peer-ws.mjs'), String(port)]);
+        const args = ['--port', String(port), '--server-pid', String(child.pid), '--label', 'ws'];
+        const r = await loadgen(bin, [...args, '--pairs', '2', '--duration', '0.5', '--warmup', '0.1']);
+        assert.ok(r.delivered > 0);
+        const idle = await loadgen(bin, [...args, '--workload', 'idle', '--conns', '10', '--warmup', '0.1']);
+        assert.equal(idle.conns, 10);
+    });
+
+    test('the uWebSockets.js reference peer, when tests/bench has its packages', async (t) => {
+        if (!existsSync(join(BENCH, 'node_modules', '@trufflesuite', 'uws-js-unofficial'))) {
+            t.skip('tests/bench/node_modules absent (tests/bench/run installs it)');
+            return;
+        }
+        const [port] = await freePorts(1);
+        const child = await startPeer(t, process.execPath, [join(BENCH, 'peers', 'peer-uws.mjs'), String(port)]);
+        const r = await loadgen(bin, ['--port', String(port), '--server-pid', String(child.pid), '--pairs', '2',
+            '--duration', '0.5', '--warmup', '0.1']);
+        assert.ok(r.delivered > 0);
+    });
+});
