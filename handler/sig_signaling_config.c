@@ -149,14 +149,18 @@ static int on_config_origins(h2o_configurator_command_t *cmd, h2o_configurator_c
     return 0;
 }
 
-static int on_config_echo(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+/* `signaling: ON` and `websocket.echo: ON`: install that handler on the path with the settings in force. */
+static int on_config_switch(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
 {
     struct st_sig_signaling_configurator_t *self = (void *)cmd->configurator;
     switch (h2o_configurator_get_one_of(cmd, node, "OFF,ON")) {
     case 0:
         return 0;
     case 1:
-        sig_echo_register(ctx->pathconf, self->vars);
+        if (strcmp(cmd->name, "websocket.echo") == 0)
+            sig_echo_register(ctx->pathconf, self->vars);
+        else
+            sig_signaling_register(ctx->pathconf, self->vars);
         return 0;
     default:
         return -1;
@@ -171,20 +175,6 @@ static int on_config_dispose(h2o_configurator_t *_self)
         free(self->owned.entries[i]);
     free(self->owned.entries);
     return 0;
-}
-
-static int on_config_signaling(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
-{
-    struct st_sig_signaling_configurator_t *self = (void *)cmd->configurator;
-    switch (h2o_configurator_get_one_of(cmd, node, "OFF,ON")) {
-    case 0:
-        return 0;
-    case 1:
-        sig_signaling_register(ctx->pathconf, self->vars);
-        return 0;
-    default:
-        return -1;
-    }
 }
 
 static int on_config_enter(h2o_configurator_t *_self, h2o_configurator_context_t *ctx, yoml_t *node)
@@ -231,9 +221,9 @@ void sig_signaling_register_configurator(h2o_globalconf_t *conf)
     c->super.dispose = on_config_dispose;
     h2o_configurator_define_command(&c->super, "websocket.echo",
                                     H2O_CONFIGURATOR_FLAG_PATH | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR | H2O_CONFIGURATOR_FLAG_DEFERRED,
-                                    on_config_echo);
+                                    on_config_switch);
     /* deferred: the signaling.* settings of the same path apply first, whatever their order in the file */
     h2o_configurator_define_command(&c->super, "signaling",
                                     H2O_CONFIGURATOR_FLAG_PATH | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR | H2O_CONFIGURATOR_FLAG_DEFERRED,
-                                    on_config_signaling);
+                                    on_config_switch);
 }
