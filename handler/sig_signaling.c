@@ -30,7 +30,8 @@ typedef struct st_sig_session_t {
     sig_ws_conn_t *ws;
     sig_binding_t *binding; /* NULL until create_connect succeeds */
     sig_binding_t *address; /* counted against max-connections-per-ip (NULL without a cap) */
-    sig_buf_t name;         /* sponsorUserName given at create_connect */
+    sig_buf_t name;         /* sponsorUserName given at create_connect, or the token's name */
+    int name_is_verified;   /* the name came from a token: what a dialing types does not replace it */
     sig_ratelimit_t rate;
     sig_buf_t handshake_token; /* from ?access_token= or Sec-WebSocket-Protocol (authentication on) */
     uv_timer_t *expiry;        /* closes the connection when its token expires */
@@ -73,8 +74,7 @@ static void on_token_expired(uv_timer_t *timer)
 static int authenticate(sig_session_t *session, const sig_msg_t *msg, sig_jwt_claims_t *claims)
 {
     const h2o_iovec_t *key = session->handler->config.auth_key;
-    sig_str_t token = (msg->present & SIG_FIELD_AUTH) != 0 ? msg->auth
-                                                            : sig_str(session->handshake_token.base, session->handshake_token.len);
+    sig_str_t token = msg->auth.len != 0 ? msg->auth : sig_str(session->handshake_token.base, session->handshake_token.len);
     int64_t now = (int64_t)time(NULL);
     int err;
 
@@ -90,7 +90,10 @@ static int authenticate(sig_session_t *session, const sig_msg_t *msg, sig_jwt_cl
 /* A token is good until exp: then the connection closes, unless a fresh token came first. */
 static void arm_expiry(sig_session_t *session, int64_t exp)
 {
+    static const int64_t max_left = 10 * 366 * 86400; /* a later exp is "never" here; keeps the ms count in range */
     int64_t left = exp - (int64_t)time(NULL);
+    if (left > max_left)
+        left = max_left;
     if (session->expiry == NULL) {
         session->expiry = h2o_mem_alloc(sizeof(*session->expiry));
         uv_timer_init(tls.ctx->loop, session->expiry);
@@ -112,7 +115,7 @@ static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
             return;
         }
         if (claims.name.base != NULL)
-            name = claims.name; /* the backend's word wins over what the client typed */
+            name = claims.name; /* the backend's word wins over what the client types, now and in dialings */
     }
     if ((err = sig_router_bind(session->handler->router, msg->sponsor_user_id, ep, &session->binding)) != 0) {
         reply_error(session, "create_connect_response", err, msg->id);
@@ -120,6 +123,7 @@ static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
     }
     if (session->handler->config.auth_key != NULL)
         arm_expiry(session, claims.exp);
+    session->name_is_verified = claims.name.base != NULL;
     sig_buf_reset(&session->name);
     sig_buf_append(&session->name, name.base, name.len);
     if (msg->id.len != 0) {
@@ -154,8 +158,9 @@ static void on_dialing(sig_session_t *session, const sig_msg_t *msg)
         reply_error(session, "dialing_response", SIG_ERR_IDENTITY_MISMATCH, msg->id);
         return;
     }
-    name = (msg->present & SIG_FIELD_SPONSOR_USER_NAME) != 0 ? msg->sponsor_user_name
-                                                              : sig_str(session->name.base, session->name.len);
+    name = (msg->present & SIG_FIELD_SPONSOR_USER_NAME) != 0 && !session->name_is_verified
+               ? msg->sponsor_user_name
+               : sig_str(session->name.base, session->name.len);
     sig_encode_called(&tls.out, self, name, msg->field1, msg->field2, msg->field3);
 
     pending.sender_conn_id = sig_ws_get_id(session->ws);
@@ -281,6 +286,24 @@ static sig_str_t peer_address(h2o_req_t *req, char *buf, size_t size)
     return sig_str_cstr(buf);
 }
 
+/* Tokens are never logged: the access log writes the request line, so the token's bytes in it are
+ * replaced (in a copy from the request's pool) before the request completes. */
+static void redact_path(h2o_req_t *req, size_t off, const char *token, size_t len)
+{
+    h2o_iovec_t *paths[] = {&req->path, &req->input.path};
+    size_t i;
+    for (i = 0; i != sizeof(paths) / sizeof(paths[0]); ++i) {
+        h2o_iovec_t *path = paths[i];
+        char *copy;
+        if (path->base == NULL || off + len > path->len || memcmp(path->base + off, token, len) != 0)
+            continue;
+        copy = h2o_mem_alloc_pool(&req->pool, path->len);
+        memcpy(copy, path->base, path->len);
+        memset(copy + off, 'x', len);
+        *path = h2o_iovec_init(copy, path->len);
+    }
+}
+
 /* A token offered at the handshake: `?access_token=` first, else a Sec-WebSocket-Protocol list holding
  * `access_token, <token>` (what a browser can send: it cannot set headers), which is then answered with
  * `access_token` in the 101 as RFC 6455 requires. */
@@ -296,6 +319,8 @@ static void take_handshake_token(sig_session_t *session, h2o_req_t *req)
             if ((size_t)(param_end - p) > sizeof(name) && memcmp(p, name, sizeof(name) - 1) == 0 && p[sizeof(name) - 1] == '=') {
                 /* JWTs are URL-safe: taken as is */
                 sig_buf_append(&session->handshake_token, p + sizeof(name), (size_t)(param_end - p) - sizeof(name));
+                redact_path(req, (size_t)(p + sizeof(name) - req->path.base), session->handshake_token.base,
+                            session->handshake_token.len);
                 return;
             }
             p = param_end + 1;

@@ -174,6 +174,8 @@ static int on_config_dispose(h2o_configurator_t *_self)
     for (i = 0; i != self->owned.size; ++i)
         free(self->owned.entries[i]);
     free(self->owned.entries);
+    /* libh2o 2.2.5 may call a configurator's dispose twice */
+    memset(&self->owned, 0, sizeof(self->owned));
     return 0;
 }
 

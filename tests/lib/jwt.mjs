@@ -1,12 +1,14 @@
 // JSON Web Tokens for tests, signed with node:crypto (no dependency).
 //
 //   b64url(bufOrString)                 -> base64url text without padding
-//   signJwt(payload, key, {header, alg, payloadText, signature})
+//   signJwt(payload, key, {header, alg, hmac, payloadText, signature})
 //       -> "header.payload.signature". `payload` is JSON-encoded unless `payloadText`
 //       (raw JSON text, e.g. with an integer too big for a JS number) is given.
-//       `header` defaults to {alg: 'HS256', typ: 'JWT'}; `alg` overrides header.alg
-//       and picks the HMAC: 'HS256' (sha256), 'HS512' (sha512), 'none' (empty signature).
-//       `signature` replaces the computed signature (a Buffer or base64url text).
+//       `header` defaults to {alg: 'HS256', typ: 'JWT'} (a key set to undefined is
+//       left out); `alg` overrides header.alg and picks the HMAC: 'HS256' (sha256),
+//       'HS384', 'HS512', 'none' (empty signature). `hmac` signs with that HMAC
+//       whatever the header says (alg-confusion tokens). `signature` replaces the
+//       computed signature (base64url text).
 //   nowSec()                            -> the current time in whole seconds
 //   userToken(key, sub, {ttl = 300, name, nbf, extra}) -> an HS256 token for `sub`
 //       expiring `ttl` seconds from now (exp = nowSec() + ttl).
@@ -22,18 +24,18 @@ export function b64url(data) {
 const HMACS = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
 
 /** A compact JWS; see the top of this file. */
-export function signJwt(payload, key, { header, alg, payloadText, signature } = {}) {
+export function signJwt(payload, key, { header, alg, hmac, payloadText, signature } = {}) {
     const head = { alg: 'HS256', typ: 'JWT', ...header };
     if (alg !== undefined) head.alg = alg;
     const signingInput = `${b64url(JSON.stringify(head))}.${b64url(payloadText ?? JSON.stringify(payload))}`;
     let sig;
     if (signature !== undefined) {
-        sig = Buffer.isBuffer(signature) ? b64url(signature) : signature;
-    } else if (head.alg === 'none') {
+        sig = signature;
+    } else if ((hmac ?? head.alg) === 'none') {
         sig = '';
     } else {
-        const hash = HMACS[head.alg];
-        if (!hash) throw new Error(`signJwt: no HMAC for alg ${head.alg}`);
+        const hash = HMACS[hmac ?? head.alg];
+        if (!hash) throw new Error(`signJwt: no HMAC for alg ${hmac ?? head.alg}`);
         sig = crypto.createHmac(hash, key).update(signingInput).digest('base64url');
     }
     return `${signingInput}.${sig}`;
