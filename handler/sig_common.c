@@ -88,3 +88,81 @@ void sig_buf_dispose(sig_buf_t *buf)
     buf->len = 0;
     buf->cap = 0;
 }
+
+/* ---- text checks ---- */
+
+int sig_utf8_is_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+
+    while (s != end) {
+        unsigned c = *s, min, n, cp;
+        if (c < 0x80) {
+            ++s;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1, min = 0x80, cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2, min = 0x800, cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3, min = 0x10000, cp = c & 0x07;
+        } else {
+            return 0; /* a continuation byte first, C0/C1 (always overlong), or F5..FF */
+        }
+        if ((size_t)(end - s) <= n)
+            return 0;
+        for (++s; n != 0; --n, ++s) {
+            if ((*s & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (*s & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+    }
+    return 1;
+}
+
+static int hex4(const char *p, unsigned *value)
+{
+    int i;
+    *value = 0;
+    for (i = 0; i != 4; ++i) {
+        char c = p[i];
+        unsigned digit = c >= '0' && c <= '9' ? (unsigned)(c - '0') : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                         : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16;
+        if (digit == 16)
+            return 0;
+        *value = *value << 4 | digit;
+    }
+    return 1;
+}
+
+int sig_json_check_escapes(const char *json, size_t len, int allow_nul)
+{
+    const char *p = json, *end = json + len;
+    int expect_low = 0;
+
+    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL && end - p >= 2) {
+        unsigned unit;
+        if (p[1] != 'u' || end - p < 6 || !hex4(p + 2, &unit)) {
+            if (expect_low)
+                return -1;
+            p += 2; /* \\, \", \n...: the escaped character never starts another escape */
+            continue;
+        }
+        if (unit >= 0xdc00 && unit <= 0xdfff) {
+            if (!expect_low)
+                return -1;
+            expect_low = 0;
+        } else if (expect_low || (unit == 0 && !allow_nul)) {
+            return -1;
+        } else if (unit >= 0xd800 && unit <= 0xdbff) {
+            if (end - p < 12 || p[6] != '\\' || p[7] != 'u')
+                return -1; /* the low half must be the very next thing */
+            expect_low = 1;
+        }
+        p += 6;
+    }
+    return expect_low ? -1 : 0;
+}

@@ -127,7 +127,13 @@ int sig_jwt_verify(const char *token, size_t len, const unsigned char *key, size
         goto Exit;
 
     payload_off = scratch->len;
-    if (base64url_decode(scratch, dot1 + 1, (size_t)(dot2 - dot1 - 1)) != 0 || (payload = parse_object(scratch, payload_off)) == NULL)
+    if (base64url_decode(scratch, dot1 + 1, (size_t)(dot2 - dot1 - 1)) != 0)
+        goto Exit;
+    /* yajl_tree hands strings as C strings: a \u0000 would cut `sub` short (another user's id), and half a
+     * surrogate pair would decode to invalid UTF-8; neither belongs in an identity */
+    if (!sig_utf8_is_valid(scratch->base + payload_off, scratch->len - payload_off) ||
+        sig_json_check_escapes(scratch->base + payload_off, scratch->len - payload_off, 0) != 0 ||
+        (payload = parse_object(scratch, payload_off)) == NULL)
         goto Exit;
     if (get_time(payload, "exp", &claims->exp, 1) != 0 || get_time(payload, "nbf", &claims->nbf, 0) != 0)
         goto Exit;

@@ -382,55 +382,6 @@ static sig_str_t slice_str(const sig_buf_t *scratch, struct st_slice_t slice)
     return sig_str(scratch->base + slice.off, slice.len);
 }
 
-static int hex4(const char *p, unsigned *value)
-{
-    int i;
-    *value = 0;
-    for (i = 0; i != 4; ++i) {
-        char c = p[i];
-        unsigned digit = c >= '0' && c <= '9' ? (unsigned)(c - '0') : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                         : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16;
-        if (digit == 16)
-            return 0;
-        *value = *value << 4 | digit;
-    }
-    return 1;
-}
-
-/* Returns 1 if a \u escape of the (already parsed, so well-formed) JSON text is a UTF-16 surrogate
- * without its pair. yajl turns a lone low surrogate into invalid UTF-8 (which would end the
- * receiver's connection) and pairs a high surrogate with whatever escape follows (inventing a
- * character), so such text is refused rather than relayed. */
-static int has_unpaired_surrogate(const char *json, size_t len)
-{
-    const char *p = json, *end = json + len;
-    int expect_low = 0;
-
-    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL && end - p >= 2) {
-        unsigned unit;
-        if (p[1] != 'u' || end - p < 6 || !hex4(p + 2, &unit)) {
-            if (expect_low)
-                return 1;
-            p += 2; /* \\, \", \n...: the escaped character is never the start of another escape */
-            continue;
-        }
-        if (unit >= 0xdc00 && unit <= 0xdfff) {
-            if (!expect_low)
-                return 1;
-            expect_low = 0;
-        } else if (expect_low) {
-            return 1;
-        } else if (unit >= 0xd800 && unit <= 0xdbff) {
-            /* the low half must be the very next thing */
-            if (end - p < 12 || p[6] != '\\' || p[7] != 'u')
-                return 1;
-            expect_low = 1;
-        }
-        p += 6;
-    }
-    return expect_low;
-}
-
 int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch)
 {
     struct st_arena_t arena;
@@ -455,14 +406,14 @@ int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scra
         sig_fatal("no memory");
     /* strings are checked as UTF-8 (yajl's default) even though the websocket layer did it: the decoder is also fed
      * directly by tests and fuzzers, and a lone bad byte must not reach a peer */
-    if ((len != 0 && yajl_parse(parser, (const unsigned char *)json, len) != yajl_status_ok) ||
-        yajl_complete_parse(parser) != yajl_status_ok) {
+    /* yajl's own UTF-8 check lets overlong forms, encoded surrogates and code points past U+10FFFF through */
+    if (!sig_utf8_is_valid(json, len)) {
         ret = SIG_ERR_BAD_JSON;
         goto Exit;
     }
-    if (has_unpaired_surrogate(json, len)) {
+    if ((len != 0 && yajl_parse(parser, (const unsigned char *)json, len) != yajl_status_ok) ||
+        yajl_complete_parse(parser) != yajl_status_ok || sig_json_check_escapes(json, len, 1) != 0) {
         ret = SIG_ERR_BAD_JSON;
-        d.id.len = 0; /* the id may be what holds it: echoing it would put invalid UTF-8 on the wire */
         goto Exit;
     }
     ret = check_message(&d);
@@ -476,7 +427,9 @@ Exit:
         if ((d.present & (1u << i)) != 0)
             *texts[i] = slice_str(scratch, d.text[i]);
     msg->present = d.present;
-    if (d.id.len != 0)
+    /* an id is echoed only if it is sound text: half a surrogate pair decodes to invalid UTF-8, and a
+     * reply carrying it would end the client's own connection */
+    if (d.id.len != 0 && (ret != SIG_ERR_BAD_JSON || sig_json_check_escapes(json, len, 1) == 0))
         msg->id = slice_str(scratch, d.id);
     return ret;
 }
