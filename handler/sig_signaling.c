@@ -173,7 +173,9 @@ static void on_dialing(sig_session_t *session, const sig_msg_t *msg)
     result = sig_router_dial(session->handler->router, msg->receiver_user_id, tls.out.base, tls.out.len, tls.cookie.base,
                              tls.cookie.len);
     sig_buf_reset(&tls.out);
-    if (result != 0) /* else on_dial_result answers */
+    if (result == 0)
+        sig_ws_hold_close(session->ws); /* on_dial_result answers, even if the client closes meanwhile */
+    else
         answer_dial(session, msg->id, msg->receiver_user_id, result);
 }
 
@@ -248,10 +250,12 @@ static void on_dial_result(const void *cookie, size_t cookie_len, size_t deliver
     sig_ws_conn_t *conn;
 
     memcpy(&pending, cookie, sizeof(pending)); /* the router's copy need not be aligned for it */
-    if ((conn = sig_ws_find(pending.sender_conn_id)) != NULL) /* the sender may have left meanwhile */
+    if ((conn = sig_ws_find(pending.sender_conn_id)) != NULL) { /* the sender may have left meanwhile */
         answer_dial(sig_ws_get_data(conn), sig_str(bytes, pending.id_len),
                     sig_str(bytes + pending.id_len, cookie_len - sizeof(pending) - pending.id_len),
                     delivered != 0 ? (int)delivered : SIG_ERR_PEER_GONE);
+        sig_ws_release_close(conn);
+    }
 }
 
 /* ---- h2o handler ---- */

@@ -53,7 +53,8 @@ struct st_sig_ws_conn_t {
     sig_ws_bytes_t writing; /* frames handed to the socket, until on_write_complete */
     h2o_timeout_entry_t timer; /* heartbeat while open, linger once closing */
     h2o_linklist_t dirty_link; /* in thread.dirty while `out` waits for a flush */
-    unsigned closing : 1;      /* a close frame is queued: refuse further sends */
+    unsigned holds;            /* answers the application still owes: the echo of the peer's close waits */
+    unsigned closing : 1;      /* a close frame is queued or received: no more messages are delivered */
     unsigned close_in_out : 1; /* our close frame is in `out` or `writing` */
     unsigned lingering : 1;    /* our close frame is written */
     unsigned awaiting_pong : 1;
@@ -203,6 +204,17 @@ static void close_protocol_error(sig_ws_conn_t *conn)
     enter_closing(conn);
 }
 
+void sig_ws_hold_close(sig_ws_conn_t *conn)
+{
+    ++conn->holds;
+}
+
+void sig_ws_release_close(sig_ws_conn_t *conn)
+{
+    if (--conn->holds == 0)
+        mark_dirty(conn);
+}
+
 int sig_ws_is_closing(const sig_ws_conn_t *conn)
 {
     return conn->closing;
@@ -324,7 +336,9 @@ static void flush(sig_ws_conn_t *conn)
 
     if (conn->sock == NULL || conn->writing.len != 0 || conn->lingering)
         return;
-    if (wslay_event_want_write(conn->ws_ctx)) {
+    /* RFC 6455 5.5.1 lets the echo of the peer's close wait for the message being sent: an answer owed
+     * from another thread (sig_ws_hold_close) goes out first. The linger timeout bounds the wait. */
+    if (wslay_event_want_write(conn->ws_ctx) && !(conn->holds != 0 && wslay_event_get_close_received(conn->ws_ctx))) {
         wslay_event_send(conn->ws_ctx); /* control frames: appended through send_callback */
         if (wslay_event_get_close_sent(conn->ws_ctx))
             conn->close_in_out = 1;
@@ -473,7 +487,8 @@ sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, cons
 
 static int send_message(sig_ws_conn_t *conn, uint8_t opcode, const char *msg, size_t len)
 {
-    if (conn->closing)
+    /* nothing may follow our close frame; before it leaves, a late answer still may */
+    if (conn->close_in_out || conn->lingering)
         return -1;
     if (queued_bytes(conn) + len > conn->limits->max_queued_bytes) {
         /* a peer that does not read must not grow our memory: it is closed, the others go on */

@@ -56,8 +56,8 @@ typedef struct st_sig_ws_callbacks_t {
 sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, const sig_ws_callbacks_t *callbacks, void *data);
 
 /**
- * Queues a text message. Returns 0, or -1 when the connection is closing or its queue would pass
- * `max_queued_bytes` (then the message is dropped and the connection is closed with 1008).
+ * Queues a text message. Returns 0, or -1 when our close frame has left already or the queue would
+ * pass `max_queued_bytes` (then the message is dropped and the connection is closed with 1008).
  */
 int sig_ws_send_text(sig_ws_conn_t *conn, const char *msg, size_t len);
 
@@ -66,6 +66,15 @@ int sig_ws_send_binary(sig_ws_conn_t *conn, const char *msg, size_t len);
 
 /** Starts the closing handshake with `code`; later sends are refused. Idempotent. */
 void sig_ws_close(sig_ws_conn_t *conn, uint16_t code, const char *reason);
+
+/**
+ * Says the application owes this connection an answer that will come later (from another thread):
+ * if the peer closes meanwhile, the echo of its close waits until every hold is released (or the
+ * linger timeout passes), so the answer still arrives before the close frame.
+ */
+void sig_ws_hold_close(sig_ws_conn_t *conn);
+/** Releases one sig_ws_hold_close. */
+void sig_ws_release_close(sig_ws_conn_t *conn);
 
 /** Returns 1 once the connection is closing (close queued, sent or received). */
 int sig_ws_is_closing(const sig_ws_conn_t *conn);
