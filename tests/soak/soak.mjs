@@ -1,0 +1,1502 @@
+#!/usr/bin/env node
+// Soak of /WsService (issue 4, item 6): a bounded run on loopback that mixes, at the same time,
+//   - churn: raw clients that connect, register (create_connect), maybe dial, and close cleanly,
+//     move to another id, live long enough to be pinged, or vanish (socket.destroy(), no close
+//     frame) before/after registering, in the middle of a frame, of a fragmented message or of
+//     the HTTP handshake;
+//   - routed traffic: a stable population (`--users`, some with 2 devices, Node `ws` clients that
+//     answer pings) dialing each other at `--rate` dialings/s with ids and a unique tag in field1,
+//     plus dialings to churn users, to ids nobody ever registered, and some without an id;
+//   - slow readers: registered raw clients that stop reading (socket.pause()) while the stable
+//     population dials them with ~6 KB pushes, either lightly (the heartbeat drops them) or in a
+//     flood (the send queue passes max-queued-bytes: close 1008); dialings to them must then fail
+//     with peer_gone / peer_offline, never hang;
+//   - malformed input: bad JSON and fields of the wrong kind (error replies, the connection stays),
+//     binary frames (1003), invalid UTF-8 (1007), oversized messages (1009, also fragmented),
+//     a reserved opcode (1002), and a valid fragmented dialing.
+// Then it checks, printing every figure before asserting it (exit 1 on any failure):
+//   1. every dialing with an id from a stable client to an online stable user was answered ok with
+//      delivered == that user's device count, and its `called` arrived exactly once on each device
+//      (byte-exact); nothing lost, nothing duplicated, nothing misrouted;
+//   2. every dialing got exactly one answer (dialing_response ok / error code; a malformed one an
+//      error reply), none left unanswered after a bounded drain;
+//   3. once the churn is closed: the server holds exactly the baseline's sockets, and a probe dial to
+//      every user id ever used finds no ghost (peer_offline) and each stable user with exactly its
+//      live devices; once the stable clients are closed too, every stable id is offline;
+//   4. server RSS after the run is within 10% of the level before it (see "RSS baseline" below);
+//   5. the server is alive at the end and exits 0 on SIGTERM;
+//   6. every client operation finished within its bound (handshakes, replies, closes) and every
+//      close code was the one its cause calls for.
+//
+// Run (from the repository root; needs tests/node_modules and the built server):
+//   node tests/soak/soak.mjs --seconds 60      the CI version (60 s of mixed load after a 5 s warm-up)
+//   node tests/soak/soak.mjs --seconds 20      what tests/integration/soak-short.test.mjs runs
+// Options: --seconds N (60), --warmup N (5), --users N (100), --multi-device F (0.3), --rate N
+//   (1000 stable dialings/s), --churn N (32 churn workers), --slow-readers N (2 at a time),
+//   --flood-rate N (500 dialings/s at a flooded slow reader), --seed N (random by default; printed).
+// The binary is $H2O_SIGNALING_BIN or <repo>/h2o-signaling (tests/lib/server.mjs). Exit status:
+// 0 every assertion held, 1 one failed, 2 the soak itself broke (watchdog, setup failure).
+//
+// RSS baseline: "before" is taken after a warm-up that runs the very same mix (churn, slow readers,
+// floods, malformed input) for --warmup seconds on top of the stable population, then closes the
+// churn and waits for the server to hold only the stable sockets again; "after" is taken the same
+// way at the end of the run. Both are the median of 5 samples 200 ms apart. The warm-up makes the
+// allocator's high-water marks (per-thread arenas, socket buffers, registry tables) part of both
+// figures, so the 10% bound measures growth over the run, not first-use. The level at start and
+// the peak during the run are printed too. Under a memory tool (valgrind, ASan) RSS is the tool's,
+// so check 4 is reported as not applicable there, never silently passed.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+
+import { connectRaw, encodeFrame, OP } from '../lib/rawws.mjs';
+import { startServer } from '../lib/server.mjs';
+import { calledText, createConnectOkText, dialingFailText, dialingOkText, MSG, register } from '../lib/sigclient.mjs';
+import { waitUntil, withTimeout } from '../lib/wait.mjs';
+import { nextRaw, waitClose } from '../lib/wsclient.mjs';
+
+// ---------------------------------------------------------------- options
+
+const { values: opt } = parseArgs({
+    options: {
+        seconds: { type: 'string', default: '60' },
+        warmup: { type: 'string', default: '5' },
+        users: { type: 'string', default: '100' },
+        'multi-device': { type: 'string', default: '0.3' },
+        rate: { type: 'string', default: '1000' },
+        churn: { type: 'string', default: '32' },
+        'slow-readers': { type: 'string', default: '2' },
+        'flood-rate': { type: 'string', default: '500' },
+        seed: { type: 'string' },
+        help: { type: 'boolean', default: false },
+    },
+});
+if (opt.help) {
+    const head = readFileSync(new URL(import.meta.url), 'utf8').split('\n');
+    console.log(head.slice(1, head.findIndex((l) => !l.startsWith('//'))).join('\n'));
+    process.exit(0);
+}
+const num = (name, min, max) => {
+    const v = Number(opt[name]);
+    if (!Number.isFinite(v) || v < min || v > max) {
+        console.error(`--${name} must be a number in [${min}, ${max}], got ${opt[name]}`);
+        process.exit(2);
+    }
+    return v;
+};
+const SECONDS = num('seconds', 1, 3600);
+const WARMUP = num('warmup', 1, 600);
+const USERS = Math.floor(num('users', 2, 5000));
+const MULTI = num('multi-device', 0, 1);
+const RATE = num('rate', 1, 20000);
+const CHURN = Math.floor(num('churn', 0, 500));
+const SLOW = Math.floor(num('slow-readers', 0, 50));
+const FLOOD_RATE = num('flood-rate', 1, 20000);
+const SEED = opt.seed !== undefined ? Math.floor(num('seed', 0, 2 ** 32 - 1)) : (Date.now() ^ (process.pid << 8)) >>> 0;
+
+// The server's limits for this run (the issue's figures).
+const PING_INTERVAL = 1000;
+const PING_TIMEOUT = 1000;
+const MAX_QUEUED = 65536;
+const MAX_MESSAGE = 8192;
+const LINGER_MS = 3000; // SIG_WS_LINGER_MS: longest a closing connection takes to go
+
+const config = ({ port }) => `
+listen: {host: 127.0.0.1, port: ${port}}
+hosts:
+  default:
+    paths:
+      /WsService:
+        signaling: ON
+        signaling.ping-interval: ${PING_INTERVAL}
+        signaling.ping-timeout: ${PING_TIMEOUT}
+        signaling.max-queued-bytes: ${MAX_QUEUED}
+        signaling.max-message-size: ${MAX_MESSAGE}
+`;
+
+// Bounds of everything the soak waits for.
+const OP_TIMEOUT = 5000; // one handshake, one reply, one close
+const CHURN_OP_BOUND = 20000; // one whole churn / malformed scenario
+const WORKERS_BOUND = 30000; // workers to finish after their phase ends
+const DRAIN_BOUND = 10000; // answers and pushes still in flight at the end of a phase
+const RELEASE_BOUND = LINGER_MS + PING_INTERVAL + PING_TIMEOUT + 5000; // server to let go of closed clients
+const SLOW_REFUSAL_BOUND = 10000; // a paused reader to become unreachable
+const WINDOW = 8; // dialings in flight per stable device
+const MAX_LOOP = 1e7; // a count bound on every loop (time bounds come first)
+const BIG_FIELD = 6000; // field2 of dialings to slow readers: a ~6 KB push, under max-message-size
+const WATCHDOG_MS = (WARMUP + SECONDS) * 1000 + 180000;
+
+// ---------------------------------------------------------------- random (seeded, printed)
+
+function mulberry32(a) {
+    return () => {
+        a = (a + 0x6d2b79f5) | 0;
+        let t = Math.imul(a ^ (a >>> 15), 1 | a);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+}
+const rnd = mulberry32(SEED);
+const chance = (p) => rnd() < p;
+const randInt = (lo, hi) => lo + Math.floor(rnd() * (hi - lo + 1));
+const pick = (arr) => arr[Math.floor(rnd() * arr.length)];
+
+// ---------------------------------------------------------------- bookkeeping
+
+const counters = new Map();
+const inc = (name, n = 1) => counters.set(name, (counters.get(name) ?? 0) + n);
+const get = (name) => counters.get(name) ?? 0;
+
+/** Problems by kind: each is counted, the first few kept as samples for the report. */
+const problems = new Map();
+function problem(kind, detail) {
+    let p = problems.get(kind);
+    if (!p) problems.set(kind, (p = { count: 0, samples: [] }));
+    p.count++;
+    if (p.samples.length < 5) p.samples.push(String(detail).slice(0, 400));
+}
+const problemCount = (...kinds) => kinds.reduce((s, k) => s + (problems.get(k)?.count ?? 0), 0);
+
+const log = (...a) => console.log(...a);
+const elapsed = () => ((Date.now() - T0) / 1000).toFixed(1).padStart(6);
+const T0 = Date.now();
+
+const S = {
+    phase: 'setup',
+    srv: null,
+    stableClosing: false, // stable clients are being closed on purpose
+    usedIds: new Set(), // every user id any client registered or dialed
+    slowTargets: [], // slow readers being dialed now
+    openPeers: new Set(), // raw clients whose TCP connection has not ended
+    rssPeak: 0,
+};
+
+// ---------------------------------------------------------------- server figures
+
+const rssKb = (pid) => Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+function cpuSeconds(pid) {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 10 ms
+}
+function underMemoryTool(pid) {
+    if (process.env.VALGRIND_LOG_DIR) return 'valgrind';
+    try {
+        const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+        if (/libasan|libtsan|libmsan/.test(maps)) return 'a sanitizer runtime';
+        if (/vgpreload|valgrind/.test(maps)) return 'valgrind';
+    } catch {
+        /* process gone: reported elsewhere */
+    }
+    return null;
+}
+
+// ---------------------------------------------------------------- dialings
+
+/*
+ * One record per dialing: who sent it, to whom, what the answers and pushes were.
+ *   targetKind: stable | slow | churn | offline (never registered) | never (a frame that was never
+ *               completed: must not be delivered) | malformed (must get one error reply)
+ */
+let dialSeq = 0;
+const byId = new Map(); // JSON of the id -> record
+const byTag = new Map(); // field1 -> record
+const records = [];
+
+function newDial({ sender, target, targetKind, withId = true, name, field2 = '', field3 = '', claim = false }) {
+    const n = ++dialSeq;
+    const tag = `T${n}-${sender.kind}`;
+    const id = withId ? (chance(0.5) ? n : `d${n}`) : undefined;
+    const rec = {
+        n,
+        id,
+        tag,
+        senderKind: sender.kind,
+        senderKey: sender.key,
+        senderUserId: sender.userId,
+        senderName: name ?? sender.name,
+        target: String(target),
+        targetKind,
+        field2len: field2.length,
+        field3,
+        answers: [],
+        calls: new Map(), // connection key -> times the push arrived there
+        abandoned: false, // the sender vanished: an answer cannot be expected
+        expectAnswer: withId,
+        sentAt: Date.now(),
+    };
+    const msg = { type: 'dialing' };
+    if (claim) msg.sponsorUserId = sender.userId; // optional, must equal the identity
+    if (name !== undefined) msg.sponsorUserName = name;
+    msg.receiverUserId = target;
+    msg.field1 = tag;
+    if (field2) msg.field2 = field2;
+    if (field3) msg.field3 = field3;
+    if (withId) msg.id = id;
+    records.push(rec);
+    sender.dials?.push(rec);
+    byTag.set(tag, rec);
+    if (withId) byId.set(JSON.stringify(id), rec);
+    S.usedIds.add(String(target));
+    inc('dials.sent');
+    return { rec, text: JSON.stringify(msg) };
+}
+
+const expectedCalled = (rec) =>
+    calledText({
+        sponsorUserId: rec.senderUserId,
+        sponsorUserName: rec.senderName ?? '',
+        field1: rec.tag,
+        field2: rec.field2len ? 'x'.repeat(rec.field2len) : '',
+        field3: rec.field3,
+    });
+
+/** A dialing_response arrived at connection `conn`. */
+function onAnswer(conn, text, p) {
+    const rec = p.id === undefined ? undefined : byId.get(JSON.stringify(p.id));
+    if (!rec) {
+        problem('answer with an unknown or missing id', `${conn.key}: ${text}`);
+        return;
+    }
+    if (rec.senderKey !== conn.key) problem('answer at the wrong connection', `${conn.key} got ${text}`);
+    rec.answers.push(text);
+    if (rec.answers.length > 1) {
+        problem('answer duplicated', `${rec.tag}: ${rec.answers.join(' | ')}`);
+        return;
+    }
+    rec.ans = p;
+    inc('dials.answered');
+    conn.inflight = Math.max(0, (conn.inflight ?? 0) - 1);
+    if (p.ok === true) {
+        const delivered = p.data?.delivered;
+        inc('dials.answered.ok');
+        inc('dials.delivered', Number.isInteger(delivered) ? delivered : 0);
+        if (text !== dialingOkText(rec.id, rec.target, delivered))
+            problem('answer not byte-exact', `${rec.tag} to ${rec.target}: ${text}`);
+    } else {
+        inc(`dials.answered.${p.code}`);
+        if (p.code in MSG) {
+            if (text !== dialingFailText(p.code, rec.id)) problem('answer not byte-exact', `${rec.tag}: ${text}`);
+        } else if (
+            p.type !== 'dialing_response' ||
+            p.ok !== false ||
+            p.data?.sponsorUserId !== null ||
+            typeof p.msg !== 'string'
+        ) {
+            problem('answer not byte-exact', `${rec.tag}: ${text}`);
+        }
+        if (rec.expectCode && p.code !== rec.expectCode)
+            problem('wrong error code', `${rec.tag}: expected ${rec.expectCode}, got ${text}`);
+        if (rec.targetKind === 'slow' && (p.code === 'peer_gone' || p.code === 'peer_offline')) {
+            const slow = S.slowTargets.find((s) => s.userId === rec.target);
+            if (slow) slow.refusedAt ??= Date.now();
+        }
+    }
+    rec.onAnswer?.(p);
+}
+
+/** An error reply (type "error") to a malformed dialing. */
+function onErrorReply(conn, text, p) {
+    const rec = p.id === undefined ? undefined : byId.get(JSON.stringify(p.id));
+    if (!rec || rec.targetKind !== 'malformed') return false; // someone else's: the caller's inbox
+    if (rec.senderKey !== conn.key) problem('answer at the wrong connection', `${conn.key} got ${text}`);
+    rec.answers.push(text);
+    if (rec.answers.length > 1) {
+        problem('answer duplicated', `${rec.tag}: ${rec.answers.join(' | ')}`);
+        return true;
+    }
+    rec.ans = p;
+    inc('dials.answered');
+    inc(`dials.answered.${p.code}`);
+    if (p.code !== rec.expectCode) problem('wrong error code', `${rec.tag}: expected ${rec.expectCode}, got ${text}`);
+    rec.onAnswer?.(p);
+    return true;
+}
+
+/** A `called` push arrived at connection `conn` (which has ever been the ids in conn.userIds). */
+function onCalled(conn, text, p) {
+    inc('called.received');
+    const rec = byTag.get(p.data?.field1);
+    if (!rec) {
+        problem('push with an unknown tag', `${conn.key}: ${text.slice(0, 200)}`);
+        return;
+    }
+    if (!conn.userIds.has(rec.target)) problem('push at the wrong user', `${rec.tag} for ${rec.target} at ${conn.key}`);
+    if (rec.targetKind === 'never') problem('push of a message that was never completed', `${rec.tag} at ${conn.key}`);
+    const times = (rec.calls.get(conn.key) ?? 0) + 1;
+    rec.calls.set(conn.key, times);
+    if (times > 1) problem('push duplicated', `${rec.tag} arrived ${times} times at ${conn.key}`);
+    if (text !== expectedCalled(rec)) {
+        problem('push not byte-exact', `${rec.tag}: expected ${expectedCalled(rec).slice(0, 200)}\n   got ${text.slice(0, 200)}`);
+    }
+}
+
+// ---------------------------------------------------------------- stable population (`ws` clients)
+
+const stableUsers = []; // {id, name, devices: [dev]}
+const stableDevices = [];
+// The final checks dial from these: several connections, each paced well under signaling.rate-limit
+// (default 200 messages/s per connection, burst 400), so the probes never meet the limiter.
+const PROBES = 8;
+const PROBE_BATCH = 40; // dialings per probe connection per PROBE_PERIOD
+const PROBE_PERIOD = 500; // ms: 80 dialings/s per connection
+const probes = [];
+
+const STABLE_NAMES = (i) => `用户${i} "😀" \\`;
+const FIELD3 = ['', 'room "7"\nline 2', 'ζ😀 ünï', 'tab\there', '</script>', '{"json":"inside"}'];
+
+async function openStableDevice(user, idx) {
+    const ws = await register(WS_URL(), user.id, { name: user.name, timeout: OP_TIMEOUT });
+    const dev = {
+        kind: user.probe ? 'probe' : 'stable',
+        key: `${user.id}#${idx}`,
+        user,
+        userId: user.id,
+        name: user.name,
+        userIds: new Set([user.id]),
+        ws,
+        open: true,
+        inflight: 0,
+    };
+    inc('conn.opened');
+    inc('conn.opened.stable');
+    ws.on('close', (code) => {
+        dev.open = false;
+        if (!S.stableClosing) {
+            user.droppedAt ??= Date.now();
+            problem('stable connection closed during the run', `${dev.key}: close ${code} at ${elapsed()} s`);
+        }
+    });
+    dev.pumped = (async () => {
+        for (let i = 0; i < MAX_LOOP; i++) {
+            let m;
+            try {
+                m = await nextRaw(ws, 600000);
+            } catch {
+                if (ws.readyState === ws.CLOSED) return;
+                continue;
+            }
+            const text = m.data.toString('utf8');
+            if (m.isBinary) {
+                problem('binary message from the server', dev.key);
+                continue;
+            }
+            let p;
+            try {
+                p = JSON.parse(text);
+            } catch {
+                problem('server sent a message that is not JSON', `${dev.key}: ${text.slice(0, 200)}`);
+                continue;
+            }
+            if (p.type === 'called') onCalled(dev, text, p);
+            else if (p.type === 'dialing_response') onAnswer(dev, text, p);
+            else if (p.code === 'rate_limited') problem('rate_limited reply to a paced soak client', `${dev.key}: ${text}`);
+            else problem('unexpected message at a stable client', `${dev.key}: ${text.slice(0, 200)}`);
+        }
+    })();
+    return dev;
+}
+
+async function buildStable() {
+    for (let i = 0; i < USERS; i++) {
+        const n = chance(MULTI) ? 2 : 1;
+        stableUsers.push({ id: `st-${i}`, name: STABLE_NAMES(i), devices: [], nDevices: n, droppedAt: null });
+    }
+    const jobs = stableUsers.flatMap((u) => Array.from({ length: u.nDevices }, (_, d) => [u, d]));
+    for (let i = 0; i < jobs.length; i += 25) {
+        const devs = await Promise.all(jobs.slice(i, i + 25).map(([u, d]) => openStableDevice(u, d)));
+        for (const dev of devs) {
+            dev.user.devices.push(dev);
+            stableDevices.push(dev);
+            S.usedIds.add(dev.userId);
+        }
+    }
+    for (let i = 0; i < PROBES; i++) {
+        const probeUser = { id: `probe-${i}`, name: 'probe', devices: [], nDevices: 1, probe: true };
+        const dev = await openStableDevice(probeUser, 0);
+        probeUser.devices.push(dev);
+        probes.push(dev);
+    }
+}
+
+const onlineThroughout = (user) => user.droppedAt === null;
+const liveDevices = (user) => user.devices.filter((d) => d.open).length;
+
+/** A stable device with room in its window, or null. */
+function freeStableDevice() {
+    for (let tries = 0; tries < 8; tries++) {
+        const dev = pick(stableDevices);
+        if (dev.open && dev.inflight < WINDOW) return dev;
+    }
+    return null;
+}
+
+function sendFromStable(dev, built) {
+    try {
+        dev.ws.send(built.text);
+        if (built.rec.expectAnswer) dev.inflight++;
+    } catch (err) {
+        built.rec.abandoned = true;
+        problem('stable client could not send', `${dev.key}: ${err.message}`);
+    }
+}
+
+let offlineSeq = 0;
+/** One dialing of the routed mix from a stable device. */
+function stableDial() {
+    const dev = freeStableDevice();
+    if (!dev) {
+        inc('dials.skipped.window-full');
+        return;
+    }
+    const r = rnd();
+    let target;
+    let targetKind = 'stable';
+    let withId = true;
+    if (r < 0.84) {
+        do target = pick(stableUsers);
+        while (target === dev.user);
+        target = target.id;
+    } else if (r < 0.9) {
+        target = pick(CHURN_IDS);
+        targetKind = 'churn';
+    } else if (r < 0.94) {
+        target = `off-${++offlineSeq}`;
+        targetKind = 'offline';
+    } else {
+        do target = pick(stableUsers);
+        while (target === dev.user);
+        target = target.id;
+        withId = false;
+    }
+    const name = chance(0.3) ? `alias ${dev.userId} ✓` : undefined;
+    const built = newDial({
+        sender: dev,
+        target,
+        targetKind,
+        withId,
+        name,
+        field3: pick(FIELD3),
+        claim: chance(0.5),
+    });
+    sendFromStable(dev, built);
+}
+
+/** One ~6 KB dialing from a stable device to slow reader `slow`. */
+function slowDial(slow) {
+    const dev = freeStableDevice();
+    if (!dev) {
+        inc('dials.skipped.window-full');
+        return;
+    }
+    const built = newDial({ sender: dev, target: slow.userId, targetKind: 'slow', field2: 'x'.repeat(BIG_FIELD) });
+    slow.dialed++;
+    sendFromStable(dev, built);
+}
+
+// ---------------------------------------------------------------- raw clients (churn, slow, malformed)
+
+let peerSeq = 0;
+const WS_URL = () => S.srv.wsUrl;
+
+/** A RawWebSocket with a reader: pings answered, pushes/answers checked, other replies queued. */
+class Peer {
+    constructor(raw, kind) {
+        this.raw = raw;
+        this.kind = kind;
+        this.key = `${kind}-${++peerSeq}`;
+        this.userId = undefined;
+        this.name = undefined;
+        this.userIds = new Set();
+        this.inbox = [];
+        this.waiters = [];
+        this.closeFrame = null;
+        this.sentClose = false;
+        this.pings = 0;
+        this.frames = 0;
+        this.badFrames = [];
+        this.dials = []; // records of the dialings this connection sent
+        this.tcpClosed = false;
+        inc('conn.opened');
+        inc(`conn.opened.${kind}`);
+        S.openPeers.add(this);
+        this.done = this.#read();
+    }
+
+    async #read() {
+        for (let i = 0; i < MAX_LOOP; i++) {
+            let f;
+            try {
+                f = await this.raw.nextFrame(600000);
+            } catch {
+                if (this.raw.isTcpClosed) break;
+                continue;
+            }
+            this.frames++;
+            if (f.opcode === OP.PING) {
+                this.pings++;
+                if (!this.sentClose && !this.closeFrame) this.raw.sendPong(f.payload);
+            } else if (f.opcode === OP.CLOSE) {
+                this.closeFrame ??= { code: f.code, reason: f.reason };
+                if (!this.sentClose) {
+                    this.sentClose = true;
+                    this.raw.sendClose(f.code === 1005 ? null : f.code); // echo, as RFC 6455 asks
+                }
+            } else if (this.closeFrame) {
+                problem('frame after the close frame', `${this.key}: opcode ${f.opcode}`);
+            } else if (f.opcode === OP.TEXT && f.fin) {
+                this.#onText(f.payload.toString('utf8'));
+            } else {
+                problem('unexpected frame from the server', `${this.key}: opcode ${f.opcode} fin ${f.fin}`);
+            }
+        }
+        this.tcpClosed = true;
+        S.openPeers.delete(this);
+        for (const rec of this.dials) if (rec.answers.length === 0) rec.senderGone = true;
+        for (const w of this.waiters.splice(0)) w.reject(new Error(`connection ended while waiting for ${w.what}`));
+        return this.closeFrame;
+    }
+
+    #onText(text) {
+        let p;
+        try {
+            p = JSON.parse(text);
+        } catch {
+            problem('server sent a message that is not JSON', `${this.key}: ${text.slice(0, 200)}`);
+            return;
+        }
+        if (p.type === 'called') return onCalled(this, text, p);
+        if (p.type === 'dialing_response' && byId.has(JSON.stringify(p.id))) return onAnswer(this, text, p);
+        if (p.type === 'error' && onErrorReply(this, text, p)) return;
+        // the identity counts from this frame on: a push right behind it is for that id
+        if (p.type === 'create_connect_response' && p.ok === true) this.userIds.add(String(p.data?.sponsorUserId));
+        const i = this.waiters.findIndex((w) => w.match(p));
+        if (i >= 0) this.waiters.splice(i, 1)[0].resolve({ p, text });
+        else this.inbox.push({ p, text });
+    }
+
+    /** The next non-push message matching `match` (queued or future), bounded. */
+    expect(match, what, timeout = OP_TIMEOUT) {
+        const i = this.inbox.findIndex((m) => match(m.p));
+        if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]);
+        if (this.tcpClosed) return Promise.reject(new Error(`connection ended before ${what}`));
+        let w;
+        const p = new Promise((resolve, reject) => {
+            w = { match, resolve, reject, what };
+            this.waiters.push(w);
+        });
+        return withTimeout(p, timeout, `${this.key}: ${what}`).finally(() => {
+            const j = this.waiters.indexOf(w);
+            if (j >= 0) this.waiters.splice(j, 1);
+        });
+    }
+
+    sendJson(value) {
+        this.raw.sendText(JSON.stringify(value));
+    }
+
+    /** create_connect with an id; true when registered, false when refused with too_many_connections. */
+    async register(userId, name) {
+        const rid = `r${++dialSeq}`;
+        S.usedIds.add(String(userId));
+        this.sendJson({ type: 'create_connect', sponsorUserId: userId, sponsorUserName: name, id: rid });
+        const { p, text } = await this.expect((m) => m.id === rid, `create_connect_response ${rid}`);
+        if (p.ok === true) {
+            if (text !== createConnectOkText(rid, String(userId))) problem('create_connect answer not byte-exact', text);
+            this.userId = String(userId);
+            this.name = name;
+            this.userIds.add(String(userId));
+            inc('registered');
+            return true;
+        }
+        if (p.code === 'too_many_connections') {
+            inc('registered.refused.too_many_connections');
+            return false;
+        }
+        problem('create_connect refused', `${this.key} as ${userId}: ${text}`);
+        return false;
+    }
+
+    /** Close handshake from our side; resolves with the server's close frame once TCP has ended. */
+    async closeClean(category) {
+        if (!this.sentClose) {
+            this.sentClose = true;
+            this.raw.sendClose(1000);
+        }
+        const cf = await withTimeout(this.done, OP_TIMEOUT, `${this.key}: close handshake and TCP end`);
+        const code = cf ? cf.code : 1006;
+        inc(`close.${category}.${code}`);
+        if (code !== 1000) problem('wrong close code', `${this.key} (${category}): expected 1000, got ${code}`);
+        inc('conn.closed.clean');
+        return cf;
+    }
+
+    /** Waits for the server to close (close frame echoed by the reader), then TCP end; returns the code (1006: none). */
+    async serverClose(category, timeout = OP_TIMEOUT) {
+        const cf = await withTimeout(this.done, timeout, `${this.key}: server close and TCP end`);
+        const code = cf ? cf.code : 1006;
+        inc(`close.${category}.${code}`);
+        inc('conn.closed.by-server');
+        return code;
+    }
+
+    abort() {
+        if (!this.aborted && !this.raw.isTcpClosed) inc('conn.aborted');
+        this.aborted = true;
+        this.raw.destroy();
+    }
+}
+
+async function openPeer(kind) {
+    let raw;
+    try {
+        raw = await connectRaw({ port: S.srv.port, timeout: OP_TIMEOUT });
+    } catch (err) {
+        problem('handshake failed', `${kind}: ${err.message}`);
+        throw err;
+    }
+    return new Peer(raw, kind);
+}
+
+/** Waits for a record's answer (bounded). */
+function answerOf(rec, timeout = OP_TIMEOUT) {
+    if (rec.answers.length) return Promise.resolve(JSON.parse(rec.answers[0]));
+    return withTimeout(new Promise((resolve) => (rec.onAnswer = resolve)), timeout, `answer to ${rec.tag}`);
+}
+
+// ---------------------------------------------------------------- churn
+
+const CHURN_IDS = Array.from({ length: 150 }, (_, i) => `ch-${i}`);
+const CHURN_OPS = [
+    ['clean', 0.3],
+    ['clean-dial-close', 0.1], // dial, then close at once: the answer must come before the close frame
+    ['move', 0.05],
+    ['long-lived', 0.04], // lives past a ping interval and answers the server's pings
+    ['vanish-before-register', 0.1],
+    ['vanish-after-register', 0.16],
+    ['vanish-mid-frame', 0.12],
+    ['vanish-mid-fragment', 0.05],
+    ['vanish-handshake', 0.05],
+    ['close-and-vanish', 0.03], // sends its close frame and destroys the socket without waiting
+];
+
+function pickChurnOp() {
+    let r = rnd() * CHURN_OPS.reduce((s, [, w]) => s + w, 0);
+    for (const [name, w] of CHURN_OPS) if ((r -= w) < 0) return name;
+    return CHURN_OPS[0][0];
+}
+
+function churnDial(peer, { wait = true, closeInSameWrite = false } = {}) {
+    const toStable = chance(0.8);
+    const target = toStable ? pick(stableUsers).id : pick(CHURN_IDS);
+    const built = newDial({
+        sender: peer,
+        target,
+        targetKind: toStable ? 'stable' : 'churn',
+        name: `churner ${peer.userId}`, // explicit: a churn id's registered name depends on which connection
+        field3: pick(FIELD3),
+        claim: chance(0.5),
+    });
+    if (closeInSameWrite) {
+        peer.sentClose = true;
+        const close = encodeFrame({ opcode: OP.CLOSE, payload: Buffer.from([0x03, 0xe8]) });
+        peer.raw.sendRaw(Buffer.concat([encodeFrame({ opcode: OP.TEXT, payload: built.text }), close]));
+        inc('churn.dial-and-close-in-one-write');
+        built.rec.closeInSameWrite = true;
+    } else {
+        peer.raw.sendText(built.text);
+    }
+    return wait ? answerOf(built.rec) : built.rec;
+}
+
+async function vanishInHandshake() {
+    const sock = net.connect({ host: '127.0.0.1', port: S.srv.port });
+    try {
+        await withTimeout(
+            new Promise((resolve, reject) => {
+                sock.once('connect', resolve);
+                sock.once('error', reject);
+            }),
+            OP_TIMEOUT,
+            'TCP connect',
+        );
+        sock.on('error', () => {});
+        const req =
+            `GET /WsService HTTP/1.1\r\nHost: 127.0.0.1:${S.srv.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+        sock.write(req.slice(0, randInt(1, req.length - 1)));
+        await delay(randInt(0, 30));
+        inc('conn.opened');
+        inc('conn.opened.churn-handshake');
+        inc('conn.aborted');
+    } finally {
+        sock.destroy();
+    }
+}
+
+async function churnOp(op) {
+    if (op === 'vanish-handshake') return vanishInHandshake();
+    const peer = await openPeer('churn');
+    try {
+        if (op === 'vanish-before-register') {
+            await delay(randInt(0, 30));
+            peer.abort();
+            return;
+        }
+        const registered = await peer.register(pick(CHURN_IDS), `churner`);
+        if (!registered) {
+            await peer.closeClean('churn');
+            return;
+        }
+        switch (op) {
+            case 'clean': {
+                if (chance(0.6)) await churnDial(peer);
+                await delay(randInt(0, 300));
+                await peer.closeClean('churn');
+                break;
+            }
+            case 'clean-dial-close': {
+                // the dialing and the close frame in one write, or in two: the answer is owed either way
+                const rec = churnDial(peer, { wait: false, closeInSameWrite: chance(0.5) });
+                await peer.closeClean('churn');
+                if (rec.answers.length !== 1) {
+                    rec.lostToClose = true;
+                    problem('answer missing before the close frame', `${rec.tag} to ${rec.target}`);
+                }
+                break;
+            }
+            case 'move': {
+                const from = peer.userId;
+                if (await peer.register(pick(CHURN_IDS.filter((id) => id !== from)), 'mover')) inc('churn.moved');
+                if (chance(0.5)) await churnDial(peer);
+                await delay(randInt(0, 200));
+                await peer.closeClean('churn');
+                break;
+            }
+            case 'long-lived': {
+                const until = Date.now() + randInt(PING_INTERVAL + PING_TIMEOUT + 300, 3500);
+                for (let i = 0; i < 100 && Date.now() < until; i++) {
+                    if (chance(0.3)) await churnDial(peer);
+                    await delay(200);
+                }
+                if (peer.pings === 0) problem('no ping from the server in a long-lived connection', peer.key);
+                if (peer.tcpClosed) problem('long-lived client was dropped although it answered pings', peer.key);
+                await peer.closeClean('churn');
+                inc('churn.long-lived.pings', peer.pings);
+                break;
+            }
+            case 'vanish-after-register': {
+                const rec = chance(0.5) ? churnDial(peer, { wait: false }) : null;
+                await delay(randInt(0, 40));
+                if (rec && rec.answers.length === 0) rec.abandoned = true;
+                peer.abort();
+                break;
+            }
+            case 'vanish-mid-frame': {
+                const built = newDial({ sender: peer, target: pick(stableUsers).id, targetKind: 'never' });
+                built.rec.expectAnswer = false;
+                inc('dials.sent', -1);
+                inc('dials.never-completed');
+                const frame = encodeFrame({ opcode: OP.TEXT, payload: built.text });
+                peer.raw.sendRaw(frame.subarray(0, randInt(1, frame.length - 1)));
+                await delay(randInt(0, 20));
+                peer.abort();
+                break;
+            }
+            case 'vanish-mid-fragment': {
+                const built = newDial({ sender: peer, target: pick(stableUsers).id, targetKind: 'never' });
+                built.rec.expectAnswer = false;
+                inc('dials.sent', -1);
+                inc('dials.never-completed');
+                const half = Math.floor(built.text.length / 2);
+                peer.raw.send({ opcode: OP.TEXT, fin: false, payload: built.text.slice(0, half) });
+                await delay(randInt(0, 20));
+                peer.abort();
+                break;
+            }
+            case 'close-and-vanish': {
+                if (chance(0.5)) await churnDial(peer);
+                peer.sentClose = true;
+                peer.raw.sendClose(1000);
+                peer.abort();
+                break;
+            }
+            default:
+                throw new Error(`unknown churn op ${op}`);
+        }
+    } finally {
+        if (!peer.tcpClosed && !peer.aborted) peer.abort();
+    }
+}
+
+async function churnWorker(until) {
+    for (let i = 0; i < MAX_LOOP && Date.now() < until && S.srv.alive(); i++) {
+        const op = pickChurnOp();
+        inc(`churn.op.${op}`);
+        try {
+            await withTimeout(churnOp(op), CHURN_OP_BOUND, `churn ${op}`);
+        } catch (err) {
+            problem('client operation failed', `churn ${op}: ${err.message}`);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- slow readers
+
+let slowSeq = 0;
+
+async function slowReaderCycle(until) {
+    const n = ++slowSeq;
+    const mode = n % 2 === 1 ? 'flood' : 'stall'; // flood: past max-queued-bytes; stall: light, the heartbeat drops it
+    const peer = await openPeer('slow');
+    const slow = { userId: `slow-${n}`, mode, refusedAt: null, dialed: 0, pausedAt: 0 };
+    if (!(await peer.register(slow.userId, 'slow reader'))) {
+        peer.abort();
+        throw new Error(`${slow.userId} not registered`);
+    }
+    peer.raw.socket.pause(); // nothing is read from here on, pings included
+    slow.pausedAt = Date.now();
+    S.slowTargets.push(slow);
+    try {
+        await waitUntil(() => slow.refusedAt !== null || !S.srv.alive(), {
+            timeout: SLOW_REFUSAL_BOUND,
+            interval: 20,
+            what: `dialings to paused reader ${slow.userId} (${mode}) to be refused`,
+        }).catch((err) => problem('slow reader never released by the server', err.message));
+        inc(`slow.${mode}.refusal-ms`, (slow.refusedAt ?? Date.now()) - slow.pausedAt);
+        // stay paused a while longer, so both "client drains and sees the close" and "server gave up" happen
+        await delay(randInt(0, LINGER_MS + 1000));
+    } finally {
+        S.slowTargets.splice(S.slowTargets.indexOf(slow), 1);
+        peer.raw.socket.resume();
+    }
+    const code = await peer.serverClose(`slow-${mode}`, 15000);
+    inc(`slow.${mode}`);
+    inc(`slow.dialed`, slow.dialed);
+    // 1008 when the queue overflowed, or no close frame (1006) when the heartbeat or the linger gave up
+    if (code !== 1008 && code !== 1006) problem('wrong close code', `${slow.userId} (${mode}): ${code}`);
+    if (Date.now() < until) await delay(randInt(0, 500));
+}
+
+async function slowWorker(until) {
+    for (let i = 0; i < MAX_LOOP && Date.now() < until && S.srv.alive(); i++) {
+        try {
+            await withTimeout(slowReaderCycle(until), SLOW_REFUSAL_BOUND + LINGER_MS + 25000, 'slow reader cycle');
+        } catch (err) {
+            problem('client operation failed', `slow reader: ${err.message}`);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- malformed input
+
+let malSeq = 0;
+
+/** Bad JSON and wrong field kinds on one connection: one error reply each, the connection stays usable. */
+async function malformedJson() {
+    const peer = await openPeer('malformed');
+    try {
+        const plain = [
+            ['{"type":', 'bad_json'],
+            ['{"type":"dialing"} trailing', 'bad_json'],
+            ['[1,2]', 'not_object'],
+            ['"text"', 'not_object'],
+            ['{}', 'missing_type'],
+            ['{"type":"zzz"}', 'unknown_type'],
+            ['{"type":7}', 'bad_field'],
+            ['{"type":"create_connect"}', 'missing_field'],
+            ['{"type":"create_connect","sponsorUserId":""}', 'bad_id'],
+            [`{"type":"create_connect","sponsorUserId":"${'u'.repeat(257)}"}`, 'bad_id'],
+            ['{"type":"create_connect","sponsorUserId":{"a":1}}', 'bad_field'],
+            ['{"type":"create_connect","sponsorUserId":1.5}', 'bad_field'],
+        ];
+        const order = plain.sort(() => rnd() - 0.5);
+        // a dialing before create_connect: a dialing_response, counted with the dialings
+        const unreg = newDial({ sender: peer, target: pick(stableUsers).id, targetKind: 'malformed-answer' });
+        unreg.rec.expectCode = 'not_registered';
+        for (const [text] of order) peer.raw.sendText(text);
+        peer.raw.sendText(unreg.text);
+        for (const [text, code] of order) {
+            const { p, text: got } = await peer.expect((m) => m.type === 'error', `error reply to ${text.slice(0, 40)}`);
+            if (p.code !== code || p.ok !== false) problem('wrong error code', `${text.slice(0, 60)}: expected ${code}, got ${got}`);
+            inc(`malformed.error.${p.code}`);
+        }
+        await answerOf(unreg.rec);
+
+        const uid = `mal-${++malSeq}`;
+        if (!(await peer.register(uid, 'malformed'))) throw new Error(`${uid} not registered`);
+        const wrong = [
+            [{ receiverUserId: ['x'] }, 'bad_field'],
+            [{ receiverUserId: pick(stableUsers).id, field1: { x: 1 } }, 'bad_field'],
+            [{ receiverUserId: pick(stableUsers).id, field2: true }, 'bad_field'],
+            [{ receiverUserId: pick(stableUsers).id, field3: [1] }, 'bad_field'],
+            [{ receiverUserId: '' }, 'bad_id'],
+            [{}, 'missing_field'],
+        ];
+        const mine = [];
+        for (const [fields, code] of wrong) {
+            const rec = {
+                n: ++dialSeq,
+                id: `m${dialSeq}`,
+                tag: `M${dialSeq}`,
+                senderKind: 'malformed',
+                senderKey: peer.key,
+                targetKind: 'malformed',
+                expectCode: code,
+                answers: [],
+                calls: new Map(),
+                expectAnswer: true,
+            };
+            records.push(rec);
+            mine.push(rec);
+            byId.set(JSON.stringify(rec.id), rec);
+            inc('dials.sent');
+            inc('dials.sent.malformed');
+            peer.sendJson({ type: 'dialing', ...fields, id: rec.id });
+        }
+        const mismatch = newDial({ sender: { ...peer, userId: 'somebody-else' }, target: pick(stableUsers).id, targetKind: 'malformed-answer', claim: true });
+        mismatch.rec.senderUserId = uid;
+        mismatch.rec.expectCode = 'identity_mismatch';
+        peer.raw.sendText(mismatch.text);
+        // a numeric receiver id means its decimal text; nobody registers it
+        const numeric = 900000 + malSeq;
+        const off = newDial({ sender: peer, target: numeric, targetKind: 'offline' });
+        peer.raw.sendText(off.text);
+        // and the connection still routes a well-formed dialing
+        const good = newDial({ sender: peer, target: pick(stableUsers).id, targetKind: 'stable', name: 'malformed ok' });
+        peer.raw.sendText(good.text);
+        await answerOf(mismatch.rec);
+        await answerOf(off.rec);
+        await answerOf(good.rec);
+        for (const rec of mine) await answerOf(rec);
+        if (peer.inbox.length) problem('unexpected message', `${peer.key}: ${peer.inbox.map((m) => m.text).join(' | ')}`);
+        await peer.closeClean('malformed-json');
+    } finally {
+        if (!peer.tcpClosed && !peer.aborted) peer.abort();
+    }
+}
+
+/** Input that ends the connection: registered first (so its registration must go), then the bad frame. */
+async function malformedFatal(kind) {
+    const peer = await openPeer('malformed');
+    try {
+        const uid = `mal-${++malSeq}`;
+        if (!(await peer.register(uid, 'malformed'))) throw new Error(`${uid} not registered`);
+        let expected;
+        switch (kind) {
+            case 'binary':
+                peer.raw.sendBinary(Buffer.from(`{"type":"dialing","receiverUserId":"${pick(stableUsers).id}"}`));
+                expected = 1003;
+                break;
+            case 'invalid-utf8': {
+                const bad = Buffer.concat([Buffer.from('{"type":"dialing","receiverUserId":"st-1","field1":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]);
+                peer.raw.send({ opcode: OP.TEXT, payload: bad });
+                expected = 1007;
+                break;
+            }
+            case 'oversized':
+                peer.raw.sendText(`{"type":"dialing","receiverUserId":"st-1","field1":"${'o'.repeat(randInt(MAX_MESSAGE, 3 * MAX_MESSAGE))}"}`);
+                expected = 1009;
+                break;
+            case 'oversized-fragmented':
+                // every fragment under the limit, the message over it
+                peer.raw.sendFragmented(OP.TEXT, 'f'.repeat(MAX_MESSAGE + randInt(1, 4000)), 3);
+                expected = 1009;
+                break;
+            case 'reserved-opcode':
+                peer.raw.send({ opcode: 0x3, payload: 'x' });
+                expected = 1002;
+                break;
+            default:
+                throw new Error(`unknown case ${kind}`);
+        }
+        const code = await peer.serverClose(`malformed-${kind}`);
+        if (code !== expected) problem('wrong close code', `${kind}: expected ${expected}, got ${code}`);
+    } finally {
+        if (!peer.tcpClosed && !peer.aborted) peer.abort();
+    }
+}
+
+/** A valid dialing split into fragments is routed like any other. */
+async function fragmentedValid() {
+    const peer = await openPeer('malformed');
+    try {
+        const uid = `mal-${++malSeq}`;
+        if (!(await peer.register(uid, 'fragmenter'))) throw new Error(`${uid} not registered`);
+        const built = newDial({ sender: peer, target: pick(stableUsers).id, targetKind: 'stable', name: 'fragmenter' });
+        peer.raw.sendFragmented(OP.TEXT, built.text, randInt(2, 5));
+        await answerOf(built.rec);
+        await peer.closeClean('malformed-fragmented-valid');
+    } finally {
+        if (!peer.tcpClosed && !peer.aborted) peer.abort();
+    }
+}
+
+const MAL_CASES = ['json', 'binary', 'invalid-utf8', 'oversized', 'oversized-fragmented', 'reserved-opcode', 'fragmented-valid'];
+
+async function malformedWorker(until) {
+    for (let i = 0; i < MAX_LOOP && Date.now() < until && S.srv.alive(); i++) {
+        const c = MAL_CASES[i % MAL_CASES.length];
+        inc(`malformed.case.${c}`);
+        try {
+            const run = c === 'json' ? malformedJson() : c === 'fragmented-valid' ? fragmentedValid() : malformedFatal(c);
+            await withTimeout(run, CHURN_OP_BOUND, `malformed ${c}`);
+        } catch (err) {
+            problem('client operation failed', `malformed ${c}: ${err.message}`);
+        }
+        await delay(randInt(20, 120));
+    }
+}
+
+// ---------------------------------------------------------------- phases
+
+/** Paced loop: calls `fn` about rate(now) times per second until `until` (no catch-up bursts). */
+async function paced(until, rateFn, fn) {
+    let last = Date.now();
+    let credit = 0;
+    for (let i = 0; i < MAX_LOOP && Date.now() < until && S.srv.alive(); i++) {
+        await delay(10);
+        const now = Date.now();
+        credit = Math.min(credit + ((now - last) * rateFn()) / 1000, rateFn() / 20 + 1); // at most 50 ms worth
+        last = now;
+        for (; credit >= 1; credit--) fn();
+    }
+}
+
+/** The whole mix for `ms` milliseconds; resolves once every worker has stopped (bounded). */
+async function runMix(ms) {
+    const until = Date.now() + ms;
+    const workers = [
+        paced(until, () => RATE, stableDial),
+        ...Array.from({ length: SLOW }, () => slowWorker(until)),
+        ...Array.from({ length: CHURN }, () => churnWorker(until)),
+        malformedWorker(until),
+    ];
+    // dialings at the slow readers: per reader, at its mode's rate
+    const slowDials = (async () => {
+        let last = Date.now();
+        const credit = new Map();
+        for (let i = 0; i < MAX_LOOP && S.srv.alive(); i++) {
+            if (Date.now() >= until && S.slowTargets.length === 0) break;
+            if (Date.now() >= until + SLOW_REFUSAL_BOUND + LINGER_MS + 25000) break;
+            await delay(10);
+            const now = Date.now();
+            for (const slow of [...S.slowTargets]) {
+                const rate = slow.mode === 'flood' && slow.refusedAt === null ? FLOOD_RATE : 50;
+                let c = Math.min((credit.get(slow) ?? 0) + ((now - last) * rate) / 1000, rate / 20 + 1);
+                for (; c >= 1; c--) slowDial(slow);
+                credit.set(slow, c);
+            }
+            last = now;
+        }
+    })();
+    await withTimeout(Promise.all([...workers, slowDials]), ms + WORKERS_BOUND + SLOW_REFUSAL_BOUND + LINGER_MS + 25000, 'workers to stop').catch(
+        (err) => problem('client operation failed', err.message),
+    );
+}
+
+/** Records still waiting for an answer or a push that must come. */
+function outstanding() {
+    let answers = 0;
+    let pushes = 0;
+    for (const rec of records) {
+        if (rec.expectAnswer && !rec.abandoned && !rec.senderGone && rec.answers.length === 0) answers++;
+        if (rec.targetKind === 'stable' && rec.ans) {
+            const user = stableById.get(rec.target);
+            if (rec.ans.ok && user) for (const d of user.devices) if (d.open && !rec.calls.get(d.key)) pushes++;
+        }
+    }
+    return { answers, pushes };
+}
+
+/** End of a phase: churn gone, answers and pushes in, the server back to the stable sockets only. */
+async function quiesce(label) {
+    // raw clients still open (none should be: every scenario ends its own) are ended here
+    for (const peer of [...S.openPeers]) {
+        problem('raw client left open by its scenario', peer.key);
+        peer.abort();
+    }
+    await waitUntil(() => S.openPeers.size === 0, { timeout: OP_TIMEOUT, what: 'raw clients to end' }).catch((err) =>
+        problem('client operation failed', err.message),
+    );
+    await waitUntil(
+        () => {
+            const o = outstanding();
+            return o.answers === 0 && o.pushes === 0;
+        },
+        { timeout: DRAIN_BOUND, interval: 100, what: `answers and pushes of the ${label} phase` },
+    ).catch(() => {}); // what is missing is counted by the assertions
+    const fdsWanted = S.fdsBase;
+    await waitUntil(() => fdCount(S.srv.pid) <= fdsWanted, {
+        timeout: RELEASE_BOUND,
+        interval: 100,
+        what: `the server to hold only the stable sockets (${fdsWanted} fds)`,
+    }).catch(() => {}); // asserted in check 3
+}
+
+async function measureIdle() {
+    await delay(2000); // settle: heartbeats only
+    const samples = [];
+    for (let i = 0; i < 5; i++) {
+        samples.push(rssKb(S.srv.pid));
+        await delay(200);
+    }
+    samples.sort((a, b) => a - b);
+    return { rss: samples[2], samples, fds: fdCount(S.srv.pid) };
+}
+
+/** One probe dialing to every target, spread over the probe connections and paced; returns [{target, rec, answer}]. */
+async function probeAll(targets, targetKind) {
+    const out = [];
+    const step = PROBES * PROBE_BATCH;
+    for (let i = 0; i < targets.length; i += step) {
+        const started = Date.now();
+        const recs = targets.slice(i, i + step).map((target, j) => {
+            const probe = probes[j % PROBES];
+            const built = newDial({ sender: probe, target, targetKind, name: 'probe' });
+            built.rec.final = true;
+            probe.ws.send(built.text);
+            return built.rec;
+        });
+        const answers = await Promise.all(recs.map((rec) => answerOf(rec).catch(() => null)));
+        recs.forEach((rec, j) => out.push({ target: rec.target, rec, answer: answers[j] }));
+        await delay(Math.max(0, PROBE_PERIOD - (Date.now() - started)));
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- checks
+
+const stableById = new Map();
+const results = [];
+function check(n, title, ok, figures, details = []) {
+    results.push({ n, title, ok, figures, details });
+}
+
+function evaluateDelivery() {
+    // 1. stable sender, with id, to a stable user online throughout (the final probe included: it is a stable client)
+    let c1 = 0;
+    let expectedPushes = 0;
+    let exactlyOnce = 0;
+    let lost = 0;
+    let dup = 0;
+    let notOk = 0;
+    let wrongDelivered = 0;
+    const samples = [];
+    // other senders' dialings to online stable users: all-or-nothing per user, never twice
+    let others = 0;
+    let othersBad = 0;
+    let noId = 0;
+    let noIdBad = 0;
+    // 2. answers
+    let expectAnswers = 0;
+    let unanswered = 0;
+    let lostToClose = 0;
+    let lostToCloseOneWrite = 0;
+    const unansweredSamples = [];
+    let overDelivered = 0;
+    let offlineWrong = 0;
+    let slowWrong = 0;
+    let churnWrong = 0;
+    let neverDelivered = 0;
+    for (const rec of records) {
+        if (rec.expectAnswer && !rec.abandoned) {
+            expectAnswers++;
+            if (rec.answers.length === 0) {
+                unanswered++;
+                if (rec.lostToClose) lostToClose++;
+                if (rec.lostToClose && rec.closeInSameWrite) lostToCloseOneWrite++;
+                if (unansweredSamples.length < 5) unansweredSamples.push(`${rec.tag} (${rec.senderKind} -> ${rec.target}, ${rec.targetKind})`);
+            }
+        }
+        const ans = rec.answers.length ? JSON.parse(rec.answers[0]) : null;
+        const received = [...rec.calls.values()].reduce((s, v) => s + v, 0);
+        if (ans && ans.ok === true && received > ans.data.delivered) overDelivered++;
+        if (ans && ans.ok === false && received > 0) overDelivered++;
+        if (rec.targetKind === 'never' && received > 0) neverDelivered++;
+        if (rec.targetKind === 'offline' && ans && rec.answers[0] !== dialingFailText('peer_offline', rec.id)) offlineWrong++;
+        if (rec.targetKind === 'slow' && ans) {
+            const fine = (ans.ok && ans.data.delivered === 1) || ans.code === 'peer_gone' || ans.code === 'peer_offline';
+            if (!fine) slowWrong++;
+        }
+        if (rec.targetKind === 'churn' && ans) {
+            const fine = (ans.ok && ans.data.delivered >= 1) || ans.code === 'peer_gone' || ans.code === 'peer_offline';
+            if (!fine) churnWrong++;
+        }
+        if (rec.targetKind !== 'stable') continue;
+        const user = stableById.get(rec.target);
+        if (!user || !onlineThroughout(user)) continue;
+        const counts = user.devices.map((d) => rec.calls.get(d.key) ?? 0);
+        const fromStable = rec.senderKind === 'stable' || rec.senderKind === 'probe';
+        if (fromStable && rec.id !== undefined) {
+            c1++;
+            expectedPushes += user.devices.length;
+            for (const c of counts) {
+                if (c === 1) exactlyOnce++;
+                else if (c === 0) lost++;
+                else dup += c - 1;
+            }
+            if (!ans || ans.ok !== true) {
+                notOk++;
+                if (samples.length < 5) samples.push(`${rec.tag} to ${rec.target}: ${rec.answers[0] ?? 'no answer'}`);
+            } else if (ans.data.delivered !== user.devices.length) {
+                wrongDelivered++;
+                if (samples.length < 5) samples.push(`${rec.tag} to ${rec.target}: delivered ${ans.data.delivered}, devices ${user.devices.length}`);
+            }
+            if (counts.some((c) => c !== 1) && samples.length < 5) samples.push(`${rec.tag} to ${rec.target}: arrivals per device ${counts.join(',')}`);
+        } else if (fromStable) {
+            noId++;
+            if (counts.some((c) => c !== 1)) {
+                noIdBad++;
+                if (samples.length < 5) samples.push(`${rec.tag} (no id) to ${rec.target}: arrivals per device ${counts.join(',')}`);
+            }
+        } else {
+            others++;
+            const okAns = ans && ans.ok === true;
+            const fine = okAns
+                ? counts.every((c) => c === 1) && ans.data.delivered === user.devices.length
+                : ans
+                  ? false // a dialing from a live churn/malformed client to an online user must succeed
+                  : counts.every((c) => c === counts[0] && c <= 1); // sender vanished: all devices or none
+            if (!fine) {
+                othersBad++;
+                if (samples.length < 5) samples.push(`${rec.tag} (${rec.senderKind}) to ${rec.target}: ${rec.answers[0] ?? 'no answer'}, arrivals ${counts.join(',')}`);
+            }
+        }
+    }
+    const stableDrops = problemCount('stable connection closed during the run');
+    const arrivalProblems = problemCount('push duplicated', 'push at the wrong user', 'push with an unknown tag', 'push not byte-exact');
+    check(
+        1,
+        'every dialing with an id from a stable client to an online stable user: ok, delivered == devices, pushed exactly once per device',
+        c1 > 0 && lost === 0 && dup === 0 && notOk === 0 && wrongDelivered === 0 && noIdBad === 0 && othersBad === 0 && arrivalProblems === 0 && neverDelivered === 0 && overDelivered === 0 && stableDrops === 0,
+        [
+            `${c1} dialings, ${expectedPushes} expected pushes: ${exactlyOnce} arrived exactly once, ${lost} lost, ${dup} duplicated`,
+            `${notOk} not answered ok, ${wrongDelivered} with delivered != devices`,
+            `${noId} without id to online users (${noIdBad} not exactly once per device); ${others} from churn/malformed clients (${othersBad} wrong)`,
+            `pushes misrouted/unknown/not byte-exact/duplicated: ${arrivalProblems}; pushes of never-completed frames: ${neverDelivered}; more pushes than "delivered": ${overDelivered}`,
+            `stable connections dropped during the run: ${stableDrops}`,
+        ],
+        samples,
+    );
+    const dupAnswers = problemCount('answer duplicated', 'answer at the wrong connection', 'answer with an unknown or missing id', 'answer not byte-exact', 'wrong error code');
+    check(
+        2,
+        'every dialing got exactly one answer; none unanswered after the drain',
+        unanswered === 0 && dupAnswers === 0 && offlineWrong === 0 && slowWrong === 0 && churnWrong === 0,
+        [
+            `${get('dials.sent')} dialings sent, ${expectAnswers} expecting an answer, ${get('dials.answered')} answered, ${unanswered} unanswered, ` +
+                `${records.filter((r) => r.abandoned).length} abandoned by a vanishing sender`,
+            `of the unanswered: ${lostToClose} were dialings sent right before the sender's close frame, answered by the close echo alone ` +
+                `(${lostToCloseOneWrite} of the ${get('churn.dial-and-close-in-one-write')} sent in the same write as the close, ` +
+                `${lostToClose - lostToCloseOneWrite} of the ${get('churn.op.clean-dial-close') - get('churn.dial-and-close-in-one-write')} sent in two writes)`,
+            `duplicated/misrouted/unknown-id/not-exact/wrong-code answers: ${dupAnswers}`,
+            `never-registered ids not answered peer_offline: ${offlineWrong}; slow readers answered otherwise than ok(1)/peer_gone/peer_offline: ${slowWrong}; churn ids: ${churnWrong}`,
+        ],
+        unansweredSamples,
+    );
+}
+
+// ---------------------------------------------------------------- summary
+
+function printSummary(before, after, rss0) {
+    const codes = [...counters.entries()]
+        .filter(([k]) => k.startsWith('close.'))
+        .map(([k, v]) => `${k.slice(6)}=${v}`)
+        .sort();
+    const answered = [...counters.entries()]
+        .filter(([k]) => k.startsWith('dials.answered.'))
+        .map(([k, v]) => `${k.slice(15)}=${v}`)
+        .sort();
+    const ops = [...counters.entries()]
+        .filter(([k]) => k.startsWith('churn.op.') || k.startsWith('malformed.case.'))
+        .map(([k, v]) => `${k.replace(/^(churn\.op|malformed\.case)\./, '')}=${v}`);
+    log('');
+    log('==== soak summary ====');
+    log(`seed ${SEED}; ${WARMUP} s warm-up + ${SECONDS} s run; ${USERS} stable users (${stableDevices.length} devices), rate ${RATE}/s, ${CHURN} churn workers, ${SLOW} slow readers`);
+    log(`connections: opened ${get('conn.opened')} (stable ${get('conn.opened.stable')}, churn ${get('conn.opened.churn') + get('conn.opened.churn-handshake')}, slow ${get('conn.opened.slow')}, malformed ${get('conn.opened.malformed')}), ` +
+        `closed cleanly ${get('conn.closed.clean')}, closed by the server ${get('conn.closed.by-server')}, aborted by the client ${get('conn.aborted')}`);
+    log(`registrations: ${get('registered')} ok, ${get('registered.refused.too_many_connections')} too_many_connections; moves ${get('churn.moved')}`);
+    log(`scenarios: ${ops.join(' ')}`);
+    log(`dialings: sent ${get('dials.sent')}, answered ${get('dials.answered')} (${answered.join(' ')}), delivered (sum of "delivered") ${get('dials.delivered')}, pushes received ${get('called.received')}`);
+    log(`slow readers: flood ${get('slow.flood')} (avg ${Math.round(get('slow.flood.refusal-ms') / Math.max(1, get('slow.flood')))} ms to refusal), ` +
+        `stall ${get('slow.stall')} (avg ${Math.round(get('slow.stall.refusal-ms') / Math.max(1, get('slow.stall')))} ms), ${get('slow.dialed')} ~6 KB dialings at them`);
+    log(`close codes seen by clients: ${codes.join(' ')}`);
+    log(`malformed error replies: ${[...counters.entries()].filter(([k]) => k.startsWith('malformed.error.')).map(([k, v]) => `${k.slice(16)}=${v}`).join(' ')}`);
+    log(`long-lived churn clients answered ${get('churn.long-lived.pings')} server pings`);
+    if (before && after) {
+        log(`server RSS: at start ${rss0} kB, before the run ${before.rss} kB [${before.samples.join(' ')}], peak ${S.rssPeak} kB, after ${after.rss} kB [${after.samples.join(' ')}] (${(((after.rss - before.rss) / before.rss) * 100).toFixed(1)}%)`);
+        log(`server fds: before ${before.fds}, after ${after.fds}`);
+    }
+    log(`server CPU ${S.cpu?.toFixed(2)} s; soak event-loop delay max ${(S.loopDelay.max / 1e6).toFixed(0)} ms, p99 ${(S.loopDelay.percentile(99) / 1e6).toFixed(0)} ms`);
+    if (problems.size) {
+        log('problems:');
+        for (const [kind, p] of problems) {
+            log(`  ${kind}: ${p.count}`);
+            for (const s of p.samples) log(`      ${s}`);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+    log(`soak: seed ${SEED}, ${WARMUP} s warm-up + ${SECONDS} s, ${USERS} users (${MULTI * 100}% with 2 devices), ${RATE} dialings/s, ` +
+        `${CHURN} churn workers, ${SLOW} slow readers (flood ${FLOOD_RATE}/s), num-threads 2, ping ${PING_INTERVAL}/${PING_TIMEOUT} ms, ` +
+        `max-queued-bytes ${MAX_QUEUED}, max-message-size ${MAX_MESSAGE}`);
+    const watchdog = setTimeout(() => {
+        console.error(`soak: WATCHDOG: still running after ${WATCHDOG_MS} ms; giving up`);
+        printSummary();
+        S.srv?.stop('SIGKILL').finally(() => process.exit(2));
+    }, WATCHDOG_MS);
+    watchdog.unref();
+    S.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    S.loopDelay.enable();
+
+    S.srv = await startServer({ threads: 2, config });
+    const pid = S.srv.pid;
+    const rss0 = rssKb(pid);
+    S.srv.exited.then((st) => {
+        if (S.phase !== 'stopping') problem('server exited during the soak', `code ${st.code} signal ${st.signal}`);
+    });
+
+    await buildStable();
+    for (const u of stableUsers) stableById.set(u.id, u);
+    S.fdsBase = fdCount(pid);
+    log(`[${elapsed()} s] server pid ${pid} on port ${S.srv.port}; ${stableDevices.length} stable devices + ${PROBES} probes registered; RSS ${rssKb(pid)} kB, ${S.fdsBase} fds`);
+
+    const progress = setInterval(() => {
+        if (!S.srv.alive()) return;
+        const rss = rssKb(pid);
+        S.rssPeak = Math.max(S.rssPeak, rss);
+        log(`[${elapsed()} s] ${S.phase}: dialings ${get('dials.sent')} sent / ${get('dials.answered')} answered, pushes ${get('called.received')}, ` +
+            `conns ${get('conn.opened')} opened, ${S.openPeers.size} raw open, slow ${S.slowTargets.length}, RSS ${rss} kB, fds ${fdCount(pid)}, problems ${[...problems.values()].reduce((s, p) => s + p.count, 0)}`);
+    }, 5000);
+
+    S.phase = 'warm-up';
+    await runMix(WARMUP * 1000);
+    await quiesce('warm-up');
+    const before = await measureIdle();
+    log(`[${elapsed()} s] warm-up done: RSS ${before.rss} kB, fds ${before.fds} (stable sockets: ${S.fdsBase})`);
+
+    S.phase = 'run';
+    await runMix(SECONDS * 1000);
+    S.phase = 'drain';
+    await quiesce('run');
+    const after = await measureIdle();
+    clearInterval(progress);
+    S.cpu = cpuSeconds(pid);
+    log(`[${elapsed()} s] run done: RSS ${after.rss} kB, fds ${after.fds}`);
+
+    // 3. the registry holds exactly the live connections
+    S.phase = 'final';
+    const stableIds = new Set(stableUsers.map((u) => u.id));
+    const others = [...S.usedIds].filter((id) => !stableIds.has(id));
+    const ghostProbe = await probeAll(others, 'offline');
+    const ghosts = ghostProbe.filter((r) => !r.answer || r.rec.answers[0] !== dialingFailText('peer_offline', r.rec.id));
+    const liveProbe = await probeAll([...stableIds], 'stable');
+    await waitUntil(() => outstanding().pushes === 0, { timeout: DRAIN_BOUND, interval: 50, what: 'probe pushes' }).catch(() => {});
+    const wrongLive = liveProbe.filter((r) => {
+        const user = stableById.get(r.target);
+        return !r.answer || r.rec.answers[0] !== dialingOkText(r.rec.id, r.target, liveDevices(user)) || user.devices.some((d) => d.open && r.rec.calls.get(d.key) !== 1);
+    });
+    // then the stable clients close; every stable id must be gone from the registry
+    S.stableClosing = true;
+    await Promise.all(stableDevices.map(async (d) => {
+        d.ws.close(1000);
+        const { code } = await waitClose(d.ws, OP_TIMEOUT).catch(() => ({ code: 'timeout' }));
+        inc(`close.stable.${code}`);
+        if (code === 1000) inc('conn.closed.clean');
+        else problem('wrong close code', `${d.key}: expected 1000, got ${code}`);
+    }));
+    const emptyProbe = await probeAll([...stableIds], 'offline');
+    const leftOver = emptyProbe.filter((r) => !r.answer || r.rec.answers[0] !== dialingFailText('peer_offline', r.rec.id));
+    const fdsEmpty = fdCount(pid);
+    check(
+        3,
+        'the registry holds exactly the live connections',
+        after.fds === before.fds && ghosts.length === 0 && wrongLive.length === 0 && leftOver.length === 0 && fdsEmpty === S.fdsBase - stableDevices.length,
+        [
+            `server fds with only the stable clients + probes: before ${before.fds}, after ${after.fds}; with only the ${PROBES} probes: ${fdsEmpty} (expected ${S.fdsBase - stableDevices.length})`,
+            `${others.length} non-stable ids ever used (churn, slow, malformed, never-registered): ${ghosts.length} still reachable (ghosts)`,
+            `${stableIds.size} stable users: ${wrongLive.length} not answered with exactly their live devices (or not pushed once on each)`,
+            `after the stable clients closed: ${leftOver.length} stable ids still reachable`,
+        ],
+        [...ghosts, ...wrongLive, ...leftOver].slice(0, 5).map((r) => `${r.target}: ${r.rec.answers[0] ?? 'no answer'}`),
+    );
+
+    evaluateDelivery();
+
+    // 4. memory
+    const tool = underMemoryTool(pid);
+    const growth = (after.rss - before.rss) / before.rss;
+    check(
+        4,
+        'server RSS after the run within 10% of before',
+        tool ? null : Math.abs(growth) <= 0.1,
+        [
+            `before ${before.rss} kB, after ${after.rss} kB: ${(growth * 100).toFixed(1)}% (bound 10%); at start ${rss0} kB, peak ${S.rssPeak} kB`,
+            ...(tool ? [`not applicable: the server runs under ${tool}, whose memory RSS counts`] : []),
+        ],
+    );
+
+    // 6. bounded operations and close codes
+    const opFails = problemCount('client operation failed', 'handshake failed', 'raw client left open by its scenario', 'create_connect refused', 'create_connect answer not byte-exact', 'stable client could not send');
+    const codeFails = problemCount('wrong close code', 'slow reader never released by the server', 'no ping from the server in a long-lived connection', 'long-lived client was dropped although it answered pings');
+    const otherFails = problemCount('unexpected frame from the server', 'server sent a message that is not JSON', 'unexpected message at a stable client', 'unexpected message', 'binary message from the server', 'rate_limited reply to a paced soak client', 'frame after the close frame');
+    check(
+        6,
+        'every client operation finished within its bound; every close code matched its cause',
+        opFails === 0 && codeFails === 0 && otherFails === 0,
+        [`operations failed or timed out: ${opFails}; wrong close codes / slow readers not released / heartbeat faults: ${codeFails}; unexpected frames or messages: ${otherFails}`],
+    );
+
+    // 5. alive, then SIGTERM -> exit 0
+    const alive = S.srv.alive();
+    await Promise.all(
+        probes.map((p) => {
+            p.ws.close(1000);
+            return waitClose(p.ws, OP_TIMEOUT).catch(() => {});
+        }),
+    );
+    S.phase = 'stopping';
+    const st = await S.srv.stop('SIGTERM', { timeout: 10000 });
+    check(
+        5,
+        'the server is alive at the end and exits 0 on SIGTERM',
+        alive && st.code === 0 && st.signal === null && !st.timedOut && problemCount('server exited during the soak') === 0,
+        [`alive before SIGTERM: ${alive}; exit code ${st.code}, signal ${st.signal}, timed out ${st.timedOut}`],
+    );
+
+    printSummary(before, after, rss0);
+    const stderr = S.srv.stderr().trim();
+    if (stderr) log(`server stderr (last 20 lines):\n${stderr.split('\n').slice(-20).join('\n')}`);
+    log('');
+    log('==== assertions ====');
+    let failed = 0;
+    for (const r of results.sort((a, b) => a.n - b.n)) {
+        const verdict = r.ok === null ? 'N/A ' : r.ok ? 'PASS' : 'FAIL';
+        if (r.ok === false) failed++;
+        log(`${verdict} ${r.n}. ${r.title}`);
+        for (const f of r.figures) log(`       ${f}`);
+        if (r.ok === false) for (const d of r.details) log(`       e.g. ${d}`);
+    }
+    log(failed ? `soak: ${failed} assertion(s) FAILED (seed ${SEED})` : `soak: every assertion held (seed ${SEED})`);
+    clearTimeout(watchdog);
+    return failed ? 1 : 0;
+}
+
+main().then(
+    (code) => process.exit(code),
+    async (err) => {
+        console.error(`soak: broke: ${err.stack ?? err}`);
+        if (S.srv) {
+            console.error(`server stderr:\n${S.srv.stderr().split('\n').slice(-30).join('\n')}`);
+            await S.srv.stop('SIGKILL');
+        }
+        process.exit(2);
+    },
+);
