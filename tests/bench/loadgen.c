@@ -48,8 +48,8 @@
 #include <unistd.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-#define MAX_FRAME (16u << 20)     /* a larger server frame is a protocol error here */
-#define MAX_PENDING_CONNECTS 256  /* connections between connect() and registration, at most */
+#define MAX_FRAME (16u << 20)      /* a larger server frame is a protocol error here */
+#define MAX_PENDING_CONNECTS 256   /* connections between connect() and registration, at most */
 #define SETUP_TIMEOUT_NS (30 * NS) /* connecting and registering everyone (idle: scaled with N) */
 #define CHURN_CYCLE_TIMEOUT_NS (5 * NS)
 #define RATE_MAX_OUTSTANDING 256 /* paced sends per connection not yet delivered before a send is skipped */
@@ -195,10 +195,10 @@ enum conn_state { S_CLOSED, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING };
 typedef struct conn {
     int fd, idx;
     enum conn_state state;
-    int ready;          /* registered (WebSocket) or connected (echo) */
-    int dirty, want_out; /* in the flush list this turn; EPOLLOUT armed for a partial write */
-    buf_t in, out, msg;  /* bytes read, bytes to write, a fragmented message being assembled */
-    char accept[32];     /* the Sec-WebSocket-Accept the server must send */
+    int ready;            /* registered (WebSocket) or connected (echo) */
+    int dirty, want_out;  /* in the flush list this turn; EPOLLOUT armed for a partial write */
+    buf_t in, out, msg;   /* bytes read, bytes to write, a fragmented message being assembled */
+    char accept[32];      /* the Sec-WebSocket-Accept the server must send */
     uint64_t cycle_start; /* churn: when this cycle began */
     uint64_t sent;        /* rate mode: messages this connection sent; its partner's `received` trails it */
     uint64_t received;
@@ -212,11 +212,11 @@ static struct {
     int nconns;                 /* slots in use: 2P, N or C */
     int opened, pending, ready; /* connections started, started but not ready, ready */
     conn_t *dirty;
-    uint64_t user_seq;   /* churn: a new user id per cycle */
-    int measuring;       /* inside the measured window */
-    int started;         /* traffic started (routed/echo) */
-    size_t echo_size;    /* bytes per echo message */
-    uint64_t delivered;  /* messages (routed/echo) or cycles (churn) counted in the window */
+    uint64_t user_seq;  /* churn: a new user id per cycle */
+    int measuring;      /* inside the measured window */
+    int started;        /* traffic started (routed/echo) */
+    size_t echo_size;   /* bytes per echo message */
+    uint64_t delivered; /* messages (routed/echo) or cycles (churn) counted in the window */
     uint64_t errors, skipped;
     uint64_t rate_next, rate_interval; /* paced mode: when the next send is due, ns between sends */
     int rate_rr;
@@ -316,6 +316,21 @@ static long tcp_mem_kb(void)
 static long slab_kb(void)
 {
     return proc_field("/proc/meminfo", "Slab");
+}
+
+/** CPU time all processes of the host spent busy (everything but idle and iowait), in microseconds: /proc/stat. */
+static double host_busy_us(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    int n = f != NULL
+                ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7])
+                : 0;
+    if (f != NULL)
+        fclose(f);
+    if (n < 5)
+        return -1;
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
 
 static double self_cpu_us(void)
@@ -522,10 +537,11 @@ static void send_create_connect(conn_t *c)
     char text[160];
     int n;
     if (opt.workload == W_ROUTED)
-        n = snprintf(text, sizeof(text), "{\"type\":\"create_connect\",\"sponsorUserId\":\"u%d\",\"sponsorUserName\":\"n\",\"id\":1}",
-                     c->idx);
+        n = snprintf(text, sizeof(text),
+                     "{\"type\":\"create_connect\",\"sponsorUserId\":\"u%d\",\"sponsorUserName\":\"n\",\"id\":1}", c->idx);
     else /* idle and churn: a user of its own per connection, a fresh one per churn cycle */
-        n = snprintf(text, sizeof(text), "{\"type\":\"create_connect\",\"sponsorUserId\":\"%c%" PRIu64 "\",\"sponsorUserName\":\"n\",\"id\":1}",
+        n = snprintf(text, sizeof(text),
+                     "{\"type\":\"create_connect\",\"sponsorUserId\":\"%c%" PRIu64 "\",\"sponsorUserName\":\"n\",\"id\":1}",
                      opt.workload == W_IDLE ? 'i' : 'c', ++g.user_seq);
     ws_queue_text(c, text, (size_t)n);
 }
@@ -533,8 +549,7 @@ static void send_create_connect(conn_t *c)
 /** Writes the dialing text c sends to its partner, stamped with `t`; returns its length. */
 static size_t format_dial(char *text, size_t size, const conn_t *c, uint64_t t)
 {
-    int n = snprintf(text, size, "{\"type\":\"dialing\",\"receiverUserId\":\"u%d\",\"field1\":\"t=%020" PRIu64 ";",
-                     c->idx ^ 1, t);
+    int n = snprintf(text, size, "{\"type\":\"dialing\",\"receiverUserId\":\"u%d\",\"field1\":\"t=%020" PRIu64 ";", c->idx ^ 1, t);
     int pad = opt.payload - 23; /* "t=" + 20 digits + ";" */
     if (pad > 0) {
         memset(text + n, 'x', (size_t)pad);
@@ -611,8 +626,7 @@ static void on_text(conn_t *c, const char *s, size_t len)
             return;
         }
         on_delivered(c, strtoull(f1 + 3, NULL, 10));
-    } else if (value_is(type, s, len, "\"create_connect_response\"") &&
-               value_is(json_value(s, len, "ok"), s, len, "true")) {
+    } else if (value_is(type, s, len, "\"create_connect_response\"") && value_is(json_value(s, len, "ok"), s, len, "true")) {
         if (c->ready)
             return;
         on_ready(c);
@@ -682,10 +696,8 @@ static int ws_read_frames(conn_t *c)
         case OP_PONG:
             break;
         case OP_CLOSE:
-            if (c->state == S_CLOSING) { /* our close answered: the server closes TCP first (RFC 6455 7.1.1) */
-                c->state = S_CLOSING;
+            if (c->state == S_CLOSING) /* our close answered; the server closes TCP first (RFC 6455 7.1.1): wait */
                 break;
-            }
             report_error("conn %d: server closed the WebSocket (code %d)", c->idx, len >= 2 ? p[0] << 8 | p[1] : 1005);
             goto Fail;
         case OP_TEXT:
@@ -831,8 +843,8 @@ static void run_loop(uint64_t deadline, int (*until)(void))
             last_scan = now;
             for (i = 0; i < g.nconns; ++i)
                 if (now - g.conns[i].cycle_start > CHURN_CYCLE_TIMEOUT_NS) {
-                    report_error("conn %d: churn cycle took longer than %llu s (state %d)", i,
-                                 CHURN_CYCLE_TIMEOUT_NS / NS, g.conns[i].state);
+                    report_error("conn %d: churn cycle took longer than %llu s (state %d)", i, CHURN_CYCLE_TIMEOUT_NS / NS,
+                                 g.conns[i].state);
                     churn_next(&g.conns[i], 0);
                 }
         }
@@ -899,7 +911,7 @@ static const char *label(void)
 static int run_traffic(void)
 {
     uint64_t t0, t1, deadline;
-    double cpu0, cpu1, srv0, srv1, secs, client_pct, server_pct = -1, per = -1;
+    double cpu0, cpu1, srv0, srv1, host0, host1, secs, client_pct, server_pct = -1, per = -1, other_pct = -1;
     int limited, i;
 
     if (opt.workload == W_CHURN) {
@@ -927,11 +939,13 @@ static int run_traffic(void)
     t0 = now_ns();
     cpu0 = self_cpu_us();
     srv0 = server_cpu_us();
+    host0 = host_busy_us();
     deadline = t0 + (uint64_t)(opt.duration * 1e9);
     run_loop(deadline, opt.count != 0 ? count_reached : any_lost);
     t1 = now_ns();
     cpu1 = self_cpu_us();
     srv1 = server_cpu_us();
+    host1 = host_busy_us();
     g.measuring = 0;
 
     secs = (double)(t1 - t0) / 1e9;
@@ -939,6 +953,11 @@ static int run_traffic(void)
     if (srv0 >= 0) {
         server_pct = (srv1 - srv0) / 1e4 / secs;
         per = g.delivered != 0 ? (srv1 - srv0) / (double)g.delivered : -1;
+        /* what the rest of the host did meanwhile (other processes, kernel threads): a noise gauge */
+        if (host0 >= 0) { /* tick-based counters: a small negative remainder is rounding */
+            other_pct = (host1 - host0) / 1e4 / secs - server_pct - client_pct;
+            other_pct = other_pct < 0 ? 0 : other_pct;
+        }
     }
     /* paced runs busy-poll, so their CPU says nothing: they are judged by whether the rate was reached */
     limited = opt.rate > 0 ? 0 : client_pct > 90;
@@ -946,41 +965,42 @@ static int run_traffic(void)
         report_error("%d of %d connections lost during the run", g.nconns - g.ready - g.pending, g.nconns);
 
     if (opt.workload == W_CHURN) {
-        printf("loadgen churn -> %s:%d%s [%s]: %d concurrent loops, window %.2f s (warmup %.2f s)\n", opt.host, opt.port,
-               opt.path, label(), g.nconns, secs, opt.warmup);
+        printf("loadgen churn -> %s:%d%s [%s]: %d concurrent loops, window %.2f s (warmup %.2f s)\n", opt.host, opt.port, opt.path,
+               label(), g.nconns, secs, opt.warmup);
         printf("  cycles        %" PRIu64 "  (%.0f cycles/s)\n", g.delivered, (double)g.delivered / secs);
         printf("  server CPU    %.1f %%  %.2f us/cycle\n", server_pct, per);
-        printf("  client CPU    %.1f %%%s\n  errors        %" PRIu64 "\n", client_pct, limited ? "  CLIENT-LIMITED" : "",
-               g.errors);
+        printf("  client CPU    %.1f %%%s\n", client_pct, limited ? "  CLIENT-LIMITED" : "");
+        printf("  other CPU     %.1f %% (the rest of the host)\n  errors        %" PRIu64 "\n", other_pct, g.errors);
         printf("RESULT workload=churn server=%s conns=%d secs=%.3f cycles=%" PRIu64 " cycles_per_s=%.1f "
-               "server_us_per_cycle=%.3f server_cpu_pct=%.1f client_cpu_pct=%.1f client_limited=%d errors=%" PRIu64 "\n",
-               label(), g.nconns, secs, g.delivered, (double)g.delivered / secs, per, server_pct, client_pct, limited,
+               "server_us_per_cycle=%.3f server_cpu_pct=%.1f client_cpu_pct=%.1f client_limited=%d other_cpu_pct=%.1f "
+               "errors=%" PRIu64 "\n",
+               label(), g.nconns, secs, g.delivered, (double)g.delivered / secs, per, server_pct, client_pct, limited, other_pct,
                g.errors);
     } else {
         double rate_got = (double)g.delivered / secs;
         int rate_ok = opt.rate == 0 || (rate_got >= 0.95 * opt.rate && g.skipped == 0);
-        printf("loadgen %s -> %s:%d%s [%s]: %d %s, %s, %d-byte %s, window %.2f s (warmup %.2f s)\n",
-               workload_names[opt.workload], opt.host, opt.port, opt.workload == W_ECHO ? "" : opt.path, label(),
-               opt.workload == W_ECHO ? g.nconns : opt.pairs, opt.workload == W_ECHO ? "connections" : "pairs",
-               opt.rate > 0 ? "paced" : "ping-pong", opt.workload == W_ECHO ? (int)g.echo_size : opt.payload,
-               opt.workload == W_ECHO ? "messages" : "field1", secs, opt.warmup);
+        printf("loadgen %s -> %s:%d%s [%s]: %d %s, %s, %d-byte %s, window %.2f s (warmup %.2f s)\n", workload_names[opt.workload],
+               opt.host, opt.port, opt.workload == W_ECHO ? "" : opt.path, label(), opt.workload == W_ECHO ? g.nconns : opt.pairs,
+               opt.workload == W_ECHO ? "connections" : "pairs", opt.rate > 0 ? "paced" : "ping-pong",
+               opt.workload == W_ECHO ? (int)g.echo_size : opt.payload, opt.workload == W_ECHO ? "messages" : "field1", secs,
+               opt.warmup);
         if (opt.rate > 0)
-            printf("  paced         %.0f msgs/s asked, %.0f delivered, %" PRIu64 " skipped%s\n", opt.rate, rate_got,
-                   g.skipped, rate_ok ? "" : "  RATE NOT REACHED");
+            printf("  paced         %.0f msgs/s asked, %.0f delivered, %" PRIu64 " skipped%s\n", opt.rate, rate_got, g.skipped,
+                   rate_ok ? "" : "  RATE NOT REACHED");
         else
             printf("  in flight     %d per connection\n", opt.inflight);
         printf("  delivered     %" PRIu64 " msgs  (%.0f msgs/s)\n", g.delivered, rate_got);
         printf("  server CPU    %.1f %%  %.3f us/msg\n", server_pct, per);
         printf("  latency us    p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", hist_quantile_us(&g.hist, 0.5),
                hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3);
-        printf("  client CPU    %.1f %%%s\n  errors        %" PRIu64 "\n", client_pct,
-               opt.rate > 0 ? " (busy-polling)" : limited ? "  CLIENT-LIMITED" : "", g.errors);
+        printf("  client CPU    %.1f %%%s\n", client_pct, opt.rate > 0 ? " (busy-polling)" : limited ? "  CLIENT-LIMITED" : "");
+        printf("  other CPU     %.1f %% (the rest of the host)\n  errors        %" PRIu64 "\n", other_pct, g.errors);
         printf("RESULT workload=%s server=%s pairs=%d inflight=%d rate=%.0f secs=%.3f delivered=%" PRIu64
                " msgs_per_s=%.1f server_us_per_msg=%.3f server_cpu_pct=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
-               "max_us=%.1f client_cpu_pct=%.1f client_limited=%d rate_ok=%d errors=%" PRIu64 "\n",
-               workload_names[opt.workload], label(), opt.pairs, opt.inflight, opt.rate, secs, g.delivered, rate_got,
-               per, server_pct, hist_quantile_us(&g.hist, 0.5), hist_quantile_us(&g.hist, 0.99),
-               hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3, client_pct, limited, rate_ok, g.errors);
+               "max_us=%.1f client_cpu_pct=%.1f client_limited=%d other_cpu_pct=%.1f rate_ok=%d errors=%" PRIu64 "\n",
+               workload_names[opt.workload], label(), opt.pairs, opt.inflight, opt.rate, secs, g.delivered, rate_got, per,
+               server_pct, hist_quantile_us(&g.hist, 0.5), hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999),
+               (double)g.hist.max / 1e3, client_pct, limited, other_pct, rate_ok, g.errors);
     }
     fflush(stdout);
     return g.errors == 0 && g.delivered > 0 ? 0 : 1;
@@ -1006,13 +1026,13 @@ static int run_idle(void)
     tcp_per = g.ready != 0 ? (double)(tcp1 - tcp0) / g.ready : -1;
     slab_per = g.ready != 0 ? (double)(slab1 - slab0) / g.ready : -1;
 
-    printf("loadgen idle -> %s:%d%s [%s]: %d registered connections (%d asked) in %.2f s\n", opt.host, opt.port, opt.path,
-           label(), g.ready, g.nconns, secs);
+    printf("loadgen idle -> %s:%d%s [%s]: %d registered connections (%d asked) in %.2f s\n", opt.host, opt.port, opt.path, label(),
+           g.ready, g.nconns, secs);
     printf("  server RSS    %ld kB -> %ld kB: %.2f kB per connection\n", rss0, rss1, rss_per);
-    printf("  kernel TCP    %ld kB -> %ld kB: %.2f kB per connection (sockstat mem: buffered data, both ends, whole host)\n",
-           tcp0, tcp1, tcp_per);
-    printf("  kernel slab   %ld kB -> %ld kB: %.2f kB per connection (socket structures, both ends, whole host)\n", slab0,
-           slab1, slab_per);
+    printf("  kernel TCP    %ld kB -> %ld kB: %.2f kB per connection (sockstat mem: buffered data, both ends, whole host)\n", tcp0,
+           tcp1, tcp_per);
+    printf("  kernel slab   %ld kB -> %ld kB: %.2f kB per connection (socket structures, both ends, whole host)\n", slab0, slab1,
+           slab_per);
     printf("  errors        %" PRIu64 "\n", g.errors);
     printf("RESULT workload=idle server=%s conns=%d connect_secs=%.3f rss_before_kb=%ld rss_after_kb=%ld "
            "rss_kb_per_conn=%.3f kernel_tcp_kb_per_conn=%.3f kernel_slab_kb_per_conn=%.3f errors=%" PRIu64 "\n",
@@ -1027,42 +1047,54 @@ static int run_idle(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: loadgen --port PORT [options]\n"
-            "  --workload W      routed (default), echo, idle, churn\n"
-            "  --host ADDR       loopback IPv4 address of the server (default 127.0.0.1)\n"
-            "  --path PATH       WebSocket path (default /WsService)\n"
-            "  --label NAME      name of the server in the output (default \"server\")\n"
-            "  --server-pid PID  server process, for its CPU (/proc/PID/stat) and RSS\n"
-            "  --pairs P         routed/echo: P pairs, 2P connections (default 50)\n"
-            "  --inflight K      routed/echo: messages in flight per connection (default 1)\n"
-            "  --rate R          routed/echo: pace R messages/s in total instead of ping-pong\n"
-            "  --payload B       routed: field1 bytes (default 100, min 23); echo: message size follows it\n"
-            "  --conns N         idle: connections (default 1000); churn: concurrent loops (default 16)\n"
-            "  --warmup S        seconds before the window (default 1); idle: settle time before measuring\n"
-            "  --duration S      measured seconds (default 5)\n"
-            "  --count N         routed/echo/churn: end the window after N messages or cycles\n");
+    fprintf(f, "usage: loadgen --port PORT [options]\n"
+               "  --workload W      routed (default), echo, idle, churn\n"
+               "  --host ADDR       loopback IPv4 address of the server (default 127.0.0.1)\n"
+               "  --path PATH       WebSocket path (default /WsService)\n"
+               "  --label NAME      name of the server in the output (default \"server\")\n"
+               "  --server-pid PID  server process, for its CPU (/proc/PID/stat) and RSS\n"
+               "  --pairs P         routed/echo: P pairs, 2P connections (default 50)\n"
+               "  --inflight K      routed/echo: messages in flight per connection (default 1)\n"
+               "  --rate R          routed/echo: pace R messages/s in total instead of ping-pong\n"
+               "  --payload B       routed: field1 bytes (default 100, min 23); echo: message size follows it\n"
+               "  --conns N         idle: connections (default 1000); churn: concurrent loops (default 16)\n"
+               "  --warmup S        seconds before the window (default 1); idle: settle time before measuring\n"
+               "  --duration S      measured seconds (default 5)\n"
+               "  --count N         routed/echo/churn: end the window after N messages or cycles\n");
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"host", required_argument, NULL, 'h'},       {"port", required_argument, NULL, 'p'},
-        {"path", required_argument, NULL, 'P'},       {"workload", required_argument, NULL, 'w'},
-        {"pairs", required_argument, NULL, 'n'},      {"inflight", required_argument, NULL, 'k'},
-        {"duration", required_argument, NULL, 'd'},   {"warmup", required_argument, NULL, 'W'},
-        {"rate", required_argument, NULL, 'r'},       {"conns", required_argument, NULL, 'c'},
-        {"server-pid", required_argument, NULL, 's'}, {"payload", required_argument, NULL, 'b'},
-        {"count", required_argument, NULL, 'C'},      {"label", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, '?'},             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"host", required_argument, NULL, 'h'},
+                                             {"port", required_argument, NULL, 'p'},
+                                             {"path", required_argument, NULL, 'P'},
+                                             {"workload", required_argument, NULL, 'w'},
+                                             {"pairs", required_argument, NULL, 'n'},
+                                             {"inflight", required_argument, NULL, 'k'},
+                                             {"duration", required_argument, NULL, 'd'},
+                                             {"warmup", required_argument, NULL, 'W'},
+                                             {"rate", required_argument, NULL, 'r'},
+                                             {"conns", required_argument, NULL, 'c'},
+                                             {"server-pid", required_argument, NULL, 's'},
+                                             {"payload", required_argument, NULL, 'b'},
+                                             {"count", required_argument, NULL, 'C'},
+                                             {"label", required_argument, NULL, 'l'},
+                                             {"help", no_argument, NULL, 'H'},
+                                             {NULL, 0, NULL, 0}};
     struct rlimit rl = {0, 0};
     int ch, i;
 
     while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (ch) {
-        case 'h': opt.host = optarg; break;
-        case 'p': opt.port = atoi(optarg); break;
-        case 'P': opt.path = optarg; break;
+        case 'h':
+            opt.host = optarg;
+            break;
+        case 'p':
+            opt.port = atoi(optarg);
+            break;
+        case 'P':
+            opt.path = optarg;
+            break;
         case 'w':
             for (i = 0; i < 4 && strcmp(optarg, workload_names[i]) != 0; ++i)
                 ;
@@ -1070,17 +1102,42 @@ int main(int argc, char **argv)
                 die("unknown workload %s", optarg);
             opt.workload = (enum workload)i;
             break;
-        case 'n': opt.pairs = atoi(optarg); break;
-        case 'k': opt.inflight = atoi(optarg); break;
-        case 'd': opt.duration = atof(optarg); break;
-        case 'W': opt.warmup = atof(optarg); break;
-        case 'r': opt.rate = atof(optarg); break;
-        case 'c': opt.conns = atoi(optarg); break;
-        case 's': opt.server_pid = atoi(optarg); break;
-        case 'b': opt.payload = atoi(optarg); break;
-        case 'C': opt.count = strtoull(optarg, NULL, 10); break;
-        case 'l': opt.label = optarg; break;
-        default: usage(ch == '?' && optopt == 0 ? stdout : stderr); return ch == '?' && optopt == 0 ? 0 : 2;
+        case 'n':
+            opt.pairs = atoi(optarg);
+            break;
+        case 'k':
+            opt.inflight = atoi(optarg);
+            break;
+        case 'd':
+            opt.duration = atof(optarg);
+            break;
+        case 'W':
+            opt.warmup = atof(optarg);
+            break;
+        case 'r':
+            opt.rate = atof(optarg);
+            break;
+        case 'c':
+            opt.conns = atoi(optarg);
+            break;
+        case 's':
+            opt.server_pid = atoi(optarg);
+            break;
+        case 'b':
+            opt.payload = atoi(optarg);
+            break;
+        case 'C':
+            opt.count = strtoull(optarg, NULL, 10);
+            break;
+        case 'l':
+            opt.label = optarg;
+            break;
+        case 'H':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind != argc || opt.port <= 0 || opt.port > 65535) {
@@ -1092,9 +1149,8 @@ int main(int argc, char **argv)
     g.addr.sin_port = htons((uint16_t)opt.port);
     if (inet_pton(AF_INET, opt.host, &g.addr.sin_addr) != 1 || (ntohl(g.addr.sin_addr.s_addr) >> 24) != 127)
         die("--host must be a loopback IPv4 address (127.0.0.0/8), not %s", opt.host);
-    if (opt.pairs < 1 || opt.pairs > 5000 || opt.inflight < 1 || opt.inflight > 1000 || opt.duration <= 0 ||
-        opt.duration > 3600 || opt.warmup < 0 || opt.warmup > 600 || opt.rate < 0 || opt.rate > 1e7 || opt.payload < 23 ||
-        opt.payload > 4000)
+    if (opt.pairs < 1 || opt.pairs > 5000 || opt.inflight < 1 || opt.inflight > 1000 || opt.duration <= 0 || opt.duration > 3600 ||
+        opt.warmup < 0 || opt.warmup > 600 || opt.rate < 0 || opt.rate > 1e7 || opt.payload < 23 || opt.payload > 4000)
         die("an option is out of range (pairs 1..5000, inflight 1..1000, duration 0..3600 s, warmup 0..600 s, "
             "rate 0..1e7, payload 23..4000)");
     if (opt.conns < 0)
