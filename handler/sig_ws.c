@@ -292,6 +292,11 @@ static void on_write_complete(h2o_socket_t *sock, const char *err)
         dispose_conn(conn);
         return;
     }
+    /* a burst may have grown the buffer; an idle connection keeps a small one */
+    if (conn->writing.cap > 4096) {
+        free(conn->writing.base);
+        memset(&conn->writing, 0, sizeof(conn->writing));
+    }
     if (conn->close_in_out && conn->out.len == 0 && !conn->lingering) {
         /* our close frame has left */
         if (wslay_event_get_close_received(conn->ws_ctx)) {
