@@ -158,7 +158,8 @@ static void append_frame(sig_ws_conn_t *conn, uint8_t opcode, const void *payloa
         for (shift = 56; shift >= 0; shift -= 8)
             *p++ = (uint8_t)((uint64_t)len >> shift);
     }
-    memcpy(p, payload, len);
+    if (len != 0) /* an empty message may come with a NULL payload (wslay's), and memcpy(NULL) is undefined */
+        memcpy(p, payload, len);
     conn->out.len += (size_t)(p - start) + len;
     mark_dirty(conn);
 }
