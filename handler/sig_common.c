@@ -143,6 +143,8 @@ int sig_json_check_escapes(const char *json, size_t len, int allow_nul)
     const char *p = json, *end = json + len;
     int expect_low = 0;
 
+    if (len == 0)
+        return 0; /* json may be NULL then, and memchr(NULL) is undefined even for 0 bytes */
     while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL && end - p >= 2) {
         unsigned unit;
         if (p[1] != 'u' || end - p < 6 || !hex4(p + 2, &unit)) {
