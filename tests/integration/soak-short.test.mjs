@@ -21,7 +21,9 @@ const UNDER_VALGRIND = Boolean(process.env.VALGRIND_LOG_DIR);
 const ARGS = [
     '--seconds',
     String(SECONDS),
-    ...(UNDER_VALGRIND ? ['--rate', '100', '--churn', '4', '--slow-readers', '1', '--flood-rate', '300', '--users', '40'] : []),
+    ...(UNDER_VALGRIND
+        ? ['--rate', '100', '--churn', '4', '--slow-readers', '1', '--flood-rate', '300', '--users', '40']
+        : []),
 ];
 // the soak's own watchdog ends it after warm-up + run + 180 s; this bound is only a backstop
 const BOUND_MS = (SECONDS + 5 + 240) * 1000;

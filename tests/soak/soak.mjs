@@ -34,6 +34,8 @@
 // Options: --seconds N (60), --warmup N (5), --users N (100), --multi-device F (0.3), --rate N
 //   (1000 stable dialings/s), --churn N (32 churn workers), --slow-readers N (2 at a time),
 //   --flood-rate N (500 dialings/s at a flooded slow reader), --seed N (random by default; printed).
+// Every client of the soak stays far below signaling.rate-limit (default 200 messages/s per
+// connection): stable devices send ~10/s each, the final probes are 8 connections paced at 80/s.
 // The binary is $H2O_SIGNALING_BIN or <repo>/h2o-signaling (tests/lib/server.mjs). Exit status:
 // 0 every assertion held, 1 one failed, 2 the soak itself broke (watchdog, setup failure).
 //
@@ -76,7 +78,14 @@ const { values: opt } = parseArgs({
 });
 if (opt.help) {
     const head = readFileSync(new URL(import.meta.url), 'utf8').split('\n');
-    console.log(head.slice(1, head.findIndex((l) => !l.startsWith('//'))).join('\n'));
+    console.log(
+        head
+            .slice(
+                1,
+                head.findIndex((l) => !l.startsWith('//')),
+            )
+            .join('\n'),
+    );
     process.exit(0);
 }
 const num = (name, min, max) => {
@@ -223,7 +232,7 @@ function newDial({ sender, target, targetKind, withId = true, name, field2 = '',
         field2len: field2.length,
         field3,
         answers: [],
-        calls: new Map(), // connection key -> times the push arrived there
+        calls: null, // connection key -> times the push arrived there (a Map from the first push on)
         abandoned: false, // the sender vanished: an answer cannot be expected
         expectAnswer: withId,
         sentAt: Date.now(),
@@ -288,13 +297,13 @@ function onAnswer(conn, text, p) {
         ) {
             problem('answer not byte-exact', `${rec.tag}: ${text}`);
         }
-        if (rec.expectCode && p.code !== rec.expectCode)
-            problem('wrong error code', `${rec.tag}: expected ${rec.expectCode}, got ${text}`);
         if (rec.targetKind === 'slow' && (p.code === 'peer_gone' || p.code === 'peer_offline')) {
             const slow = S.slowTargets.find((s) => s.userId === rec.target);
             if (slow) slow.refusedAt ??= Date.now();
         }
     }
+    if (rec.expectCode && p.code !== rec.expectCode)
+        problem('wrong error code', `${rec.tag}: expected ${rec.expectCode}, got ${text}`);
     rec.onAnswer?.(p);
 }
 
@@ -326,11 +335,14 @@ function onCalled(conn, text, p) {
     }
     if (!conn.userIds.has(rec.target)) problem('push at the wrong user', `${rec.tag} for ${rec.target} at ${conn.key}`);
     if (rec.targetKind === 'never') problem('push of a message that was never completed', `${rec.tag} at ${conn.key}`);
-    const times = (rec.calls.get(conn.key) ?? 0) + 1;
+    const times = ((rec.calls ??= new Map()).get(conn.key) ?? 0) + 1;
     rec.calls.set(conn.key, times);
     if (times > 1) problem('push duplicated', `${rec.tag} arrived ${times} times at ${conn.key}`);
     if (text !== expectedCalled(rec)) {
-        problem('push not byte-exact', `${rec.tag}: expected ${expectedCalled(rec).slice(0, 200)}\n   got ${text.slice(0, 200)}`);
+        problem(
+            'push not byte-exact',
+            `${rec.tag}: expected ${expectedCalled(rec).slice(0, 200)}\n   got ${text.slice(0, 200)}`,
+        );
     }
 }
 
@@ -393,7 +405,8 @@ async function openStableDevice(user, idx) {
             }
             if (p.type === 'called') onCalled(dev, text, p);
             else if (p.type === 'dialing_response') onAnswer(dev, text, p);
-            else if (p.code === 'rate_limited') problem('rate_limited reply to a paced soak client', `${dev.key}: ${text}`);
+            else if (p.code === 'rate_limited')
+                problem('rate_limited reply to a paced soak client', `${dev.key}: ${text}`);
             else problem('unexpected message at a stable client', `${dev.key}: ${text.slice(0, 200)}`);
         }
     })();
@@ -605,7 +618,8 @@ class Peer {
         this.sendJson({ type: 'create_connect', sponsorUserId: userId, sponsorUserName: name, id: rid });
         const { p, text } = await this.expect((m) => m.id === rid, `create_connect_response ${rid}`);
         if (p.ok === true) {
-            if (text !== createConnectOkText(rid, String(userId))) problem('create_connect answer not byte-exact', text);
+            if (text !== createConnectOkText(rid, String(userId)))
+                problem('create_connect answer not byte-exact', text);
             this.userId = String(userId);
             this.name = name;
             this.userIds.add(String(userId));
@@ -920,8 +934,12 @@ async function malformedJson() {
         for (const [text] of order) peer.raw.sendText(text);
         peer.raw.sendText(unreg.text);
         for (const [text, code] of order) {
-            const { p, text: got } = await peer.expect((m) => m.type === 'error', `error reply to ${text.slice(0, 40)}`);
-            if (p.code !== code || p.ok !== false) problem('wrong error code', `${text.slice(0, 60)}: expected ${code}, got ${got}`);
+            const { p, text: got } = await peer.expect(
+                (m) => m.type === 'error',
+                `error reply to ${text.slice(0, 40)}`,
+            );
+            if (p.code !== code || p.ok !== false)
+                problem('wrong error code', `${text.slice(0, 60)}: expected ${code}, got ${got}`);
             inc(`malformed.error.${p.code}`);
         }
         await answerOf(unreg.rec);
@@ -947,7 +965,7 @@ async function malformedJson() {
                 targetKind: 'malformed',
                 expectCode: code,
                 answers: [],
-                calls: new Map(),
+                calls: null,
                 expectAnswer: true,
             };
             records.push(rec);
@@ -957,7 +975,12 @@ async function malformedJson() {
             inc('dials.sent.malformed');
             peer.sendJson({ type: 'dialing', ...fields, id: rec.id });
         }
-        const mismatch = newDial({ sender: { ...peer, userId: 'somebody-else' }, target: pick(stableUsers).id, targetKind: 'malformed-answer', claim: true });
+        const mismatch = newDial({
+            sender: { ...peer, userId: 'somebody-else' },
+            target: pick(stableUsers).id,
+            targetKind: 'malformed-answer',
+            claim: true,
+        });
         mismatch.rec.senderUserId = uid;
         mismatch.rec.expectCode = 'identity_mismatch';
         peer.raw.sendText(mismatch.text);
@@ -966,13 +989,19 @@ async function malformedJson() {
         const off = newDial({ sender: peer, target: numeric, targetKind: 'offline' });
         peer.raw.sendText(off.text);
         // and the connection still routes a well-formed dialing
-        const good = newDial({ sender: peer, target: pick(stableUsers).id, targetKind: 'stable', name: 'malformed ok' });
+        const good = newDial({
+            sender: peer,
+            target: pick(stableUsers).id,
+            targetKind: 'stable',
+            name: 'malformed ok',
+        });
         peer.raw.sendText(good.text);
         await answerOf(mismatch.rec);
         await answerOf(off.rec);
         await answerOf(good.rec);
         for (const rec of mine) await answerOf(rec);
-        if (peer.inbox.length) problem('unexpected message', `${peer.key}: ${peer.inbox.map((m) => m.text).join(' | ')}`);
+        if (peer.inbox.length)
+            problem('unexpected message', `${peer.key}: ${peer.inbox.map((m) => m.text).join(' | ')}`);
         await peer.closeClean('malformed-json');
     } finally {
         if (!peer.tcpClosed && !peer.aborted) peer.abort();
@@ -992,13 +1021,19 @@ async function malformedFatal(kind) {
                 expected = 1003;
                 break;
             case 'invalid-utf8': {
-                const bad = Buffer.concat([Buffer.from('{"type":"dialing","receiverUserId":"st-1","field1":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]);
+                const bad = Buffer.concat([
+                    Buffer.from('{"type":"dialing","receiverUserId":"st-1","field1":"'),
+                    Buffer.from([0xc3, 0x28, 0xff]),
+                    Buffer.from('"}'),
+                ]);
                 peer.raw.send({ opcode: OP.TEXT, payload: bad });
                 expected = 1007;
                 break;
             }
             case 'oversized':
-                peer.raw.sendText(`{"type":"dialing","receiverUserId":"st-1","field1":"${'o'.repeat(randInt(MAX_MESSAGE, 3 * MAX_MESSAGE))}"}`);
+                peer.raw.sendText(
+                    `{"type":"dialing","receiverUserId":"st-1","field1":"${'o'.repeat(randInt(MAX_MESSAGE, 3 * MAX_MESSAGE))}"}`,
+                );
                 expected = 1009;
                 break;
             case 'oversized-fragmented':
@@ -1035,14 +1070,23 @@ async function fragmentedValid() {
     }
 }
 
-const MAL_CASES = ['json', 'binary', 'invalid-utf8', 'oversized', 'oversized-fragmented', 'reserved-opcode', 'fragmented-valid'];
+const MAL_CASES = [
+    'json',
+    'binary',
+    'invalid-utf8',
+    'oversized',
+    'oversized-fragmented',
+    'reserved-opcode',
+    'fragmented-valid',
+];
 
 async function malformedWorker(until) {
     for (let i = 0; i < MAX_LOOP && Date.now() < until && S.srv.alive(); i++) {
         const c = MAL_CASES[i % MAL_CASES.length];
         inc(`malformed.case.${c}`);
         try {
-            const run = c === 'json' ? malformedJson() : c === 'fragmented-valid' ? fragmentedValid() : malformedFatal(c);
+            const run =
+                c === 'json' ? malformedJson() : c === 'fragmented-valid' ? fragmentedValid() : malformedFatal(c);
             await withTimeout(run, CHURN_OP_BOUND, `malformed ${c}`);
         } catch (err) {
             problem('client operation failed', `malformed ${c}: ${err.message}`);
@@ -1093,9 +1137,11 @@ async function runMix(ms) {
             last = now;
         }
     })();
-    await withTimeout(Promise.all([...workers, slowDials]), ms + WORKERS_BOUND + SLOW_REFUSAL_BOUND + LINGER_MS + 25000, 'workers to stop').catch(
-        (err) => problem('client operation failed', err.message),
-    );
+    await withTimeout(
+        Promise.all([...workers, slowDials]),
+        ms + WORKERS_BOUND + SLOW_REFUSAL_BOUND + LINGER_MS + 25000,
+        'workers to stop',
+    ).catch((err) => problem('client operation failed', err.message));
 }
 
 /** Records still waiting for an answer or a push that must come. */
@@ -1106,7 +1152,7 @@ function outstanding() {
         if (rec.expectAnswer && !rec.abandoned && !rec.senderGone && rec.answers.length === 0) answers++;
         if (rec.targetKind === 'stable' && rec.ans) {
             const user = stableById.get(rec.target);
-            if (rec.ans.ok && user) for (const d of user.devices) if (d.open && !rec.calls.get(d.key)) pushes++;
+            if (rec.ans.ok && user) for (const d of user.devices) if (d.open && !rec.calls?.get(d.key)) pushes++;
         }
     }
     return { answers, pushes };
@@ -1209,17 +1255,20 @@ function evaluateDelivery() {
                 unanswered++;
                 if (rec.lostToClose) lostToClose++;
                 if (rec.lostToClose && rec.closeInSameWrite) lostToCloseOneWrite++;
-                if (unansweredSamples.length < 5) unansweredSamples.push(`${rec.tag} (${rec.senderKind} -> ${rec.target}, ${rec.targetKind})`);
+                if (unansweredSamples.length < 5)
+                    unansweredSamples.push(`${rec.tag} (${rec.senderKind} -> ${rec.target}, ${rec.targetKind})`);
             }
         }
         const ans = rec.answers.length ? JSON.parse(rec.answers[0]) : null;
-        const received = [...rec.calls.values()].reduce((s, v) => s + v, 0);
+        const received = [...(rec.calls?.values() ?? [])].reduce((s, v) => s + v, 0);
         if (ans && ans.ok === true && received > ans.data.delivered) overDelivered++;
         if (ans && ans.ok === false && received > 0) overDelivered++;
         if (rec.targetKind === 'never' && received > 0) neverDelivered++;
-        if (rec.targetKind === 'offline' && ans && rec.answers[0] !== dialingFailText('peer_offline', rec.id)) offlineWrong++;
+        if (rec.targetKind === 'offline' && ans && rec.answers[0] !== dialingFailText('peer_offline', rec.id))
+            offlineWrong++;
         if (rec.targetKind === 'slow' && ans) {
-            const fine = (ans.ok && ans.data.delivered === 1) || ans.code === 'peer_gone' || ans.code === 'peer_offline';
+            const fine =
+                (ans.ok && ans.data.delivered === 1) || ans.code === 'peer_gone' || ans.code === 'peer_offline';
             if (!fine) slowWrong++;
         }
         if (rec.targetKind === 'churn' && ans) {
@@ -1229,7 +1278,7 @@ function evaluateDelivery() {
         if (rec.targetKind !== 'stable') continue;
         const user = stableById.get(rec.target);
         if (!user || !onlineThroughout(user)) continue;
-        const counts = user.devices.map((d) => rec.calls.get(d.key) ?? 0);
+        const counts = user.devices.map((d) => rec.calls?.get(d.key) ?? 0);
         const fromStable = rec.senderKind === 'stable' || rec.senderKind === 'probe';
         if (fromStable && rec.id !== undefined) {
             c1++;
@@ -1244,14 +1293,19 @@ function evaluateDelivery() {
                 if (samples.length < 5) samples.push(`${rec.tag} to ${rec.target}: ${rec.answers[0] ?? 'no answer'}`);
             } else if (ans.data.delivered !== user.devices.length) {
                 wrongDelivered++;
-                if (samples.length < 5) samples.push(`${rec.tag} to ${rec.target}: delivered ${ans.data.delivered}, devices ${user.devices.length}`);
+                if (samples.length < 5)
+                    samples.push(
+                        `${rec.tag} to ${rec.target}: delivered ${ans.data.delivered}, devices ${user.devices.length}`,
+                    );
             }
-            if (counts.some((c) => c !== 1) && samples.length < 5) samples.push(`${rec.tag} to ${rec.target}: arrivals per device ${counts.join(',')}`);
+            if (counts.some((c) => c !== 1) && samples.length < 5)
+                samples.push(`${rec.tag} to ${rec.target}: arrivals per device ${counts.join(',')}`);
         } else if (fromStable) {
             noId++;
             if (counts.some((c) => c !== 1)) {
                 noIdBad++;
-                if (samples.length < 5) samples.push(`${rec.tag} (no id) to ${rec.target}: arrivals per device ${counts.join(',')}`);
+                if (samples.length < 5)
+                    samples.push(`${rec.tag} (no id) to ${rec.target}: arrivals per device ${counts.join(',')}`);
             }
         } else {
             others++;
@@ -1263,16 +1317,34 @@ function evaluateDelivery() {
                   : counts.every((c) => c === counts[0] && c <= 1); // sender vanished: all devices or none
             if (!fine) {
                 othersBad++;
-                if (samples.length < 5) samples.push(`${rec.tag} (${rec.senderKind}) to ${rec.target}: ${rec.answers[0] ?? 'no answer'}, arrivals ${counts.join(',')}`);
+                if (samples.length < 5)
+                    samples.push(
+                        `${rec.tag} (${rec.senderKind}) to ${rec.target}: ${rec.answers[0] ?? 'no answer'}, arrivals ${counts.join(',')}`,
+                    );
             }
         }
     }
     const stableDrops = problemCount('stable connection closed during the run');
-    const arrivalProblems = problemCount('push duplicated', 'push at the wrong user', 'push with an unknown tag', 'push not byte-exact');
+    const arrivalProblems = problemCount(
+        'push duplicated',
+        'push at the wrong user',
+        'push with an unknown tag',
+        'push not byte-exact',
+    );
     check(
         1,
         'every dialing with an id from a stable client to an online stable user: ok, delivered == devices, pushed exactly once per device',
-        c1 > 0 && lost === 0 && dup === 0 && notOk === 0 && wrongDelivered === 0 && noIdBad === 0 && othersBad === 0 && arrivalProblems === 0 && neverDelivered === 0 && overDelivered === 0 && stableDrops === 0,
+        c1 > 0 &&
+            lost === 0 &&
+            dup === 0 &&
+            notOk === 0 &&
+            wrongDelivered === 0 &&
+            noIdBad === 0 &&
+            othersBad === 0 &&
+            arrivalProblems === 0 &&
+            neverDelivered === 0 &&
+            overDelivered === 0 &&
+            stableDrops === 0,
         [
             `${c1} dialings, ${expectedPushes} expected pushes: ${exactlyOnce} arrived exactly once, ${lost} lost, ${dup} duplicated`,
             `${notOk} not answered ok, ${wrongDelivered} with delivered != devices`,
@@ -1282,7 +1354,13 @@ function evaluateDelivery() {
         ],
         samples,
     );
-    const dupAnswers = problemCount('answer duplicated', 'answer at the wrong connection', 'answer with an unknown or missing id', 'answer not byte-exact', 'wrong error code');
+    const dupAnswers = problemCount(
+        'answer duplicated',
+        'answer at the wrong connection',
+        'answer with an unknown or missing id',
+        'answer not byte-exact',
+        'wrong error code',
+    );
     check(
         2,
         'every dialing got exactly one answer; none unanswered after the drain',
@@ -1316,22 +1394,41 @@ function printSummary(before, after, rss0) {
         .map(([k, v]) => `${k.replace(/^(churn\.op|malformed\.case)\./, '')}=${v}`);
     log('');
     log('==== soak summary ====');
-    log(`seed ${SEED}; ${WARMUP} s warm-up + ${SECONDS} s run; ${USERS} stable users (${stableDevices.length} devices), rate ${RATE}/s, ${CHURN} churn workers, ${SLOW} slow readers`);
-    log(`connections: opened ${get('conn.opened')} (stable ${get('conn.opened.stable')}, churn ${get('conn.opened.churn') + get('conn.opened.churn-handshake')}, slow ${get('conn.opened.slow')}, malformed ${get('conn.opened.malformed')}), ` +
-        `closed cleanly ${get('conn.closed.clean')}, closed by the server ${get('conn.closed.by-server')}, aborted by the client ${get('conn.aborted')}`);
-    log(`registrations: ${get('registered')} ok, ${get('registered.refused.too_many_connections')} too_many_connections; moves ${get('churn.moved')}`);
+    log(
+        `seed ${SEED}; ${WARMUP} s warm-up + ${SECONDS} s run; ${USERS} stable users (${stableDevices.length} devices), rate ${RATE}/s, ${CHURN} churn workers, ${SLOW} slow readers`,
+    );
+    log(
+        `connections: opened ${get('conn.opened')} (stable ${get('conn.opened.stable')}, churn ${get('conn.opened.churn') + get('conn.opened.churn-handshake')}, slow ${get('conn.opened.slow')}, malformed ${get('conn.opened.malformed')}), ` +
+            `closed cleanly ${get('conn.closed.clean')}, closed by the server ${get('conn.closed.by-server')}, aborted by the client ${get('conn.aborted')}`,
+    );
+    log(
+        `registrations: ${get('registered')} ok, ${get('registered.refused.too_many_connections')} too_many_connections; moves ${get('churn.moved')}`,
+    );
     log(`scenarios: ${ops.join(' ')}`);
-    log(`dialings: sent ${get('dials.sent')}, answered ${get('dials.answered')} (${answered.join(' ')}), delivered (sum of "delivered") ${get('dials.delivered')}, pushes received ${get('called.received')}`);
-    log(`slow readers: flood ${get('slow.flood')} (avg ${Math.round(get('slow.flood.refusal-ms') / Math.max(1, get('slow.flood')))} ms to refusal), ` +
-        `stall ${get('slow.stall')} (avg ${Math.round(get('slow.stall.refusal-ms') / Math.max(1, get('slow.stall')))} ms), ${get('slow.dialed')} ~6 KB dialings at them`);
+    log(
+        `dialings: sent ${get('dials.sent')}, answered ${get('dials.answered')} (${answered.join(' ')}), delivered (sum of "delivered") ${get('dials.delivered')}, pushes received ${get('called.received')}`,
+    );
+    log(
+        `slow readers: flood ${get('slow.flood')} (avg ${Math.round(get('slow.flood.refusal-ms') / Math.max(1, get('slow.flood')))} ms to refusal), ` +
+            `stall ${get('slow.stall')} (avg ${Math.round(get('slow.stall.refusal-ms') / Math.max(1, get('slow.stall')))} ms), ${get('slow.dialed')} ~6 KB dialings at them`,
+    );
     log(`close codes seen by clients: ${codes.join(' ')}`);
-    log(`malformed error replies: ${[...counters.entries()].filter(([k]) => k.startsWith('malformed.error.')).map(([k, v]) => `${k.slice(16)}=${v}`).join(' ')}`);
+    log(
+        `malformed error replies: ${[...counters.entries()]
+            .filter(([k]) => k.startsWith('malformed.error.'))
+            .map(([k, v]) => `${k.slice(16)}=${v}`)
+            .join(' ')}`,
+    );
     log(`long-lived churn clients answered ${get('churn.long-lived.pings')} server pings`);
     if (before && after) {
-        log(`server RSS: at start ${rss0} kB, before the run ${before.rss} kB [${before.samples.join(' ')}], peak ${S.rssPeak} kB, after ${after.rss} kB [${after.samples.join(' ')}] (${(((after.rss - before.rss) / before.rss) * 100).toFixed(1)}%)`);
+        log(
+            `server RSS: at start ${rss0} kB, before the run ${before.rss} kB [${before.samples.join(' ')}], peak ${S.rssPeak} kB, after ${after.rss} kB [${after.samples.join(' ')}] (${(((after.rss - before.rss) / before.rss) * 100).toFixed(1)}%)`,
+        );
         log(`server fds: before ${before.fds}, after ${after.fds}`);
     }
-    log(`server CPU ${S.cpu?.toFixed(2)} s; soak event-loop delay max ${(S.loopDelay.max / 1e6).toFixed(0)} ms, p99 ${(S.loopDelay.percentile(99) / 1e6).toFixed(0)} ms`);
+    log(
+        `server CPU ${S.cpu?.toFixed(2)} s; soak event-loop delay max ${(S.loopDelay.max / 1e6).toFixed(0)} ms, p99 ${(S.loopDelay.percentile(99) / 1e6).toFixed(0)} ms`,
+    );
     if (problems.size) {
         log('problems:');
         for (const [kind, p] of problems) {
@@ -1344,9 +1441,11 @@ function printSummary(before, after, rss0) {
 // ---------------------------------------------------------------- main
 
 async function main() {
-    log(`soak: seed ${SEED}, ${WARMUP} s warm-up + ${SECONDS} s, ${USERS} users (${MULTI * 100}% with 2 devices), ${RATE} dialings/s, ` +
-        `${CHURN} churn workers, ${SLOW} slow readers (flood ${FLOOD_RATE}/s), num-threads 2, ping ${PING_INTERVAL}/${PING_TIMEOUT} ms, ` +
-        `max-queued-bytes ${MAX_QUEUED}, max-message-size ${MAX_MESSAGE}`);
+    log(
+        `soak: seed ${SEED}, ${WARMUP} s warm-up + ${SECONDS} s, ${USERS} users (${MULTI * 100}% with 2 devices), ${RATE} dialings/s, ` +
+            `${CHURN} churn workers, ${SLOW} slow readers (flood ${FLOOD_RATE}/s), num-threads 2, ping ${PING_INTERVAL}/${PING_TIMEOUT} ms, ` +
+            `max-queued-bytes ${MAX_QUEUED}, max-message-size ${MAX_MESSAGE}`,
+    );
     const watchdog = setTimeout(() => {
         console.error(`soak: WATCHDOG: still running after ${WATCHDOG_MS} ms; giving up`);
         printSummary();
@@ -1366,14 +1465,18 @@ async function main() {
     await buildStable();
     for (const u of stableUsers) stableById.set(u.id, u);
     S.fdsBase = fdCount(pid);
-    log(`[${elapsed()} s] server pid ${pid} on port ${S.srv.port}; ${stableDevices.length} stable devices + ${PROBES} probes registered; RSS ${rssKb(pid)} kB, ${S.fdsBase} fds`);
+    log(
+        `[${elapsed()} s] server pid ${pid} on port ${S.srv.port}; ${stableDevices.length} stable devices + ${PROBES} probes registered; RSS ${rssKb(pid)} kB, ${S.fdsBase} fds`,
+    );
 
     const progress = setInterval(() => {
         if (!S.srv.alive()) return;
         const rss = rssKb(pid);
         S.rssPeak = Math.max(S.rssPeak, rss);
-        log(`[${elapsed()} s] ${S.phase}: dialings ${get('dials.sent')} sent / ${get('dials.answered')} answered, pushes ${get('called.received')}, ` +
-            `conns ${get('conn.opened')} opened, ${S.openPeers.size} raw open, slow ${S.slowTargets.length}, RSS ${rss} kB, fds ${fdCount(pid)}, problems ${[...problems.values()].reduce((s, p) => s + p.count, 0)}`);
+        log(
+            `[${elapsed()} s] ${S.phase}: dialings ${get('dials.sent')} sent / ${get('dials.answered')} answered, pushes ${get('called.received')}, ` +
+                `conns ${get('conn.opened')} opened, ${S.openPeers.size} raw open, slow ${S.slowTargets.length}, RSS ${rss} kB, fds ${fdCount(pid)}, problems ${[...problems.values()].reduce((s, p) => s + p.count, 0)}`,
+        );
     }, 5000);
 
     S.phase = 'warm-up';
@@ -1396,36 +1499,56 @@ async function main() {
     const stableIds = new Set(stableUsers.map((u) => u.id));
     const others = [...S.usedIds].filter((id) => !stableIds.has(id));
     const ghostProbe = await probeAll(others, 'offline');
-    const ghosts = ghostProbe.filter((r) => !r.answer || r.rec.answers[0] !== dialingFailText('peer_offline', r.rec.id));
+    const ghosts = ghostProbe.filter(
+        (r) => !r.answer || r.rec.answers[0] !== dialingFailText('peer_offline', r.rec.id),
+    );
     const liveProbe = await probeAll([...stableIds], 'stable');
-    await waitUntil(() => outstanding().pushes === 0, { timeout: DRAIN_BOUND, interval: 50, what: 'probe pushes' }).catch(() => {});
+    await waitUntil(() => outstanding().pushes === 0, {
+        timeout: DRAIN_BOUND,
+        interval: 50,
+        what: 'probe pushes',
+    }).catch(() => {});
     const wrongLive = liveProbe.filter((r) => {
         const user = stableById.get(r.target);
-        return !r.answer || r.rec.answers[0] !== dialingOkText(r.rec.id, r.target, liveDevices(user)) || user.devices.some((d) => d.open && r.rec.calls.get(d.key) !== 1);
+        return (
+            !r.answer ||
+            r.rec.answers[0] !== dialingOkText(r.rec.id, r.target, liveDevices(user)) ||
+            user.devices.some((d) => d.open && r.rec.calls?.get(d.key) !== 1)
+        );
     });
     // then the stable clients close; every stable id must be gone from the registry
     S.stableClosing = true;
-    await Promise.all(stableDevices.map(async (d) => {
-        d.ws.close(1000);
-        const { code } = await waitClose(d.ws, OP_TIMEOUT).catch(() => ({ code: 'timeout' }));
-        inc(`close.stable.${code}`);
-        if (code === 1000) inc('conn.closed.clean');
-        else problem('wrong close code', `${d.key}: expected 1000, got ${code}`);
-    }));
+    await Promise.all(
+        stableDevices.map(async (d) => {
+            d.ws.close(1000);
+            const { code } = await waitClose(d.ws, OP_TIMEOUT).catch(() => ({ code: 'timeout' }));
+            inc(`close.stable.${code}`);
+            if (code === 1000) inc('conn.closed.clean');
+            else problem('wrong close code', `${d.key}: expected 1000, got ${code}`);
+        }),
+    );
     const emptyProbe = await probeAll([...stableIds], 'offline');
-    const leftOver = emptyProbe.filter((r) => !r.answer || r.rec.answers[0] !== dialingFailText('peer_offline', r.rec.id));
+    const leftOver = emptyProbe.filter(
+        (r) => !r.answer || r.rec.answers[0] !== dialingFailText('peer_offline', r.rec.id),
+    );
     const fdsEmpty = fdCount(pid);
     check(
         3,
         'the registry holds exactly the live connections',
-        after.fds === before.fds && ghosts.length === 0 && wrongLive.length === 0 && leftOver.length === 0 && fdsEmpty === S.fdsBase - stableDevices.length,
+        after.fds === before.fds &&
+            ghosts.length === 0 &&
+            wrongLive.length === 0 &&
+            leftOver.length === 0 &&
+            fdsEmpty === S.fdsBase - stableDevices.length,
         [
             `server fds with only the stable clients + probes: before ${before.fds}, after ${after.fds}; with only the ${PROBES} probes: ${fdsEmpty} (expected ${S.fdsBase - stableDevices.length})`,
             `${others.length} non-stable ids ever used (churn, slow, malformed, never-registered): ${ghosts.length} still reachable (ghosts)`,
             `${stableIds.size} stable users: ${wrongLive.length} not answered with exactly their live devices (or not pushed once on each)`,
             `after the stable clients closed: ${leftOver.length} stable ids still reachable`,
         ],
-        [...ghosts, ...wrongLive, ...leftOver].slice(0, 5).map((r) => `${r.target}: ${r.rec.answers[0] ?? 'no answer'}`),
+        [...ghosts, ...wrongLive, ...leftOver]
+            .slice(0, 5)
+            .map((r) => `${r.target}: ${r.rec.answers[0] ?? 'no answer'}`),
     );
 
     evaluateDelivery();
@@ -1433,25 +1556,42 @@ async function main() {
     // 4. memory
     const tool = underMemoryTool(pid);
     const growth = (after.rss - before.rss) / before.rss;
-    check(
-        4,
-        'server RSS after the run within 10% of before',
-        tool ? null : Math.abs(growth) <= 0.1,
-        [
-            `before ${before.rss} kB, after ${after.rss} kB: ${(growth * 100).toFixed(1)}% (bound 10%); at start ${rss0} kB, peak ${S.rssPeak} kB`,
-            ...(tool ? [`not applicable: the server runs under ${tool}, whose memory RSS counts`] : []),
-        ],
-    );
+    check(4, 'server RSS after the run within 10% of before', tool ? null : Math.abs(growth) <= 0.1, [
+        `before ${before.rss} kB, after ${after.rss} kB: ${(growth * 100).toFixed(1)}% (bound 10%); at start ${rss0} kB, peak ${S.rssPeak} kB`,
+        ...(tool ? [`not applicable: the server runs under ${tool}, whose memory RSS counts`] : []),
+    ]);
 
     // 6. bounded operations and close codes
-    const opFails = problemCount('client operation failed', 'handshake failed', 'raw client left open by its scenario', 'create_connect refused', 'create_connect answer not byte-exact', 'stable client could not send');
-    const codeFails = problemCount('wrong close code', 'slow reader never released by the server', 'no ping from the server in a long-lived connection', 'long-lived client was dropped although it answered pings');
-    const otherFails = problemCount('unexpected frame from the server', 'server sent a message that is not JSON', 'unexpected message at a stable client', 'unexpected message', 'binary message from the server', 'rate_limited reply to a paced soak client', 'frame after the close frame');
+    const opFails = problemCount(
+        'client operation failed',
+        'handshake failed',
+        'raw client left open by its scenario',
+        'create_connect refused',
+        'create_connect answer not byte-exact',
+        'stable client could not send',
+    );
+    const codeFails = problemCount(
+        'wrong close code',
+        'slow reader never released by the server',
+        'no ping from the server in a long-lived connection',
+        'long-lived client was dropped although it answered pings',
+    );
+    const otherFails = problemCount(
+        'unexpected frame from the server',
+        'server sent a message that is not JSON',
+        'unexpected message at a stable client',
+        'unexpected message',
+        'binary message from the server',
+        'rate_limited reply to a paced soak client',
+        'frame after the close frame',
+    );
     check(
         6,
         'every client operation finished within its bound; every close code matched its cause',
         opFails === 0 && codeFails === 0 && otherFails === 0,
-        [`operations failed or timed out: ${opFails}; wrong close codes / slow readers not released / heartbeat faults: ${codeFails}; unexpected frames or messages: ${otherFails}`],
+        [
+            `operations failed or timed out: ${opFails}; wrong close codes / slow readers not released / heartbeat faults: ${codeFails}; unexpected frames or messages: ${otherFails}`,
+        ],
     );
 
     // 5. alive, then SIGTERM -> exit 0
@@ -1467,7 +1607,11 @@ async function main() {
     check(
         5,
         'the server is alive at the end and exits 0 on SIGTERM',
-        alive && st.code === 0 && st.signal === null && !st.timedOut && problemCount('server exited during the soak') === 0,
+        alive &&
+            st.code === 0 &&
+            st.signal === null &&
+            !st.timedOut &&
+            problemCount('server exited during the soak') === 0,
         [`alive before SIGTERM: ${alive}; exit code ${st.code}, signal ${st.signal}, timed out ${st.timedOut}`],
     );
 
