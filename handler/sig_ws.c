@@ -15,8 +15,10 @@
  * control frames (pong, close) through send_callback, which appends to the same buffer.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <openssl/evp.h>
 #include <uv.h>
 #include <wslay/wslay.h>
@@ -284,6 +286,17 @@ static void on_msg_recv_callback(wslay_event_context_ptr ctx, const struct wslay
 
 /* ---- socket callbacks ---- */
 
+/* Our close frame has left: done if the peer's close came already, else half-close and drain (linger). */
+static void close_frame_written(sig_ws_conn_t *conn)
+{
+    if (wslay_event_get_close_received(conn->ws_ctx)) {
+        dispose_conn(conn);
+        return;
+    }
+    conn->lingering = 1;
+    shutdown(h2o_socket_get_fd(conn->sock), SHUT_WR);
+}
+
 static void on_write_complete(h2o_socket_t *sock, const char *err)
 {
     sig_ws_conn_t *conn = sock->data;
@@ -299,13 +312,7 @@ static void on_write_complete(h2o_socket_t *sock, const char *err)
         memset(&conn->writing, 0, sizeof(conn->writing));
     }
     if (conn->close_in_out && conn->out.len == 0 && !conn->lingering) {
-        /* our close frame has left */
-        if (wslay_event_get_close_received(conn->ws_ctx)) {
-            dispose_conn(conn);
-            return;
-        }
-        conn->lingering = 1;
-        shutdown(h2o_socket_get_fd(sock), SHUT_WR);
+        close_frame_written(conn);
         return;
     }
     flush(conn);
@@ -339,6 +346,7 @@ static void flush(sig_ws_conn_t *conn)
 {
     h2o_iovec_t buf;
     sig_ws_bytes_t tmp;
+    size_t written = 0;
 
     if (conn->sock == NULL || conn->writing.len != 0 || conn->lingering)
         return;
@@ -351,10 +359,25 @@ static void flush(sig_ws_conn_t *conn)
     }
     if (conn->out.len == 0)
         return;
+    /* Plain TCP: write ourselves first. libuv 1.44 re-arms epoll (one epoll_ctl) after every uv_write,
+     * even one that completed at once; most frames leave here without touching libuv. Whatever does
+     * not fit (or an error, which h2o then reports) goes through h2o as usual. */
+    if (conn->sock->ssl == NULL) {
+        ssize_t n;
+        while ((n = write(h2o_socket_get_fd(conn->sock), conn->out.base, conn->out.len)) == -1 && errno == EINTR)
+            ;
+        if (n == (ssize_t)conn->out.len) {
+            conn->out.len = 0;
+            if (conn->close_in_out)
+                close_frame_written(conn);
+            return;
+        }
+        written = n > 0 ? (size_t)n : 0;
+    }
     tmp = conn->writing;
     conn->writing = conn->out;
     conn->out = tmp;
-    buf = h2o_iovec_init(conn->writing.base, conn->writing.len);
+    buf = h2o_iovec_init(conn->writing.base + written, conn->writing.len - written);
     h2o_socket_write(conn->sock, &buf, 1, on_write_complete);
 }
 
