@@ -7,21 +7,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { connectRaw, encodeFrame, OP } from '../lib/rawws.mjs';
-import { startServer } from '../lib/server.mjs';
+import { signalingConfig, startServer } from '../lib/server.mjs';
 import { createConnectOkText, dialingFailText, rawNextText } from '../lib/sigclient.mjs';
 import { withTimeout } from '../lib/wait.mjs';
 
 const MAX_MESSAGE = 4096;
 
-const config = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-        signaling.max-message-size: ${MAX_MESSAGE}
-`;
+const config = (vars) => signalingConfig(vars, { settings: [`signaling.max-message-size: ${MAX_MESSAGE}`] });
 
 /** A request whose answer proves the connection still works (unregistered: not_registered). */
 const PROBE = '{"type":"dialing","receiverUserId":"nobody","id":"probe"}';

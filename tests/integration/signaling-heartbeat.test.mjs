@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { OP } from '../lib/rawws.mjs';
-import { startServer } from '../lib/server.mjs';
+import { signalingConfig, startServer } from '../lib/server.mjs';
 import {
     calledText,
     dial,
@@ -25,16 +25,10 @@ const PING_INTERVAL = 200;
 const PING_TIMEOUT = 300;
 const MARGIN = 1500; // scheduling slack on a loaded machine; far below "never"
 
-const config = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-        signaling.ping-interval: ${PING_INTERVAL}
-        signaling.ping-timeout: ${PING_TIMEOUT}
-`;
+const config = (vars) =>
+    signalingConfig(vars, {
+        settings: [`signaling.ping-interval: ${PING_INTERVAL}`, `signaling.ping-timeout: ${PING_TIMEOUT}`],
+    });
 
 describe(`heartbeat (ping-interval ${PING_INTERVAL} ms, ping-timeout ${PING_TIMEOUT} ms)`, { timeout: 30000 }, () => {
     let srv;

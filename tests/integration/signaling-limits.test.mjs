@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import { connectRaw, encodeFrame, OP } from '../lib/rawws.mjs';
-import { startServer } from '../lib/server.mjs';
+import { signalingConfig, startServer } from '../lib/server.mjs';
 import {
     calledText,
     dial,
@@ -27,18 +27,15 @@ const MAX_MESSAGE = 1024;
 const MAX_QUEUED = 65536;
 const RSS_BUDGET_KB = 50 * 1024;
 
-const config = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-        signaling.max-message-size: ${MAX_MESSAGE}
-        signaling.max-queued-bytes: ${MAX_QUEUED}
-        # one sender floods here on purpose: the rate limit (its own test) must not stop it first
-        signaling.rate-limit: 0
-`;
+const config = (vars) =>
+    signalingConfig(vars, {
+        settings: [
+            `signaling.max-message-size: ${MAX_MESSAGE}`,
+            `signaling.max-queued-bytes: ${MAX_QUEUED}`,
+            // one sender floods here on purpose: the rate limit (its own test) must not stop it first
+            'signaling.rate-limit: 0',
+        ],
+    });
 
 /** VmRSS of the server in kB. */
 function rssKb(pid) {

@@ -12,7 +12,7 @@ import { isUtf8 } from 'node:buffer';
 import { after, before, describe, test } from 'node:test';
 
 import { OP } from '../lib/rawws.mjs';
-import { startServer } from '../lib/server.mjs';
+import { signalingConfig, startServer } from '../lib/server.mjs';
 import {
     calledText,
     createConnectOkText,
@@ -27,17 +27,13 @@ import {
 } from '../lib/sigclient.mjs';
 import { closeAll, connect, waitClose } from '../lib/wsclient.mjs';
 
-const config = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-      /Capped:
+const config = (vars) =>
+    signalingConfig(vars, {
+        morePaths: `      /Capped:
         signaling: ON
         signaling.max-connections-per-user: 2
-`;
+`,
+    });
 
 let srv;
 let uniq = 0;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
-import { startServer } from '../lib/server.mjs';
+import { signalingConfig, startServer } from '../lib/server.mjs';
 import { calledText, dialingFailText, dialingOkText, register, waitPeerOffline } from '../lib/sigclient.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 import { closeAll } from '../lib/wsclient.mjs';
@@ -28,14 +28,7 @@ function threadCpuMs(pid) {
     return out;
 }
 
-const config = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-`;
+const config = (vars) => signalingConfig(vars);
 
 describe('num-threads 4: every user dials every other user', { timeout: 90000 }, () => {
     let srv;

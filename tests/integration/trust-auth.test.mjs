@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { b64url, nowSec, signJwt, testKey, userToken } from '../lib/jwt.mjs';
 import { connectRaw } from '../lib/rawws.mjs';
-import { configErrors, runConfigTest, startServer } from '../lib/server.mjs';
+import { configErrors, runConfigTest, signalingConfig, startServer } from '../lib/server.mjs';
 import {
     calledText,
     createConnectOkText,
@@ -36,15 +36,7 @@ const DIRECTIVE = 'signaling.auth.hmac-key-file';
 const how = (r) => `code ${r.code}, signal ${r.signal}${r.timedOut ? ', timed out' : ''}; stderr:\n${r.stderr}`;
 
 /** The key at path level; the file ends with a newline that is not part of the key. */
-const authConfig = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-        ${DIRECTIVE}: key.txt
-`;
+const authConfig = (vars) => signalingConfig(vars, { settings: [`${DIRECTIVE}: key.txt`] });
 
 // every token handed to the server, for the log check at the end
 const tokensUsed = new Set();

@@ -223,6 +223,23 @@ export async function runConfigTest(config, { files, tls, ports, cwd, env, timeo
 }
 
 /** Starts the server on free loopback ports; see the top of this file. */
+/**
+ * The config most tests start from: one loopback listener and `/WsService` with `signaling: ON`.
+ * `settings` are directive lines for that path (e.g. 'signaling.ping-interval: 200'); `morePaths`
+ * is YAML appended under `paths:`, indented like `/WsService:` (other paths of the same host).
+ * Use it as `config: (vars) => signalingConfig(vars, {...})`.
+ */
+export function signalingConfig({ port }, { settings = [], morePaths = '' } = {}) {
+    const lines = settings.map((line) => `        ${line}\n`).join('');
+    return `listen: {host: 127.0.0.1, port: ${port}}
+hosts:
+  default:
+    paths:
+      /WsService:
+        signaling: ON
+${lines}${morePaths}`;
+}
+
 export async function startServer(opts = {}) {
     const { env, cwd, expectFail = false, readyTimeout = 10000, exitTimeout = 10000 } = opts;
     const prep = await prepare(opts);
