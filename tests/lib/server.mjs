@@ -68,14 +68,17 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
     });
 }
 
-/** Path of the server binary; throws a message saying how to build it when absent. */
+/**
+ * Path of the server binary: $H2O_SIGNALING_BIN, else an in-tree build (./h2o-signaling), else
+ * tools/build's (build/h2o-signaling). Throws a message saying how to build it when absent.
+ */
 export function serverBinary() {
-    const bin = process.env.H2O_SIGNALING_BIN || join(REPO_ROOT, 'h2o-signaling');
-    if (!existsSync(bin)) {
-        throw new Error(
-            `server binary not found: ${bin} (build it with ./autogen.sh && ./configure && make at the repo root, ` +
-                'or set H2O_SIGNALING_BIN)',
-        );
+    const candidates = process.env.H2O_SIGNALING_BIN
+        ? [process.env.H2O_SIGNALING_BIN]
+        : [join(REPO_ROOT, 'h2o-signaling'), join(REPO_ROOT, 'build', 'h2o-signaling')];
+    const bin = candidates.find((path) => existsSync(path));
+    if (bin === undefined) {
+        throw new Error(`server binary not found: ${candidates.join(' or ')} (build it with tools/build, or set H2O_SIGNALING_BIN)`);
     }
     return bin;
 }
