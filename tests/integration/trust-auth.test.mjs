@@ -459,14 +459,7 @@ describe('authentication off (no key file): level-1 behaviour unchanged', { time
     before(async () => {
         srv = await startServer({
             threads: 1,
-            config: ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-`,
+            config: (vars) => signalingConfig(vars),
         });
     });
     after(() => srv?.stop());

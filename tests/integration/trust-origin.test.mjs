@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { httpUpgrade } from '../lib/rawws.mjs';
-import { configErrors, runConfigTest, startServer } from '../lib/server.mjs';
+import { configErrors, runConfigTest, signalingConfig, startServer } from '../lib/server.mjs';
 import { calledText, createConnectOkText, dial, dialingOkText, nextText, request } from '../lib/sigclient.mjs';
 import { closeAll, connect } from '../lib/wsclient.mjs';
 
@@ -150,14 +150,7 @@ describe(`${DIRECTIVE}: forms and levels`, { timeout: 30000 }, () => {
     test('without the directive any Origin opens (level-1 behaviour)', async (t) => {
         const srv = await startServer({
             threads: 1,
-            config: ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-`,
+            config: (vars) => signalingConfig(vars),
         });
         t.after(() => srv.stop());
         await assertOpens(srv.port, 'https://evil.example');
