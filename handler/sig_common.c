@@ -91,36 +91,59 @@ void sig_buf_dispose(sig_buf_t *buf)
 
 /* ---- text checks ---- */
 
+/* Inside a character the state holds what the next byte must be: how many bytes are still due, and
+ * the range the next one must fall in (narrower than 80..BF right after E0, ED, F0 and F4: that is
+ * where overlong forms, surrogates and code points past U+10FFFF are refused). */
+#define UTF8_PENDING(due, lo, hi) ((uint32_t)(due) << 16 | (uint32_t)(lo) << 8 | (uint32_t)(hi))
+#define UTF8_DUE(state) ((state) >> 16)
+#define UTF8_LO(state) (((state) >> 8) & 0xff)
+#define UTF8_HI(state) ((state)&0xff)
+
+uint32_t sig_utf8_feed(uint32_t state, const uint8_t *s, size_t len)
+{
+    const uint8_t *end = s + len;
+
+    while (s != end && state != SIG_UTF8_REJECT) {
+        uint8_t c;
+        if (state == SIG_UTF8_ACCEPT) {
+            uint64_t word;
+            while (end - s >= 8 && (memcpy(&word, s, 8), (word & UINT64_C(0x8080808080808080)) == 0))
+                s += 8;
+            while (s != end && *s < 0x80)
+                ++s;
+            if (s == end)
+                break;
+            c = *s++;
+            if (c >= 0xc2 && c <= 0xdf)
+                state = UTF8_PENDING(1, 0x80, 0xbf);
+            else if (c == 0xe0)
+                state = UTF8_PENDING(2, 0xa0, 0xbf);
+            else if (c == 0xed)
+                state = UTF8_PENDING(2, 0x80, 0x9f);
+            else if (c >= 0xe1 && c <= 0xef)
+                state = UTF8_PENDING(2, 0x80, 0xbf);
+            else if (c == 0xf0)
+                state = UTF8_PENDING(3, 0x90, 0xbf);
+            else if (c >= 0xf1 && c <= 0xf3)
+                state = UTF8_PENDING(3, 0x80, 0xbf);
+            else if (c == 0xf4)
+                state = UTF8_PENDING(3, 0x80, 0x8f);
+            else
+                state = SIG_UTF8_REJECT; /* a continuation byte first, C0/C1 (always overlong), or F5..FF */
+        } else {
+            c = *s++;
+            if (c < UTF8_LO(state) || c > UTF8_HI(state))
+                state = SIG_UTF8_REJECT;
+            else
+                state = UTF8_DUE(state) == 1 ? SIG_UTF8_ACCEPT : UTF8_PENDING(UTF8_DUE(state) - 1, 0x80, 0xbf);
+        }
+    }
+    return state;
+}
+
 int sig_utf8_is_valid(const char *str, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)str, *end = s + len;
-
-    while (s != end) {
-        unsigned c = *s, min, n, cp;
-        if (c < 0x80) {
-            ++s;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1, min = 0x80, cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2, min = 0x800, cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3, min = 0x10000, cp = c & 0x07;
-        } else {
-            return 0; /* a continuation byte first, C0/C1 (always overlong), or F5..FF */
-        }
-        if ((size_t)(end - s) <= n)
-            return 0;
-        for (++s; n != 0; --n, ++s) {
-            if ((*s & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (*s & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-    }
-    return 1;
+    return sig_utf8_feed(SIG_UTF8_ACCEPT, (const uint8_t *)str, len) == SIG_UTF8_ACCEPT;
 }
 
 static int hex4(const char *p, unsigned *value)

@@ -9,6 +9,7 @@
 #define SIG_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,6 +173,16 @@ void sig_buf_dispose(sig_buf_t *buf);
  * surrogates, nothing past U+10FFFF), 0 otherwise.
  */
 int sig_utf8_is_valid(const char *s, size_t len);
+
+/** Incremental strict UTF-8 (same rules), for text that arrives in pieces. */
+#define SIG_UTF8_ACCEPT 0 /* between characters: complete and valid so far */
+#define SIG_UTF8_REJECT 1 /* not UTF-8, whatever follows */
+/**
+ * Feeds `len` bytes to a decoder in `state` (start at SIG_UTF8_ACCEPT) and returns the new state:
+ * SIG_UTF8_REJECT as soon as the bytes cannot be UTF-8, any other value inside a character. The
+ * text is valid iff it ends in SIG_UTF8_ACCEPT. Runs of ASCII are checked 8 bytes at a time.
+ */
+uint32_t sig_utf8_feed(uint32_t state, const uint8_t *bytes, size_t len);
 
 /**
  * Checks the \u escapes of a JSON text (scanned as text; only meaningful for well-formed JSON, and

@@ -1,18 +1,23 @@
 /*
- * WebSocket connections: the handshake, wslay for reading, our own buffer for writing.
+ * WebSocket connections: the handshake, frames read in place from h2o's input buffer
+ * (sig_wsframe), our own buffer for writing.
  *
  * Life of a connection:
  *   OPEN     -> frames flow; a ping every ping_interval, a pong due within ping_timeout
- *   CLOSING  -> a close frame is queued (by us, by wslay on a protocol error, or in reply to the
- *               peer's); nothing else may be sent; the linger timer bounds the rest
+ *   CLOSING  -> a close frame is queued (ours, 1002/1003/1007/1009 on bad input, or the echo of the
+ *               peer's); nothing may follow it; the linger timer bounds the rest
  *   LINGER   -> our close frame is written: FIN sent (shutdown SHUT_WR), reads drained until the
  *               peer's close or EOF, so the kernel never answers unread bytes with RST (which would
  *               turn our close code into 1006 at the peer)
  *   gone     -> on_close callback, socket closed, memory freed (dispose_conn, from one place)
  *
  * Writing: sends append complete frames to `out`; once per loop turn (uv_prepare, before the loop
- * polls) every dirty connection hands `out` to the socket in one write. wslay produces only the
- * control frames (pong, close) through send_callback, which appends to the same buffer.
+ * polls) every dirty connection hands `out` to the socket in one write. Control frames (ping, pong,
+ * close) go into the same buffer.
+ *
+ * Reading: no copy and no buffer of our own. A frame is unmasked where it lies in h2o's input
+ * buffer and handed to the application from there; an incomplete frame waits there for its rest.
+ * (wslay, which h2o 2.2.5 uses, copies every message twice and keeps 8.6 KB per connection.)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,14 +26,13 @@
 #include <unistd.h>
 #include <openssl/evp.h>
 #include <uv.h>
-#include <wslay/wslay.h>
 #include <h2o.h>
 #include <h2o/http1.h>
 #include <h2o/websocket.h>
 #include "sig_ws.h"
 
 #define SIG_WS_LINGER_MS 3000 /* longest a closing connection may take to finish */
-#define SIG_WS_MAX_FRAME_HEADER 10
+#define SIG_WS_MAX_CLOSE_REASON 123 /* a control frame carries 125 bytes at most, 2 are the code */
 
 typedef struct st_sig_ws_bytes_t {
     char *base;
@@ -45,7 +49,7 @@ struct st_sig_ws_timeouts_t {
 
 struct st_sig_ws_conn_t {
     h2o_socket_t *sock; /* NULL until the 101 response is written */
-    wslay_event_context_ptr ws_ctx;
+    sig_wsframe_reader_t reader;
     const sig_ws_limits_t *limits;
     const sig_ws_callbacks_t *callbacks;
     struct st_sig_ws_timeouts_t *timeouts;
@@ -56,8 +60,11 @@ struct st_sig_ws_conn_t {
     h2o_timeout_entry_t timer; /* heartbeat while open, linger once closing */
     h2o_linklist_t dirty_link; /* in thread.dirty while `out` waits for a flush */
     unsigned holds;            /* answers the application still owes: the echo of the peer's close waits */
+    uint16_t echo_code;        /* the code of the peer's close, to echo once no answer is owed (0: none due) */
     unsigned closing : 1;      /* a close frame is queued or received: no more messages are delivered */
     unsigned close_in_out : 1; /* our close frame is in `out` or `writing` */
+    unsigned close_received : 1;
+    unsigned read_stopped : 1; /* after the peer's close or bad input: what arrives is drained unread */
     unsigned lingering : 1;    /* our close frame is written */
     unsigned awaiting_pong : 1;
     unsigned disposed : 1;
@@ -134,7 +141,7 @@ static char *bytes_reserve(sig_ws_bytes_t *b, size_t extra)
 
 static size_t queued_bytes(sig_ws_conn_t *conn)
 {
-    return conn->out.len + conn->writing.len + wslay_event_get_queued_msg_length(conn->ws_ctx);
+    return conn->out.len + conn->writing.len;
 }
 
 static void mark_dirty(sig_ws_conn_t *conn)
@@ -146,23 +153,11 @@ static void mark_dirty(sig_ws_conn_t *conn)
 /* Appends one unmasked server frame (RFC 6455 5.2). */
 static void append_frame(sig_ws_conn_t *conn, uint8_t opcode, const void *payload, size_t len)
 {
-    uint8_t *p = (uint8_t *)bytes_reserve(&conn->out, SIG_WS_MAX_FRAME_HEADER + len), *start = p;
-    *p++ = 0x80 | opcode;
-    if (len < 126) {
-        *p++ = (uint8_t)len;
-    } else if (len <= 0xffff) {
-        *p++ = 126;
-        *p++ = (uint8_t)(len >> 8);
-        *p++ = (uint8_t)len;
-    } else {
-        int shift;
-        *p++ = 127;
-        for (shift = 56; shift >= 0; shift -= 8)
-            *p++ = (uint8_t)((uint64_t)len >> shift);
-    }
-    if (len != 0) /* an empty message may come with a NULL payload (wslay's), and memcpy(NULL) is undefined */
-        memcpy(p, payload, len);
-    conn->out.len += (size_t)(p - start) + len;
+    uint8_t *p = (uint8_t *)bytes_reserve(&conn->out, SIG_WSFRAME_MAX_SERVER_HEADER + len);
+    size_t header_len = sig_wsframe_encode_header(p, opcode, len);
+    if (len != 0) /* an empty payload may be NULL, and memcpy(NULL) is undefined */
+        memcpy(p + header_len, payload, len);
+    conn->out.len += header_len + len;
     mark_dirty(conn);
 }
 
@@ -186,24 +181,30 @@ static void enter_closing(sig_ws_conn_t *conn)
     mark_dirty(conn);
 }
 
+/* Queues our close frame, the last frame of the connection (RFC 6455 5.5.1). */
+static void append_close(sig_ws_conn_t *conn, uint16_t code, const char *reason)
+{
+    uint8_t payload[2 + SIG_WS_MAX_CLOSE_REASON];
+    size_t len = 0;
+
+    if (code != SIG_WS_CLOSE_NO_STATUS) {
+        size_t reason_len = reason != NULL ? strlen(reason) : 0;
+        if (reason_len > SIG_WS_MAX_CLOSE_REASON)
+            reason_len = SIG_WS_MAX_CLOSE_REASON;
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        memcpy(payload + 2, reason, reason_len);
+        len = 2 + reason_len;
+    }
+    append_frame(conn, SIG_WSFRAME_CLOSE, payload, len);
+    conn->close_in_out = 1;
+}
+
 void sig_ws_close(sig_ws_conn_t *conn, uint16_t code, const char *reason)
 {
     if (conn->closing)
         return;
-    /* wslay writes the frame (at the next flush, after what is already queued) and then waits for the reply */
-    wslay_event_queue_close(conn->ws_ctx, code, (const uint8_t *)reason, reason != NULL ? strlen(reason) : 0);
-    enter_closing(conn);
-}
-
-/* A framing error wslay reports without a status code (bad length, oversized or fragmented control
- * frame, a 1-byte close body): it queued an empty close frame. Send 1002 instead, so the peer learns why. */
-static void close_protocol_error(sig_ws_conn_t *conn)
-{
-    uint8_t payload[2] = {SIG_WS_CLOSE_PROTOCOL_ERROR >> 8, SIG_WS_CLOSE_PROTOCOL_ERROR & 0xff};
-    wslay_event_shutdown_read(conn->ws_ctx);
-    wslay_event_shutdown_write(conn->ws_ctx); /* drops wslay's empty close */
-    append_frame(conn, WSLAY_CONNECTION_CLOSE, payload, sizeof(payload));
-    conn->close_in_out = 1;
+    append_close(conn, code, reason); /* written at the next flush, after what is queued already */
     enter_closing(conn);
 }
 
@@ -223,64 +224,61 @@ int sig_ws_is_closing(const sig_ws_conn_t *conn)
     return conn->closing;
 }
 
-/* ---- wslay callbacks ---- */
+/* ---- reading ---- */
 
-static ssize_t recv_callback(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user_data)
+static void on_pong(sig_ws_conn_t *conn)
 {
-    sig_ws_conn_t *conn = user_data;
-    h2o_buffer_t *input = conn->sock->input;
-    if (input->size == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
+    if (conn->awaiting_pong && !conn->closing) {
+        conn->awaiting_pong = 0;
+        h2o_timeout_unlink(&conn->timer);
+        h2o_timeout_link(thread.ctx->loop, &conn->timeouts->ping_interval, &conn->timer);
     }
-    if (len > input->size)
-        len = input->size;
-    memcpy(buf, input->bytes, len);
-    h2o_buffer_consume(&conn->sock->input, len);
-    return (ssize_t)len;
 }
 
-static ssize_t send_callback(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user_data)
+/* Handles every complete frame in the socket's input; an incomplete one stays there for later. */
+static void read_frames(sig_ws_conn_t *conn)
 {
-    sig_ws_conn_t *conn = user_data;
-    memcpy(bytes_reserve(&conn->out, len), data, len);
-    conn->out.len += len;
-    return (ssize_t)len;
-}
+    sig_wsframe_event_t event;
+    size_t consumed;
 
-static void on_msg_recv_callback(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user_data)
-{
-    sig_ws_conn_t *conn = user_data;
-
-    switch (arg->opcode) {
-    case WSLAY_TEXT_FRAME:
-        if (!conn->closing)
-            conn->callbacks->on_message(conn, (const char *)arg->msg, arg->msg_length);
-        break;
-    case WSLAY_BINARY_FRAME:
-        if (conn->callbacks->on_binary == NULL)
-            sig_ws_close(conn, SIG_WS_CLOSE_UNSUPPORTED_DATA, "binary frames are not supported");
-        else if (!conn->closing)
-            conn->callbacks->on_binary(conn, (const char *)arg->msg, arg->msg_length);
-        break;
-    case WSLAY_PONG:
-        if (conn->awaiting_pong && !conn->closing) {
-            conn->awaiting_pong = 0;
-            h2o_timeout_unlink(&conn->timer);
-            h2o_timeout_link(thread.ctx->loop, &conn->timeouts->ping_interval, &conn->timer);
-        }
-        break;
-    case WSLAY_CONNECTION_CLOSE:
-        /* a body must start with a 2-byte code (RFC 6455 5.5.1); wslay takes 1 byte as "no code" */
-        if (arg->msg_length == 1) {
-            close_protocol_error(conn);
+    while (!conn->read_stopped) {
+        sig_wsframe_read(&conn->reader, conn->sock->input->bytes, conn->sock->input->size, &consumed, &event);
+        switch (event.type) {
+        case SIG_WSFRAME_NEED_MORE:
+            h2o_buffer_consume(&conn->sock->input, consumed);
+            return;
+        case SIG_WSFRAME_MESSAGE:
+            if (conn->closing)
+                break;
+            if (event.opcode == SIG_WSFRAME_TEXT)
+                conn->callbacks->on_message(conn, event.payload, event.len);
+            else
+                conn->callbacks->on_binary(conn, event.payload, event.len); /* the reader refuses binary without it */
             break;
+        case SIG_WSFRAME_PING_RECEIVED:
+            if (!conn->close_in_out)
+                append_frame(conn, SIG_WSFRAME_PONG, event.payload, event.len);
+            break;
+        case SIG_WSFRAME_PONG_RECEIVED:
+            on_pong(conn);
+            break;
+        case SIG_WSFRAME_CLOSE_RECEIVED:
+            /* the echo goes out at the next flush, once no answer is owed (sig_ws_hold_close) */
+            conn->close_received = 1;
+            conn->read_stopped = 1;
+            if (!conn->close_in_out)
+                conn->echo_code = event.code;
+            enter_closing(conn);
+            break;
+        case SIG_WSFRAME_ERROR:
+            conn->read_stopped = 1;
+            if (!conn->close_in_out)
+                append_close(conn, event.code, event.reason);
+            enter_closing(conn);
+            return; /* the rest is drained unread */
         }
-        /* wslay queued the echo of the peer's close; what remains is to write it */
-        enter_closing(conn);
-        break;
-    default: /* ping: wslay queued the pong */
-        break;
+        /* the event's payload lives in the input until here */
+        h2o_buffer_consume(&conn->sock->input, consumed);
     }
 }
 
@@ -289,7 +287,7 @@ static void on_msg_recv_callback(wslay_event_context_ptr ctx, const struct wslay
 /* Our close frame has left: done if the peer's close came already, else half-close and drain (linger). */
 static void close_frame_written(sig_ws_conn_t *conn)
 {
-    if (wslay_event_get_close_received(conn->ws_ctx)) {
+    if (conn->close_received) {
         dispose_conn(conn);
         return;
     }
@@ -326,18 +324,11 @@ static void on_read(h2o_socket_t *sock, const char *err)
         dispose_conn(conn);
         return;
     }
-    if (wslay_event_get_read_enabled(conn->ws_ctx)) {
-        if (wslay_event_recv(conn->ws_ctx) != 0) {
-            close_protocol_error(conn);
-        } else if (!wslay_event_get_read_enabled(conn->ws_ctx)) {
-            enter_closing(conn); /* wslay queued a close: peer's, or 1002/1007/1009 on bad input */
-        }
-        mark_dirty(conn);
-    }
-    /* what wslay no longer reads (after a close) is drained, so close() never meets unread bytes */
-    if (sock->input->size != 0 && !wslay_event_get_read_enabled(conn->ws_ctx))
+    read_frames(conn);
+    /* what is no longer read (after a close) is drained, so close() never meets unread bytes */
+    if (conn->read_stopped && sock->input->size != 0)
         h2o_buffer_consume(&sock->input, sock->input->size);
-    if (conn->lingering && wslay_event_get_close_received(conn->ws_ctx))
+    if (conn->lingering && conn->close_received)
         dispose_conn(conn);
 }
 
@@ -352,10 +343,9 @@ static void flush(sig_ws_conn_t *conn)
         return;
     /* RFC 6455 5.5.1 lets the echo of the peer's close wait for the message being sent: an answer owed
      * from another thread (sig_ws_hold_close) goes out first. The linger timeout bounds the wait. */
-    if (wslay_event_want_write(conn->ws_ctx) && !(conn->holds != 0 && wslay_event_get_close_received(conn->ws_ctx))) {
-        wslay_event_send(conn->ws_ctx); /* control frames: appended through send_callback */
-        if (wslay_event_get_close_sent(conn->ws_ctx))
-            conn->close_in_out = 1;
+    if (conn->echo_code != 0 && conn->holds == 0) {
+        append_close(conn, conn->echo_code, NULL);
+        conn->echo_code = 0;
     }
     if (conn->out.len == 0)
         return;
@@ -396,15 +386,13 @@ static void on_flush(uv_prepare_t *handle)
 static void on_heartbeat(h2o_timeout_entry_t *entry)
 {
     sig_ws_conn_t *conn = H2O_STRUCT_FROM_MEMBER(sig_ws_conn_t, timer, entry);
-    struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
 
     if (conn->awaiting_pong) {
         /* no pong within ping_timeout: the peer is gone, and so is its registration, now */
         dispose_conn(conn);
         return;
     }
-    wslay_event_queue_msg(conn->ws_ctx, &ping);
-    mark_dirty(conn);
+    append_frame(conn, SIG_WSFRAME_PING, NULL, 0);
     conn->awaiting_pong = 1;
     h2o_timeout_link(thread.ctx->loop, &conn->timeouts->ping_timeout, &conn->timer);
 }
@@ -472,8 +460,6 @@ static int header_is(h2o_req_t *req, const char *name, size_t name_len, const ch
 
 sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, const sig_ws_callbacks_t *callbacks, void *data)
 {
-    static const struct wslay_event_callbacks wslay_callbacks = {recv_callback, send_callback, NULL, NULL, NULL, NULL,
-                                                                 on_msg_recv_callback};
     const char *client_key;
     char accept_key[29];
     sig_ws_conn_t *conn;
@@ -496,9 +482,8 @@ sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, cons
     conn->callbacks = callbacks;
     conn->data = data;
     conn->timeouts = timeouts_for(limits);
-    wslay_event_context_server_init(&conn->ws_ctx, &wslay_callbacks, conn);
-    /* h2o 2.2.5 sets no limit (wslay's default is 2 GiB): bound it before the first byte is read */
-    wslay_event_config_set_max_recv_msg_length(conn->ws_ctx, limits->max_message_size);
+    conn->reader.max_message_size = limits->max_message_size;
+    conn->reader.binary_ok = callbacks->on_binary != NULL;
     assign_id(conn);
     ++thread.num_connections;
 
@@ -530,12 +515,12 @@ static int send_message(sig_ws_conn_t *conn, uint8_t opcode, const char *msg, si
 
 int sig_ws_send_text(sig_ws_conn_t *conn, const char *msg, size_t len)
 {
-    return send_message(conn, WSLAY_TEXT_FRAME, msg, len);
+    return send_message(conn, SIG_WSFRAME_TEXT, msg, len);
 }
 
 int sig_ws_send_binary(sig_ws_conn_t *conn, const char *msg, size_t len)
 {
-    return send_message(conn, WSLAY_BINARY_FRAME, msg, len);
+    return send_message(conn, SIG_WSFRAME_BINARY, msg, len);
 }
 
 void *sig_ws_get_data(const sig_ws_conn_t *conn)
@@ -565,7 +550,7 @@ static void dispose_conn(sig_ws_conn_t *conn)
         h2o_socket_close(conn->sock);
     release_id(conn);
     --thread.num_connections;
-    wslay_event_context_free(conn->ws_ctx);
+    sig_wsframe_reader_dispose(&conn->reader);
     free(conn->out.base);
     free(conn->writing.base);
     free(conn);

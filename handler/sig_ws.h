@@ -1,10 +1,11 @@
 /*
- * WebSocket connections on top of h2o's HTTP/1.1 upgrade, framed by wslay.
+ * WebSocket connections on top of h2o's HTTP/1.1 upgrade, framed by sig_wsframe.
  *
- * This is the only part that touches wslay. It adds what h2o 2.2.5's lib/websocket.c lacks:
- * a receive limit, a bound on queued outgoing bytes, heartbeats, a lingering close so the peer
- * really receives our close code, and one write per connection per loop turn (all frames queued
- * in a turn leave in one write instead of two writes per frame).
+ * This is the only part that touches sockets. It replaces h2o 2.2.5's lib/websocket.c (wslay) and
+ * adds what that lacks: a receive limit, a bound on queued outgoing bytes, heartbeats, a lingering
+ * close so the peer really receives our close code, one write per connection per loop turn (all
+ * frames queued in a turn leave in one write instead of two writes per frame), and messages read
+ * in place from h2o's input buffer (no copy, no memory held by an idle connection).
  *
  * Threading: a connection lives on the thread that accepted it; every function here must be called
  * on that thread. Sending never writes synchronously: frames are appended to the connection's
@@ -16,19 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <h2o.h>
+#include "sig_wsframe.h" /* SIG_WS_CLOSE_* */
 
 typedef struct st_sig_ws_conn_t sig_ws_conn_t;
-
-/** Close codes (RFC 6455 section 7.4.1). */
-enum {
-    SIG_WS_CLOSE_NORMAL = 1000,
-    SIG_WS_CLOSE_GOING_AWAY = 1001,
-    SIG_WS_CLOSE_PROTOCOL_ERROR = 1002,
-    SIG_WS_CLOSE_UNSUPPORTED_DATA = 1003,
-    SIG_WS_CLOSE_INVALID_PAYLOAD = 1007,
-    SIG_WS_CLOSE_POLICY_VIOLATION = 1008,
-    SIG_WS_CLOSE_MESSAGE_TOO_BIG = 1009,
-};
 
 /** Per-path bounds. Durations in milliseconds; 0 disables the heartbeat. */
 typedef struct st_sig_ws_limits_t {
