@@ -188,8 +188,10 @@ static void append_close(sig_ws_conn_t *conn, uint16_t code, const char *reason)
     size_t len = 0;
 
     if (code != SIG_WS_CLOSE_NO_STATUS) {
-        size_t reason_len = reason != NULL ? strlen(reason) : 0;
-        if (reason_len > SIG_WS_MAX_CLOSE_REASON)
+        size_t reason_len;
+        if (reason == NULL)
+            reason = "";
+        if ((reason_len = strlen(reason)) > SIG_WS_MAX_CLOSE_REASON) /* our reasons are short ASCII: no UTF-8 cut */
             reason_len = SIG_WS_MAX_CLOSE_REASON;
         payload[0] = (uint8_t)(code >> 8);
         payload[1] = (uint8_t)code;

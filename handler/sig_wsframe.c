@@ -62,6 +62,8 @@ static void fail(sig_wsframe_reader_t *reader, sig_wsframe_event_t *event, uint1
 
 static void gather(sig_wsframe_reader_t *reader, const char *payload, size_t len)
 {
+    if (len == 0) /* msg may still be NULL, and memcpy to NULL is undefined even for 0 bytes */
+        return;
     if (reader->msg_cap - reader->msg_len < len) {
         size_t cap = reader->msg_cap < 256 ? 256 : reader->msg_cap;
         while (cap - reader->msg_len < len)

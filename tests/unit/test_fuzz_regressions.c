@@ -10,39 +10,9 @@
 #include "sig_jwt.h"
 #include "sig_protocol.h"
 #include "tap.h"
+#include "utf8_reference.h"
 
 static sig_buf_t scratch = SIG_BUF_INIT, out = SIG_BUF_INIT;
-
-/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF (what a browser checks, then closes 1007) */
-static int utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i != len) {
-        unsigned c = p[i++], n, cp, min;
-        if (c < 0x80)
-            continue;
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1, cp = c & 0x1f, min = 0x80;
-        else if (c >= 0xe0 && c <= 0xef)
-            n = 2, cp = c & 0x0f, min = 0x800;
-        else if (c >= 0xf0 && c <= 0xf4)
-            n = 3, cp = c & 0x07, min = 0x10000;
-        else
-            return 0;
-        if (len - i < n)
-            return 0;
-        for (; n != 0; --n, ++i) {
-            if ((p[i] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-    }
-    return 1;
-}
 
 /* ---------------------------------------------------------------------------------------------------------------------
  * fuzz_protocol
@@ -66,7 +36,7 @@ static void test_protocol_bad_json_echoes_lone_surrogate_id(void)
         is_int(sig_msg_decode(inputs[i], strlen(inputs[i]), &msg, &scratch), SIG_ERR_BAD_JSON, "%s: bad_json", inputs[i]);
         sig_buf_reset(&out);
         sig_encode_error(&out, "error", SIG_ERR_BAD_JSON, msg.id);
-        ok(utf8_valid(out.base, out.len), "... and the error reply is valid UTF-8 (id %s)", msg.id.len != 0 ? "echoed" : "dropped");
+        ok(utf8_reference_valid((const uint8_t *)out.base, out.len), "... and the error reply is valid UTF-8 (id %s)", msg.id.len != 0 ? "echoed" : "dropped");
     }
 }
 
@@ -139,10 +109,10 @@ static void test_jwt_lone_surrogate_in_claims(void)
     int ret;
 
     ret = verify_claims("{\"sub\":\"1122\",\"exp\":1800000000,\"name\":\"x\\udc00\"}", &claims);
-    ok(ret == SIG_ERR_AUTH_INVALID || (ret == 0 && utf8_valid(claims.name.base, claims.name.len)),
+    ok(ret == SIG_ERR_AUTH_INVALID || (ret == 0 && utf8_reference_valid((const uint8_t *)claims.name.base, claims.name.len)),
        "name with a lone surrogate: refused, or valid UTF-8 (ret %d)", ret);
     ret = verify_claims("{\"sub\":\"\\udc00\",\"exp\":1800000000}", &claims);
-    ok(ret == SIG_ERR_AUTH_INVALID || (ret == 0 && utf8_valid(claims.sub.base, claims.sub.len)),
+    ok(ret == SIG_ERR_AUTH_INVALID || (ret == 0 && utf8_reference_valid((const uint8_t *)claims.sub.base, claims.sub.len)),
        "sub with a lone surrogate: refused, or valid UTF-8 (ret %d)", ret);
 }
 
