@@ -90,8 +90,10 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
 
     memset(event, 0, sizeof(*event));
     *consumed = 0;
-    free(reader->delivered);
-    reader->delivered = NULL;
+    if (reader->delivered != NULL) { /* rare (a fragmented message): keep free() off the common path */
+        free(reader->delivered);
+        reader->delivered = NULL;
+    }
     if (reader->failed)
         FAIL(reader->error_code, reader->error_reason);
 

@@ -549,6 +549,41 @@ static void test_escaping(void)
     sig_json_append_string(&b, sig_str("a\0b", 3));
     is_str(cstr(&b), "\"a\\u0000b\"", "NUL byte");
 
+    /* plain text is skipped 8 bytes at a time: one special byte at every position of strings 1..24 bytes long,
+     * around those 8-byte words, with the bytes next to the limits of the word test (0x1f/0x20, 0x21..0x23, 0x5b..0x5d,
+     * 0x7f, 0x80, 0xff) around it */
+    {
+        static const unsigned char specials[] = {'"', '\\', 0x00, 0x01, 0x1f, 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xff};
+        size_t len, pos, k, wrong = 0, cases = 0;
+        for (len = 1; len <= 24; ++len) {
+            for (pos = 0; pos != len; ++pos) {
+                for (k = 0; k != sizeof(specials); ++k) {
+                    char want[64], *w = want;
+                    size_t j;
+                    for (j = 0; j != len; ++j)
+                        raw[j] = j == pos ? (char)specials[k] : 'a' + (char)(j % 26);
+                    *w++ = '"';
+                    for (j = 0; j != len; ++j) {
+                        unsigned char c = (unsigned char)raw[j];
+                        if (c == '"' || c == '\\')
+                            *w++ = '\\', *w++ = (char)c;
+                        else if (c < 0x20)
+                            w += sprintf(w, c == 0x1f ? "\\u001f" : c == 0x01 ? "\\u0001" : "\\u0000");
+                        else
+                            *w++ = (char)c;
+                    }
+                    *w++ = '"';
+                    *w = '\0';
+                    sig_buf_reset(&b);
+                    sig_json_append_string(&b, sig_str(raw, len));
+                    wrong += b.len != (size_t)(w - want) || memcmp(b.base, want, b.len) != 0;
+                    ++cases;
+                }
+            }
+        }
+        is_int((int)wrong, 0, "one special byte at each position of 1..24-byte strings: %zu cases escaped exactly", cases);
+    }
+
     sig_buf_dispose(&b);
 }
 
