@@ -11,24 +11,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { REPO_ROOT, freePorts, startServer } from '../lib/server.mjs';
+import { REPO_ROOT, freePorts, signalingConfig, startServer } from '../lib/server.mjs';
 import { withTimeout } from '../lib/wait.mjs';
 
 const BENCH = join(REPO_ROOT, 'tests', 'bench');
 const CFLAGS = ['-O2', '-Wall', '-Wextra', '-Werror'];
 
-const config = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-max-connections: 1000
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-        signaling.ping-interval: 0
-        # the generator sends as fast as the server answers: no per-connection rate limit in a load test
-        signaling.rate-limit: 0
-`;
+const config = (vars) =>
+    signalingConfig(vars, {
+        global: ['max-connections: 1000'],
+        settings: [
+            'signaling.ping-interval: 0',
+            // the generator sends as fast as the server answers: no per-connection rate limit in a load test
+            'signaling.rate-limit: 0',
+        ],
+    });
 
 /** Runs a program to completion (bounded by `timeout` ms): {code, stdout, stderr}. */
 function run(file, args, { timeout = 15000 } = {}) {

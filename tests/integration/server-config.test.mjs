@@ -9,22 +9,19 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 
-import { REPO_ROOT, configErrors, runBinary, runConfigTest, startServer } from '../lib/server.mjs';
+import {
+    REPO_ROOT,
+    configErrors,
+    how,
+    runBinary,
+    runConfigTest,
+    signalingConfig,
+    startServer,
+} from '../lib/server.mjs';
 import { getTestCert } from '../lib/tls.mjs';
 
-/** How a run ended, for assertion messages. */
-const how = (r) => `code ${r.code}, signal ${r.signal}${r.timedOut ? ', timed out' : ''}; stderr:\n${r.stderr}`;
-
-const GOOD = ({ port, dir }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-      /:
-        file.dir: ${dir}
-`;
+/** A minimal good config: /WsService and a static root. */
+const GOOD = ({ port, dir }) => signalingConfig({ port }, { fileDir: dir });
 
 describe('command line', () => {
     test('-v prints a version line naming h2o-signaling and exits 0', async () => {

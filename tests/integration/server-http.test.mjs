@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { h2Request, httpRequest, startUpstream } from '../lib/http.mjs';
-import { REPO_ROOT, startServer } from '../lib/server.mjs';
+import { REPO_ROOT, signalingConfig, startServer } from '../lib/server.mjs';
 
 const INDEX_HTML = '<!doctype html>\n<html><head><title>t</title></head><body>integration index</body></html>\n';
 const STYLE_CSS = 'body { color: #123456; }\n';
@@ -27,29 +27,17 @@ describe('static files, reverse proxy and the signaling path over HTTP', { timeo
         srv = await startServer({
             tls: true,
             files: { 'www/index.html': INDEX_HTML, 'www/style.css': STYLE_CSS },
-            config: ({ port, tlsPort, dir, root, cert, key }) => `
-listen:
-  host: 127.0.0.1
-  port: ${port}
-listen:
-  host: 127.0.0.1
-  port: ${tlsPort}
-  ssl:
-    certificate-file: ${cert}
-    key-file: ${key}
-    minimum-version: TLSv1.2
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-      /api:
+            config: (vars) =>
+                signalingConfig(vars, {
+                    tls: true,
+                    ssl: ['minimum-version: TLSv1.2'],
+                    morePaths: `      /api:
         proxy.reverse.url: http://127.0.0.1:${upstream.port}/
       /demo:
-        file.dir: ${root}/h2o-conf/www
-      /:
-        file.dir: ${dir}/www
+        file.dir: ${vars.root}/h2o-conf/www
 `,
+                    fileDir: `${vars.dir}/www`,
+                }),
         });
     });
 

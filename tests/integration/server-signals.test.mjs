@@ -9,30 +9,18 @@ import { test } from 'node:test';
 
 import { httpRequest, startUpstream } from '../lib/http.mjs';
 import { connectRaw } from '../lib/rawws.mjs';
-import { freePorts, startServer } from '../lib/server.mjs';
+import { freePorts, signalingConfig, startServer } from '../lib/server.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 import { closeAll, connect, ping, waitClose } from '../lib/wsclient.mjs';
 
 const SHUTDOWN_MS = 5000; // "exits within a few seconds"
 const INDEX_HTML = '<!doctype html><title>signals</title>\n';
 
-/** A server with a plain and a TLS listener; `extra` is added at the top level. */
-function config(extra = '') {
-    return ({ port, tlsPort, dir, cert, key }) => `${extra}
-listen: {host: 127.0.0.1, port: ${port}}
-listen:
-  host: 127.0.0.1
-  port: ${tlsPort}
-  ssl: {certificate-file: ${cert}, key-file: ${key}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-      /:
-        file.dir: ${dir}/www
-`;
-}
+/** A server with a plain and a TLS listener, /WsService and a static root; `global` are top-level directive lines. */
+const config =
+    (global = []) =>
+    (vars) =>
+        signalingConfig(vars, { tls: true, fileDir: `${vars.dir}/www`, global });
 
 const files = { 'www/index.html': INDEX_HTML };
 
@@ -121,7 +109,7 @@ hosts:
 
 test('pid-file holds the server pid', { timeout: 30000 }, async (t) => {
     const srv = await startServer({
-        config: (ctx) => config(`pid-file: ${ctx.dir}/run/h2o.pid\n`)(ctx),
+        config: (vars) => config([`pid-file: ${vars.dir}/run/h2o.pid`])(vars),
         tls: true,
         files: { ...files, 'run/.keep': '' },
     });

@@ -10,32 +10,22 @@ import { after, before, describe, test } from 'node:test';
 
 import { httpRequest } from '../lib/http.mjs';
 import { OP, acceptFor, connectRaw, httpUpgrade } from '../lib/rawws.mjs';
-import { startServer } from '../lib/server.mjs';
+import { signalingConfig, startServer } from '../lib/server.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 import { closeAll, connect, ping, waitClose } from '../lib/wsclient.mjs';
 
 const INDEX_HTML = '<!doctype html><title>ws</title>\n';
 
-/** Plain + TLS listener, /WsService and a static root. */
-const config = ({ port, tlsPort, dir, cert, key }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-listen:
-  host: 127.0.0.1
-  port: ${tlsPort}
-  ssl: {certificate-file: ${cert}, key-file: ${key}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-      /:
-        file.dir: ${dir}/www
-`;
+/** Plain + TLS listener, /WsService and a static root; `global` are top-level directive lines. */
+const config =
+    (global = []) =>
+    (vars) =>
+        signalingConfig(vars, { tls: true, fileDir: `${vars.dir}/www`, global });
 
 describe('WebSocket handshake on /WsService', { timeout: 60000 }, () => {
     let srv;
     before(async () => {
-        srv = await startServer({ tls: true, config, files: { 'www/index.html': INDEX_HTML } });
+        srv = await startServer({ tls: true, config: config(), files: { 'www/index.html': INDEX_HTML } });
     });
     after(() => srv?.stop());
 
@@ -101,7 +91,7 @@ describe('num-threads: 4 under concurrent load', { timeout: 60000 }, () => {
     const N = 40;
     let srv;
     before(async () => {
-        srv = await startServer({ threads: 4, tls: true, config, files: { 'www/index.html': INDEX_HTML } });
+        srv = await startServer({ threads: 4, tls: true, config: config(), files: { 'www/index.html': INDEX_HTML } });
     });
     after(() => srv?.stop());
 
@@ -154,7 +144,7 @@ describe('num-threads: 4 under concurrent load', { timeout: 60000 }, () => {
 describe('server-level limits and privileges', { timeout: 30000 }, () => {
     test('max-connections: 3 refuses a 4th connection, and accepts again once one closes', async (t) => {
         const srv = await startServer({
-            config: (ctx) => `max-connections: 3\n${config(ctx)}`,
+            config: config(['max-connections: 3']),
             tls: true,
             files: { 'www/index.html': INDEX_HTML },
         });
@@ -180,7 +170,7 @@ describe('server-level limits and privileges', { timeout: 30000 }, () => {
         if (process.getuid() !== 0) return t.skip('needs root');
         const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
         const srv = await startServer({
-            config: (ctx) => `user: nobody\n${config(ctx)}`,
+            config: config(['user: nobody']),
             tls: true,
             files: { 'www/index.html': INDEX_HTML },
         });

@@ -15,7 +15,6 @@ import {
     dialingFailText,
     dialingOkText,
     nextText,
-    rawNextText,
     rawRegister,
     register,
     waitPeerOffline,

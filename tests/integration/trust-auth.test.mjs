@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { b64url, nowSec, signJwt, testKey, userToken } from '../lib/jwt.mjs';
 import { connectRaw } from '../lib/rawws.mjs';
-import { configErrors, runConfigTest, signalingConfig, startServer } from '../lib/server.mjs';
+import { atLevel, configErrors, how, runConfigTest, signalingConfig, startServer } from '../lib/server.mjs';
 import {
     calledText,
     createConnectOkText,
@@ -31,9 +31,6 @@ import { closeAll, connect, ping, waitClose } from '../lib/wsclient.mjs';
 const KEY = testKey(48);
 const OTHER_KEY = testKey(48);
 const DIRECTIVE = 'signaling.auth.hmac-key-file';
-
-/** How a run ended, for assertion messages. */
-const how = (r) => `code ${r.code}, signal ${r.signal}${r.timedOut ? ', timed out' : ''}; stderr:\n${r.stderr}`;
 
 /** The key at path level; the file ends with a newline that is not part of the key. */
 const authConfig = (vars) => signalingConfig(vars, { settings: [`${DIRECTIVE}: key.txt`] });
@@ -415,17 +412,11 @@ describe('authentication on: token sources, refusals, name, expiry, logs', { tim
 
 describe('tokens stay out of the error-log and access-log files', { timeout: 30000 }, () => {
     test('every source used, then error-log and access-log hold no token', async (t) => {
-        const config = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-error-log: error.log
-access-log: access.log
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-        ${DIRECTIVE}: key.txt
-`;
+        const config = (vars) =>
+            signalingConfig(vars, {
+                global: ['error-log: error.log', 'access-log: access.log'],
+                settings: [`${DIRECTIVE}: key.txt`],
+            });
         const srv = await startServer({ threads: 1, config, files: { 'key.txt': KEY } });
         t.after(() => srv.stop());
         const viaAuth = userToken(KEY, 'log-a');
@@ -492,14 +483,8 @@ describe('authentication off (no key file): level-1 behaviour unchanged', { time
 });
 
 describe(`${DIRECTIVE}: inheritance and config errors`, { timeout: 30000 }, () => {
-    const keyAt = (level) => ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-${level === 'global' ? `${DIRECTIVE}: key.txt\n` : ''}hosts:
-  default:
-${level === 'host' ? `    ${DIRECTIVE}: key.txt\n` : ''}    paths:
-      /WsService:
-        signaling: ON
-${level === 'path' ? `        ${DIRECTIVE}: key.txt\n` : ''}`;
+    /** The key file set at `level`: 'global', 'host' or 'path'. */
+    const keyAt = (level) => (vars) => signalingConfig(vars, atLevel(level, `${DIRECTIVE}: key.txt`));
 
     for (const level of ['global', 'host']) {
         test(`set at ${level} level, it applies to the path below`, async (t) => {
@@ -523,7 +508,8 @@ ${level === 'path' ? `        ${DIRECTIVE}: key.txt\n` : ''}`;
     });
 
     test('a config error after a good key file: -t and a start exit 1 with the error (no crash)', async () => {
-        const config = (ctx) => `${keyAt('path')(ctx)}        signaling.rate-limit: lots\n`;
+        const config = (vars) =>
+            signalingConfig(vars, { settings: [`${DIRECTIVE}: key.txt`, 'signaling.rate-limit: lots'] });
         const files = { 'key.txt': KEY };
         const r = await runConfigTest(config, { files });
         assert.equal(r.signal, null, `-t must not crash: ${how(r)}`);

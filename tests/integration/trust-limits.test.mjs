@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 
 import { httpUpgrade } from '../lib/rawws.mjs';
-import { runConfigTest, startServer } from '../lib/server.mjs';
+import { how, runConfigTest, signalingConfig, startServer } from '../lib/server.mjs';
 import {
     calledText,
     createConnectOkText,
@@ -27,23 +27,6 @@ import { closeAll, connect, ping, waitClose } from '../lib/wsclient.mjs';
 const RATE = 5;
 const BURST = 5;
 const RATE_LIMITED = JSON.stringify({ type: 'error', ok: false, msg: 'too many messages: slow down', code: 'rate_limited' });
-
-/** How a run ended, for assertion messages. */
-const how = (r) => `code ${r.code}, signal ${r.signal}${r.timedOut ? ', timed out' : ''}; stderr:\n${r.stderr}`;
-
-const pathConfig = (extra) => ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-${extra
-    .trim()
-    .split('\n')
-    .map((l) => `        ${l.trim()}`)
-    .join('\n')}
-`;
 
 /** Reads text messages until `n` arrived or the connection closed; returns {msgs, closed}. */
 async function collect(ws, n, timeout = 5000) {
@@ -73,7 +56,10 @@ describe(`rate limit (rate ${RATE}/s, burst ${BURST})`, { timeout: 60000 }, () =
     before(async () => {
         srv = await startServer({
             threads: 1,
-            config: pathConfig(`signaling.rate-limit: ${RATE}\nsignaling.rate-limit-burst: ${BURST}`),
+            config: (vars) =>
+                signalingConfig(vars, {
+                    settings: [`signaling.rate-limit: ${RATE}`, `signaling.rate-limit-burst: ${BURST}`],
+                }),
         });
     });
     after(() => srv?.stop());
@@ -201,7 +187,10 @@ describe(`rate limit (rate ${RATE}/s, burst ${BURST})`, { timeout: 60000 }, () =
 
 describe('rate limit: default and off', { timeout: 60000 }, () => {
     test('default (200/s, burst 400): 400 messages at once pass, a further 100 are partly refused', async (t) => {
-        const srv = await startServer({ threads: 1, config: pathConfig('signaling.max-message-size: 1024') });
+        const srv = await startServer({
+            threads: 1,
+            config: (vars) => signalingConfig(vars, { settings: ['signaling.max-message-size: 1024'] }),
+        });
         t.after(() => srv.stop());
         const ws = await connect(srv.wsUrl);
         t.after(() => closeAll([ws]));
@@ -216,7 +205,11 @@ describe('rate limit: default and off', { timeout: 60000 }, () => {
     });
 
     test('rate-limit 0 turns it off: 1000 messages at once are all processed', async (t) => {
-        const srv = await startServer({ threads: 1, config: pathConfig('signaling.rate-limit: 0\nsignaling.rate-limit-burst: 1') });
+        const srv = await startServer({
+            threads: 1,
+            config: (vars) =>
+                signalingConfig(vars, { settings: ['signaling.rate-limit: 0', 'signaling.rate-limit-burst: 1'] }),
+        });
         t.after(() => srv.stop());
         const ws = await connect(srv.wsUrl);
         t.after(() => closeAll([ws]));
@@ -234,7 +227,10 @@ describe('max-connections-per-ip: 3', { timeout: 60000 }, () => {
     const CAP = 3;
     let srv;
     before(async () => {
-        srv = await startServer({ threads: 2, config: pathConfig(`signaling.max-connections-per-ip: ${CAP}`) });
+        srv = await startServer({
+            threads: 2,
+            config: (vars) => signalingConfig(vars, { settings: [`signaling.max-connections-per-ip: ${CAP}`] }),
+        });
     });
     after(() => srv?.stop());
 
@@ -372,15 +368,7 @@ async function nextTextAfter(ws, value) {
 describe('stalled handshakes are cut by http1-request-timeout', { timeout: 60000 }, () => {
     // h2o 2.2.5 (libh2o) reads http1-request-timeout in SECONDS (`1000` would mean 1000 s)
     const TIMEOUT_S = 1;
-    const config = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-http1-request-timeout: ${TIMEOUT_S}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-`;
+    const config = (vars) => signalingConfig(vars, { global: [`http1-request-timeout: ${TIMEOUT_S}`] });
     let srv;
     before(async () => {
         srv = await startServer({ threads: 1, config });

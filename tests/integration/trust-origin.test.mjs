@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { httpUpgrade } from '../lib/rawws.mjs';
-import { configErrors, runConfigTest, signalingConfig, startServer } from '../lib/server.mjs';
+import { atLevel, configErrors, how, runConfigTest, signalingConfig, startServer } from '../lib/server.mjs';
 import { calledText, createConnectOkText, dial, dialingOkText, nextText, request } from '../lib/sigclient.mjs';
 import { closeAll, connect } from '../lib/wsclient.mjs';
 
@@ -15,20 +15,11 @@ const DIRECTIVE = 'signaling.allowed-origins';
 const A = 'https://a.example';
 const B = 'https://b.example';
 
-/** How a run ended, for assertion messages. */
-const how = (r) => `code ${r.code}, signal ${r.signal}${r.timedOut ? ', timed out' : ''}; stderr:\n${r.stderr}`;
-
 /** A config with `value` given to allowed-origins at `level` (path by default). */
 const originsConfig =
     (value, level = 'path') =>
-    ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-${level === 'global' ? `${DIRECTIVE}: ${value}\n` : ''}hosts:
-  default:
-${level === 'host' ? `    ${DIRECTIVE}: ${value}\n` : ''}    paths:
-      /WsService:
-        signaling: ON
-${level === 'path' ? `        ${DIRECTIVE}: ${value}\n` : ''}`;
+    (vars) =>
+        signalingConfig(vars, atLevel(level, `${DIRECTIVE}: ${value}`));
 
 /** A raw handshake with `origin` (undefined: no Origin header); returns the response, socket closed. */
 async function handshake(port, origin) {

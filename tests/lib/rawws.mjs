@@ -25,7 +25,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 
-import { withTimeout } from './wait.mjs';
+import { waitForHandoff, withTimeout } from './wait.mjs';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -347,16 +347,7 @@ export class RawWebSocket {
     nextFrame(timeout = 5000) {
         if (this.frames.length) return Promise.resolve(this.frames.shift());
         if (this.isTcpClosed) return Promise.reject(new Error('TCP connection closed, no frame left'));
-        let waiter;
-        const p = new Promise((resolve, reject) => {
-            waiter = { resolve, reject };
-            this.waiters.push(waiter);
-        });
-        return withTimeout(p, timeout, 'WebSocket frame').catch((err) => {
-            const i = this.waiters.indexOf(waiter);
-            if (i >= 0) this.waiters.splice(i, 1);
-            throw err;
-        });
+        return waitForHandoff(this.waiters, timeout, 'WebSocket frame');
     }
 
     /**

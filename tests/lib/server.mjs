@@ -16,6 +16,9 @@
 //   runConfigTest(config, {files, tls, ports, cwd, env})
 //       `h2o-signaling -t -c FILE` -> {code, signal, timedOut, stdout, stderr, file, dir, ...}
 //   runBinary(args, {cwd, env, timeout}) -> {code, signal, timedOut, stdout, stderr}
+//   how(result) -> "code C, signal S[, timed out]; stderr: ..." for assertion messages
+//   signalingConfig(vars, {settings, morePaths, fileDir, global, host, tls, ssl}), atLevel(level, line)
+//       -> the usual config (one listener, /WsService with signaling: ON) as a template's text
 //   configErrors(stderr, file) -> [{line, text}]: the error lines that start with
 //       `FILE:LINE: ` (1-based LINE). libh2o's own format, `[FILE:LINE] in command
 //       X, ...`, does not count: the server replaces it, and the tests check that.
@@ -225,24 +228,55 @@ export async function runConfigTest(config, { files, tls, ports, cwd, env, timeo
     return { ...res, file: prep.file, dir: prep.dir, config: prep.text, ports: prep.ports };
 }
 
-/** Starts the server on free loopback ports; see the top of this file. */
 /**
  * The config most tests start from: one loopback listener and `/WsService` with `signaling: ON`.
  * `settings` are directive lines for that path (e.g. 'signaling.ping-interval: 200'); `morePaths`
- * is YAML appended under `paths:`, indented like `/WsService:` (other paths of the same host).
+ * is YAML appended under `paths:`, indented like `/WsService:` (other paths of the same host);
+ * `fileDir` adds a last path `/` serving that directory (`file.dir:`). `global` are directive lines
+ * at the top level (e.g. 'max-connections: 3'), `host` lines for the host `default` (above its
+ * `paths:`). `tls: true` adds a second loopback listener on `tlsPort` with the test certificate
+ * (start the server with `tls: true` too); `ssl` are more lines for its `ssl:` mapping.
  * Use it as `config: (vars) => signalingConfig(vars, {...})`.
  */
-export function signalingConfig({ port }, { settings = [], morePaths = '' } = {}) {
-    const lines = settings.map((line) => `        ${line}\n`).join('');
-    return `listen: {host: 127.0.0.1, port: ${port}}
-hosts:
+export function signalingConfig(vars, opts = {}) {
+    const { settings = [], morePaths = '', fileDir, global = [], host = [], tls = false, ssl = [] } = opts;
+    const indent = (lines, spaces) => lines.map((line) => `${' '.repeat(spaces)}${line}\n`).join('');
+    let listen = `listen: {host: 127.0.0.1, port: ${vars.port}}\n`;
+    if (tls) {
+        // read only here: every port the template reads is one the server must listen on
+        if (!vars.cert) throw new Error('signalingConfig: tls: true needs a server started with tls: true');
+        listen += `listen:
+  host: 127.0.0.1
+  port: ${vars.tlsPort}
+  ssl:
+    certificate-file: ${vars.cert}
+    key-file: ${vars.key}
+${indent(ssl, 4)}`;
+    }
+    const root = fileDir === undefined ? '' : `      /:\n        file.dir: ${fileDir}\n`;
+    return `${indent(global, 0)}${listen}hosts:
   default:
-    paths:
+${indent(host, 4)}    paths:
       /WsService:
         signaling: ON
-${lines}${morePaths}`;
+${indent(settings, 8)}${morePaths}${root}`;
 }
 
+/**
+ * signalingConfig options that put the directive `line` at `level`: 'global' (top level), 'host'
+ * (host `default`) or 'path' (`/WsService`), e.g. `signalingConfig(vars, atLevel('host', line))`.
+ */
+export function atLevel(level, line) {
+    if (level === 'global') return { global: [line] };
+    if (level === 'host') return { host: [line] };
+    if (level === 'path') return { settings: [line] };
+    throw new Error(`atLevel: unknown level ${level}`);
+}
+
+/** How a run ended (runBinary, runConfigTest, startServer with expectFail), for assertion messages. */
+export const how = (r) => `code ${r.code}, signal ${r.signal}${r.timedOut ? ', timed out' : ''}; stderr:\n${r.stderr}`;
+
+/** Starts the server on free loopback ports; see the top of this file. */
 export async function startServer(opts = {}) {
     const { env, cwd, expectFail = false, readyTimeout = 10000, exitTimeout = 10000 } = opts;
     const prep = await prepare(opts);

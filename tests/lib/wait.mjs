@@ -9,6 +9,9 @@
 //                                      error thrown by `check` in the message.
 //   onceEvent(emitter, name, ms)    -> resolves with the event's arguments array,
 //                                      rejects on 'error' or after `ms`.
+//   waitForHandoff(waiters, ms, what, fields)
+//                                   -> the next value a producer hands to a waiter
+//                                      it takes off `waiters`; rejects after `ms`.
 //
 // A poll loop is a condition wait with a deadline, not a sleep-for-luck: every
 // caller states what it waits for and how long it is willing to wait.
@@ -58,5 +61,23 @@ export function onceEvent(emitter, name, ms = 5000) {
     return withTimeout(settled, ms, `event '${name}'`).finally(() => {
         emitter.off(name, onEvent);
         emitter.off('error', onError);
+    });
+}
+
+/**
+ * Waits for the next value a producer hands out: adds a waiter `{...fields, resolve, reject}` to
+ * the list `waiters` (the producer takes it off and calls resolve or reject), and rejects after
+ * `ms` ms naming `what`, taking the waiter off the list then so that no later value goes to it.
+ */
+export function waitForHandoff(waiters, ms, what, fields = {}) {
+    let waiter;
+    const handedOver = new Promise((resolve, reject) => {
+        waiter = { ...fields, resolve, reject };
+        waiters.push(waiter);
+    });
+    return withTimeout(handedOver, ms, what).catch((err) => {
+        const i = waiters.indexOf(waiter);
+        if (i >= 0) waiters.splice(i, 1);
+        throw err;
     });
 }

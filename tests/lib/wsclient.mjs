@@ -16,7 +16,7 @@
 
 import WebSocket from 'ws';
 
-import { withTimeout } from './wait.mjs';
+import { waitForHandoff, withTimeout } from './wait.mjs';
 
 const inboxes = new WeakMap(); // ws -> {queue: [], waiters: [], closed: {code, reason} | null}
 
@@ -85,16 +85,7 @@ export function nextRaw(ws, timeout = 5000) {
         const { code, reason } = box.closed;
         return Promise.reject(new Error(`connection closed (${code} ${reason}), no message left`));
     }
-    let waiter;
-    const p = new Promise((resolve, reject) => {
-        waiter = { resolve, reject };
-        box.waiters.push(waiter);
-    });
-    return withTimeout(p, timeout, 'WebSocket message').catch((err) => {
-        const i = box.waiters.indexOf(waiter);
-        if (i >= 0) box.waiters.splice(i, 1);
-        throw err;
-    });
+    return waitForHandoff(box.waiters, timeout, 'WebSocket message');
 }
 
 /** The next message, which must be a text frame holding JSON; returns the parsed value. */

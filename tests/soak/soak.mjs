@@ -55,9 +55,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
 import { connectRaw, encodeFrame, OP } from '../lib/rawws.mjs';
-import { startServer } from '../lib/server.mjs';
+import { signalingConfig, startServer } from '../lib/server.mjs';
 import { calledText, createConnectOkText, dialingFailText, dialingOkText, MSG, register } from '../lib/sigclient.mjs';
-import { waitUntil, withTimeout } from '../lib/wait.mjs';
+import { waitForHandoff, waitUntil, withTimeout } from '../lib/wait.mjs';
 import { nextRaw, waitClose } from '../lib/wsclient.mjs';
 
 // ---------------------------------------------------------------- options
@@ -80,10 +80,8 @@ if (opt.help) {
     const head = readFileSync(new URL(import.meta.url), 'utf8').split('\n');
     console.log(
         head
-            .slice(
-                1,
-                head.findIndex((l) => !l.startsWith('//')),
-            )
+            .slice(1, head.findIndex((l, i) => i > 0 && !l.startsWith('//'))) // line 0 is the #! line
+            .map((l) => l.replace(/^\/\/ ?/, ''))
             .join('\n'),
     );
     process.exit(0);
@@ -113,18 +111,15 @@ const MAX_QUEUED = 65536;
 const MAX_MESSAGE = 8192;
 const LINGER_MS = 3000; // SIG_WS_LINGER_MS: longest a closing connection takes to go
 
-const config = ({ port }) => `
-listen: {host: 127.0.0.1, port: ${port}}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-        signaling.ping-interval: ${PING_INTERVAL}
-        signaling.ping-timeout: ${PING_TIMEOUT}
-        signaling.max-queued-bytes: ${MAX_QUEUED}
-        signaling.max-message-size: ${MAX_MESSAGE}
-`;
+const config = (vars) =>
+    signalingConfig(vars, {
+        settings: [
+            `signaling.ping-interval: ${PING_INTERVAL}`,
+            `signaling.ping-timeout: ${PING_TIMEOUT}`,
+            `signaling.max-queued-bytes: ${MAX_QUEUED}`,
+            `signaling.max-message-size: ${MAX_MESSAGE}`,
+        ],
+    });
 
 // Bounds of everything the soak waits for.
 const OP_TIMEOUT = 5000; // one handshake, one reply, one close
@@ -596,15 +591,7 @@ class Peer {
         const i = this.inbox.findIndex((m) => match(m.p));
         if (i >= 0) return Promise.resolve(this.inbox.splice(i, 1)[0]);
         if (this.tcpClosed) return Promise.reject(new Error(`connection ended before ${what}`));
-        let w;
-        const p = new Promise((resolve, reject) => {
-            w = { match, resolve, reject, what };
-            this.waiters.push(w);
-        });
-        return withTimeout(p, timeout, `${this.key}: ${what}`).finally(() => {
-            const j = this.waiters.indexOf(w);
-            if (j >= 0) this.waiters.splice(j, 1);
-        });
+        return waitForHandoff(this.waiters, timeout, `${this.key}: ${what}`, { match, what });
     }
 
     sendJson(value) {
