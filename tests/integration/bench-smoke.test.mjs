@@ -165,11 +165,9 @@ describe('benchmark instruments (tests/bench)', { timeout: 60000 }, () => {
         assert.equal(idle.conns, 10);
     });
 
-    test('the uWebSockets.js reference peer, when tests/bench has its packages', async (t) => {
-        if (!existsSync(join(BENCH, 'node_modules', '@trufflesuite', 'uws-js-unofficial'))) {
-            t.skip('tests/bench/node_modules absent (tests/bench/run installs it)');
-            return;
-        }
+    test('routed against the uWebSockets.js reference peer (peers/peer-uws.mjs)', async (t) => {
+        assert.ok(existsSync(join(BENCH, 'node_modules', '@trufflesuite', 'uws-js-unofficial')),
+            'tests/bench/node_modules is missing: run tools/install-deps (or npm ci in tests/bench)');
         const [port] = await freePorts(1);
         const child = await startPeer(t, process.execPath, [join(BENCH, 'peers', 'peer-uws.mjs'), String(port)]);
         const r = await loadgen(bin, ['--port', String(port), '--server-pid', String(child.pid), '--pairs', '2',
