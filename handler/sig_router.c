@@ -136,42 +136,43 @@ void sig_router_destroy(sig_router_t *router)
     free(router);
 }
 
-int sig_router_bind(sig_router_t *router, sig_str_t user_id, sig_endpoint_t ep, sig_binding_t **binding)
+/* Both registries (users, addresses) share the router's one lock. */
+static int locked_bind(sig_router_t *router, sig_registry_t *registry, sig_str_t key, sig_endpoint_t ep, sig_binding_t **binding)
 {
     int ret;
     pthread_mutex_lock(&router->lock);
-    ret = sig_registry_bind(router->registry, user_id, ep, binding);
+    ret = sig_registry_bind(registry, key, ep, binding);
     pthread_mutex_unlock(&router->lock);
     return ret;
+}
+
+static void locked_unbind(sig_router_t *router, sig_registry_t *registry, sig_binding_t **binding)
+{
+    if (*binding == NULL)
+        return;
+    pthread_mutex_lock(&router->lock);
+    sig_registry_unbind(registry, binding);
+    pthread_mutex_unlock(&router->lock);
+}
+
+int sig_router_bind(sig_router_t *router, sig_str_t user_id, sig_endpoint_t ep, sig_binding_t **binding)
+{
+    return locked_bind(router, router->registry, user_id, ep, binding);
 }
 
 void sig_router_unbind(sig_router_t *router, sig_binding_t **binding)
 {
-    if (*binding == NULL)
-        return;
-    pthread_mutex_lock(&router->lock);
-    sig_registry_unbind(router->registry, binding);
-    pthread_mutex_unlock(&router->lock);
+    locked_unbind(router, router->registry, binding);
 }
 
 int sig_router_bind_address(sig_router_t *router, sig_str_t address, sig_endpoint_t ep, sig_binding_t **binding)
 {
-    int ret;
-    if (router->by_address == NULL)
-        return 0;
-    pthread_mutex_lock(&router->lock);
-    ret = sig_registry_bind(router->by_address, address, ep, binding);
-    pthread_mutex_unlock(&router->lock);
-    return ret;
+    return router->by_address != NULL ? locked_bind(router, router->by_address, address, ep, binding) : 0;
 }
 
 void sig_router_unbind_address(sig_router_t *router, sig_binding_t **binding)
 {
-    if (*binding == NULL)
-        return;
-    pthread_mutex_lock(&router->lock);
-    sig_registry_unbind(router->by_address, binding);
-    pthread_mutex_unlock(&router->lock);
+    locked_unbind(router, router->by_address, binding);
 }
 
 /* ---- delivery ---- */

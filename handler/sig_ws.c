@@ -34,12 +34,6 @@
 #define SIG_WS_LINGER_MS 3000 /* longest a closing connection may take to finish */
 #define SIG_WS_MAX_CLOSE_REASON 123 /* a control frame carries 125 bytes at most, 2 are the code */
 
-typedef struct st_sig_ws_bytes_t {
-    char *base;
-    size_t len;
-    size_t cap;
-} sig_ws_bytes_t;
-
 /* The heartbeat and linger timeouts of one path's limits, on one thread. */
 struct st_sig_ws_timeouts_t {
     const sig_ws_limits_t *limits;
@@ -55,8 +49,8 @@ struct st_sig_ws_conn_t {
     struct st_sig_ws_timeouts_t *timeouts;
     void *data;
     uint64_t id;
-    sig_ws_bytes_t out;     /* frames waiting for the next write */
-    sig_ws_bytes_t writing; /* frames handed to the socket, until on_write_complete */
+    sig_buf_t out;     /* frames waiting for the next write */
+    sig_buf_t writing; /* frames handed to the socket, until on_write_complete */
     h2o_timeout_entry_t timer; /* heartbeat while open, linger once closing */
     h2o_linklist_t dirty_link; /* in thread.dirty while `out` waits for a flush */
     unsigned holds;            /* answers the application still owes: the echo of the peer's close waits */
@@ -127,18 +121,6 @@ sig_ws_conn_t *sig_ws_find(uint64_t id)
 
 /* ---- output buffer ---- */
 
-static char *bytes_reserve(sig_ws_bytes_t *b, size_t extra)
-{
-    if (b->cap - b->len < extra) {
-        size_t cap = b->cap < 256 ? 256 : b->cap;
-        while (cap - b->len < extra)
-            cap *= 2;
-        b->base = h2o_mem_realloc(b->base, cap);
-        b->cap = cap;
-    }
-    return b->base + b->len;
-}
-
 static size_t queued_bytes(sig_ws_conn_t *conn)
 {
     return conn->out.len + conn->writing.len;
@@ -153,7 +135,7 @@ static void mark_dirty(sig_ws_conn_t *conn)
 /* Appends one unmasked server frame (RFC 6455 5.2). */
 static void append_frame(sig_ws_conn_t *conn, uint8_t opcode, const void *payload, size_t len)
 {
-    uint8_t *p = (uint8_t *)bytes_reserve(&conn->out, SIG_WSFRAME_MAX_SERVER_HEADER + len);
+    uint8_t *p = (uint8_t *)sig_buf_reserve(&conn->out, SIG_WSFRAME_MAX_SERVER_HEADER + len);
     size_t header_len = sig_wsframe_encode_header(p, opcode, len);
     if (len != 0) /* an empty payload may be NULL, and memcpy(NULL) is undefined */
         memcpy(p + header_len, payload, len);
@@ -308,8 +290,7 @@ static void on_write_complete(h2o_socket_t *sock, const char *err)
     }
     /* a burst may have grown the buffer; an idle connection keeps a small one */
     if (conn->writing.cap > 4096) {
-        free(conn->writing.base);
-        memset(&conn->writing, 0, sizeof(conn->writing));
+        sig_buf_dispose(&conn->writing);
     }
     if (conn->close_in_out && conn->out.len == 0 && !conn->lingering) {
         close_frame_written(conn);
@@ -338,7 +319,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
 static void flush(sig_ws_conn_t *conn)
 {
     h2o_iovec_t buf;
-    sig_ws_bytes_t tmp;
+    sig_buf_t tmp;
     size_t written = 0;
 
     if (conn->sock == NULL || conn->writing.len != 0 || conn->lingering)
@@ -553,8 +534,8 @@ static void dispose_conn(sig_ws_conn_t *conn)
     release_id(conn);
     --thread.num_connections;
     sig_wsframe_reader_dispose(&conn->reader);
-    free(conn->out.base);
-    free(conn->writing.base);
+    sig_buf_dispose(&conn->out);
+    sig_buf_dispose(&conn->writing);
     free(conn);
 }
 

@@ -60,23 +60,6 @@ static void fail(sig_wsframe_reader_t *reader, sig_wsframe_event_t *event, uint1
     event->reason = reason;
 }
 
-static void gather(sig_wsframe_reader_t *reader, const char *payload, size_t len)
-{
-    if (len == 0) /* msg may still be NULL, and memcpy to NULL is undefined even for 0 bytes */
-        return;
-    if (reader->msg_cap - reader->msg_len < len) {
-        size_t cap = reader->msg_cap < 256 ? 256 : reader->msg_cap;
-        while (cap - reader->msg_len < len)
-            cap *= 2;
-        reader->msg = realloc(reader->msg, cap);
-        if (reader->msg == NULL)
-            abort();
-        reader->msg_cap = cap;
-    }
-    memcpy(reader->msg + reader->msg_len, payload, len);
-    reader->msg_len += len;
-}
-
 #define FAIL(code, reason)                                                                                                 \
     do {                                                                                                                   \
         fail(reader, event, code, reason);                                                                                 \
@@ -152,7 +135,7 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
             header_len = 10;
         }
         /* the size is known before the payload arrives: refuse it now rather than buffer it */
-        if (opcode < 0x8 && payload_len > reader->max_message_size - (opcode == SIG_WSFRAME_CONTINUATION ? reader->msg_len : 0))
+        if (opcode < 0x8 && payload_len > reader->max_message_size - (opcode == SIG_WSFRAME_CONTINUATION ? reader->msg.len : 0))
             FAIL(SIG_WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
         if (avail - header_len < 4 || avail - header_len - 4 < payload_len)
             goto NeedMore;
@@ -208,16 +191,15 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
         if (opcode != SIG_WSFRAME_CONTINUATION)
             reader->msg_opcode = opcode;
         reader->utf8_state = utf8_state;
-        gather(reader, payload, (size_t)payload_len);
+        sig_buf_append(&reader->msg, payload, (size_t)payload_len);
         if (fin) {
             event->type = SIG_WSFRAME_MESSAGE;
             event->opcode = reader->msg_opcode;
-            event->payload = reader->msg != NULL ? reader->msg : empty;
-            event->len = reader->msg_len;
+            event->payload = reader->msg.base != NULL ? reader->msg.base : empty;
+            event->len = reader->msg.len;
             *consumed = off;
-            reader->delivered = reader->msg; /* freed on the next call: an idle reader holds nothing */
-            reader->msg = NULL;
-            reader->msg_len = reader->msg_cap = 0;
+            reader->delivered = reader->msg.base; /* freed on the next call: an idle reader holds nothing */
+            reader->msg = (sig_buf_t)SIG_BUF_INIT;
             reader->msg_opcode = 0;
             reader->utf8_state = SIG_UTF8_ACCEPT;
             return;
@@ -230,10 +212,9 @@ NeedMore:
 
 void sig_wsframe_reader_dispose(sig_wsframe_reader_t *reader)
 {
-    free(reader->msg);
+    sig_buf_dispose(&reader->msg);
     free(reader->delivered);
-    reader->msg = reader->delivered = NULL;
-    reader->msg_len = reader->msg_cap = 0;
+    reader->delivered = NULL;
     reader->msg_opcode = 0;
     reader->utf8_state = SIG_UTF8_ACCEPT;
 }

@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "sig_common.h" /* sig_utf8_feed */
+#include "sig_common.h" /* sig_buf_t, sig_utf8_feed */
 
 enum {
     SIG_WSFRAME_CONTINUATION = 0x0,
@@ -77,8 +77,7 @@ typedef struct st_sig_wsframe_reader_t {
     const char *error_reason;
     uint8_t msg_opcode;      /* opcode of the fragmented message in progress, 0 when none */
     uint32_t utf8_state;     /* UTF-8 decoder state across the fragments of a text message */
-    char *msg;               /* the fragments gathered so far (NULL when none) */
-    size_t msg_len, msg_cap;
+    sig_buf_t msg;           /* the fragments gathered so far (base NULL when none) */
     char *delivered;         /* a gathered message handed out last call: freed on the next */
 } sig_wsframe_reader_t;
 

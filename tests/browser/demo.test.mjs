@@ -14,7 +14,7 @@ import { test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { startServer } from '../lib/server.mjs';
+import { signalingConfig, startServer } from '../lib/server.mjs';
 import { waitUntil, withTimeout } from '../lib/wait.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -30,17 +30,8 @@ const LAUNCH_ARGS = [
 ];
 const WAIT = 5000; // every wait on the page is bounded by this
 
-const config = ({ port, root }) => `listen:
-  host: 127.0.0.1
-  port: ${port}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-      /:
-        file.dir: ${root}/h2o-conf/www
-`;
+/** The quick-start layout: /WsService, and the demo page from the repository at `/`. */
+const config = (vars, opts = {}) => signalingConfig(vars, { ...opts, fileDir: `${vars.root}/h2o-conf/www` });
 
 /** Waits until the element's visible text matches `re`; returns that text. */
 async function waitText(page, selector, re, what) {
@@ -232,20 +223,7 @@ test('demo page over https:// connects with wss:// to the same host', { timeout:
 
     const server = await startServer({
         tls: true,
-        config: ({ tlsPort, root, cert, key }) => `listen:
-  host: 127.0.0.1
-  port: ${tlsPort}
-  ssl:
-    certificate-file: ${cert}
-    key-file: ${key}
-hosts:
-  default:
-    paths:
-      /WsService:
-        signaling: ON
-      /:
-        file.dir: ${root}/h2o-conf/www
-`,
+        config: (vars) => config(vars, { tls: true }),
     });
     let browser;
     t.after(async () => {

@@ -184,7 +184,7 @@ static void run(uint8_t config, const uint8_t *stream, size_t size, unsigned chu
     }
     free(pending);
     sig_wsframe_reader_dispose(&reader);
-    FUZZ_CHECK(reader.msg == NULL && reader.delivered == NULL, "dispose left a buffer in the reader");
+    FUZZ_CHECK(reader.msg.base == NULL && reader.delivered == NULL, "dispose left a buffer in the reader");
 }
 
 static void check_utf8(const uint8_t *data, size_t size)
