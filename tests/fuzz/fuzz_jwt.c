@@ -1,5 +1,5 @@
 /*
- * fuzz_jwt.c: libFuzzer target for the token parser (handler/sig_jwt.c), with a fixed 32-byte key and a fixed `now`.
+ * fuzz_jwt.c: libFuzzer target for the token parser (handler/core/sig_jwt.c), with a fixed 32-byte key and a fixed `now`.
  *
  * A random token almost never carries a valid HMAC, so the parser would stop at the signature. The first input byte
  * therefore picks what the rest is:
@@ -23,8 +23,8 @@
 #include <openssl/hmac.h>
 #include <yajl/yajl_parse.h>
 #include <yajl/yajl_tree.h>
-#include "sig_jwt.h"
-#include "sig_registry.h" /* SIG_USER_ID_MAX */
+#include "core/sig_jwt.h"
+#include "core/sig_registry.h" /* SIG_USER_ID_MAX */
 #include "fuzz_check.h"
 
 #define NOW 1700000000

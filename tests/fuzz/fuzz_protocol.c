@@ -1,5 +1,5 @@
 /*
- * fuzz_protocol.c: libFuzzer target for the level-1 JSON codec (handler/sig_protocol.c).
+ * fuzz_protocol.c: libFuzzer target for the level-1 JSON codec (handler/core/sig_protocol.c).
  *
  * Each input is one client message, given to sig_msg_decode() with one scratch buffer reused across inputs, as a
  * connection reuses it. Then every reply the glue (sig_signaling.c) could build from the result is encoded and
@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
-#include "sig_protocol.h"
-#include "sig_registry.h" /* SIG_USER_ID_MAX */
+#include "core/sig_protocol.h"
+#include "core/sig_registry.h" /* SIG_USER_ID_MAX */
 #include "fuzz_check.h"
 
 /* ---------------------------------------------------------------------------------------------------------------------

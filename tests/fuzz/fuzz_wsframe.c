@@ -1,5 +1,5 @@
 /*
- * fuzz_wsframe.c: libFuzzer target for the WebSocket frame reader (handler/sig_wsframe.c).
+ * fuzz_wsframe.c: libFuzzer target for the WebSocket frame reader (handler/core/sig_wsframe.c).
  *
  * The first input byte sets the reader up: bits 0-2 pick max_message_size from {0, 1, 10, 125, 126, 1000, 65536,
  * SIZE_MAX}, bit 3 is binary_ok, bits 4-7 how the stream is cut (0: all at once, n: chunks of 1..2^n bytes drawn
@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "sig_wsframe.h"
+#include "core/sig_wsframe.h"
 #include "fuzz_check.h"
 
 static const size_t max_sizes[8] = {0, 1, 10, 125, 126, 1000, 65536, SIZE_MAX};

@@ -1,5 +1,5 @@
 /*
- * fuzz_yaml.c: libFuzzer target for the configuration loader (handler/sig_yaml.c).
+ * fuzz_yaml.c: libFuzzer target for the configuration loader (handler/server/sig_yaml.c).
  *
  * Each input is a configuration text, given to sig_yaml_load_string(). The tree that comes back is walked and checked
  * (what libh2o's configurator relies on: valid types, strings present, reference counts that add up) and freed; a
@@ -17,7 +17,7 @@
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
 #include <string.h>
-#include "sig_yaml.h"
+#include "server/sig_yaml.h"
 #include "fuzz_check.h"
 
 #define ERRBUF_SIZE 128

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "sig_signaling.h"
+#include "signaling/sig_signaling.h"
 #include "tap.h"
 
 static char *read_doc(void)

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include "sig_jwt.h"
-#include "sig_protocol.h"
+#include "core/sig_jwt.h"
+#include "core/sig_protocol.h"
 #include "tap.h"
 #include "utf8_reference.h"
 

@@ -1,12 +1,12 @@
 /*
- * test_jwt.c: HS256 token verification (handler/sig_jwt.c). Tokens are made here with OpenSSL, so
+ * test_jwt.c: HS256 token verification (handler/core/sig_jwt.c). Tokens are made here with OpenSSL, so
  * every case names exactly what is wrong with its token.
  */
 #include <stdio.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include "sig_jwt.h"
+#include "core/sig_jwt.h"
 #include "tap.h"
 
 static const unsigned char key[] = "0123456789abcdef0123456789abcdef";

@@ -1,10 +1,10 @@
 /*
- * test_protocol.c: unit tests of handler/sig_protocol.c and the error table of sig_common.c (TAP).
+ * test_protocol.c: unit tests of handler/core/sig_protocol.c and the error table of sig_common.c (TAP).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include "sig_protocol.h"
+#include "core/sig_protocol.h"
 #include "tap.h"
 
 static sig_buf_t scratch = SIG_BUF_INIT; /* shared by every decode, as a connection would */

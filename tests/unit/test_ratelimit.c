@@ -1,7 +1,7 @@
 /*
- * test_ratelimit.c: the per-connection token bucket (handler/sig_ratelimit.h), driven by a fake clock.
+ * test_ratelimit.c: the per-connection token bucket (handler/core/sig_ratelimit.h), driven by a fake clock.
  */
-#include "sig_ratelimit.h"
+#include "core/sig_ratelimit.h"
 #include "tap.h"
 
 int main(void)

@@ -1,9 +1,9 @@
 /*
- * test_registry.c: unit tests of handler/sig_registry.c (TAP).
+ * test_registry.c: unit tests of handler/core/sig_registry.c (TAP).
  */
 #include <stdio.h>
 #include <string.h>
-#include "sig_registry.h"
+#include "core/sig_registry.h"
 #include "tap.h"
 
 static const uint8_t test_key[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};

@@ -4,7 +4,7 @@
  * Cross-thread delivery runs in tests/integration/signaling-threads.test.mjs.
  */
 #include <string.h>
-#include "sig_router.h"
+#include "route/sig_router.h"
 #include "tap.h"
 
 static int deliver_ok[16];  /* per conn_id: does the connection take messages? */

@@ -1,5 +1,5 @@
 /*
- * test_wsframe.c: unit tests of handler/sig_wsframe.c (TAP): the server frame header, the in-place reader of client
+ * test_wsframe.c: unit tests of handler/core/sig_wsframe.c (TAP): the server frame header, the in-place reader of client
  * frames (RFC 6455 sections 5, 7.4 and 8.1, each violation as its close code) and the incremental UTF-8 validator.
  * Client frames are built here and masked with a non-zero key, as a browser does.
  */
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "sig_wsframe.h"
+#include "core/sig_wsframe.h"
 #include "tap.h"
 #include "utf8_reference.h"
 

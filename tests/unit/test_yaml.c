@@ -1,5 +1,5 @@
 /*
- * test_yaml.c: the YAML loader (handler/sig_yaml.c) and our yoml.h against libh2o's configurator.
+ * test_yaml.c: the YAML loader (handler/server/sig_yaml.c) and our yoml.h against libh2o's configurator.
  *
  * Run under valgrind or ASan: every tree is released with yoml_free(), so a leak or a refcount mistake shows there.
  * Fixture files for `!file` are written into a mkdtemp(3) directory that is removed at the end.
@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <h2o.h>
 #include <h2o/configurator.h>
-#include "sig_yaml.h"
+#include "server/sig_yaml.h"
 #include "tap.h"
 
 static char tmpdir[] = "/tmp/test_yaml.XXXXXX";

@@ -12,7 +12,7 @@
 
 const MAX_ID_BYTES = 256;
 
-// code -> msg, as handler/sig_common.h's SIG_ERR_MAP
+// code -> msg, as handler/common/sig_common.h's SIG_ERR_MAP
 const ERRORS = {
     bad_json: 'message is not valid JSON',
     not_object: 'message is not a JSON object',

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 #include <h2o.h>
-#include "sig_ws.h"
+#include "ws/sig_ws.h"
 
 /** Settings of one `signaling: ON` path, inherited from the enclosing levels. */
 typedef struct st_sig_signaling_config_t {

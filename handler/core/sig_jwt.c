@@ -7,8 +7,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <yajl/yajl_tree.h>
-#include "sig_jwt.h"
-#include "sig_registry.h"
+#include "core/sig_json.h"
+#include "core/sig_jwt.h"
+#include "core/sig_registry.h"
 
 /* Appends the base64url decoding (RFC 4648 section 5, no padding) of src; returns 0 or -1. */
 static int base64url_decode(sig_buf_t *out, const char *src, size_t len)

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "sig_common.h"
+#include "common/sig_common.h"
 
 /** Shortest HMAC key accepted: RFC 7518 3.2 wants at least the hash size. */
 #define SIG_JWT_MIN_KEY_LEN 32

@@ -29,7 +29,7 @@
 #include <h2o.h>
 #include <h2o/http1.h>
 #include <h2o/websocket.h>
-#include "sig_ws.h"
+#include "ws/sig_ws.h"
 
 #define SIG_WS_LINGER_MS 3000 /* longest a closing connection may take to finish */
 #define SIG_WS_MAX_CLOSE_REASON 123 /* a control frame carries 125 bytes at most, 2 are the code */

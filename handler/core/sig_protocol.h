@@ -6,7 +6,7 @@
 #define SIG_PROTOCOL_H
 
 #include <stddef.h>
-#include "sig_common.h"
+#include "common/sig_common.h"
 
 /**
  * The client messages this level knows.

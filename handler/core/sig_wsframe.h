@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "sig_common.h" /* sig_buf_t, sig_utf8_feed */
+#include "common/sig_common.h" /* sig_buf_t, sig_utf8_feed */
 
 enum {
     SIG_WSFRAME_CONTINUATION = 0x0,

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <h2o.h>
-#include "sig_common.h"
-#include "sig_registry.h"
+#include "common/sig_common.h"
+#include "core/sig_registry.h"
 
 typedef struct st_sig_router_t sig_router_t;
 

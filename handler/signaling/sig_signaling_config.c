@@ -12,8 +12,8 @@
 #include <string.h>
 #include <h2o.h>
 #include <h2o/configurator.h>
-#include "sig_jwt.h"
-#include "sig_signaling.h"
+#include "core/sig_jwt.h"
+#include "signaling/sig_signaling.h"
 
 #define FIELD(name) offsetof(sig_signaling_config_t, name)
 

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "sig_common.h"
+#include "common/sig_common.h"
 
 /**
  * Longest user id accepted, in bytes. Ids are 1..SIG_USER_ID_MAX arbitrary bytes (compared bytewise).

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <sys/random.h>
 #include <unistd.h>
-#include "sig_registry.h"
+#include "core/sig_registry.h"
 
 #define MIN_BUCKETS 16
 

@@ -4,8 +4,8 @@
  * suite (or a client developer) test the framing layer on its own.
  */
 #include <h2o.h>
-#include "sig_signaling.h"
-#include "sig_ws.h"
+#include "signaling/sig_signaling.h"
+#include "ws/sig_ws.h"
 
 struct st_sig_echo_handler_t {
     h2o_handler_t super;

@@ -8,7 +8,7 @@
 #include <openssl/ssl.h>
 #include <h2o.h>
 #include <h2o/configurator.h>
-#include "sig_server.h"
+#include "server/sig_server.h"
 
 static const struct {
     const char *name;

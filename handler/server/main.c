@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <h2o.h>
 #include "config.h"
-#include "sig_server.h"
+#include "server/sig_server.h"
 
 #ifndef SIG_DEFAULT_CONFIG
 #define SIG_DEFAULT_CONFIG "h2o-conf/h2o.conf"

@@ -11,12 +11,12 @@
 #include <time.h>
 #include <uv.h>
 #include <h2o.h>
-#include "sig_jwt.h"
-#include "sig_protocol.h"
-#include "sig_ratelimit.h"
-#include "sig_router.h"
-#include "sig_signaling.h"
-#include "sig_ws.h"
+#include "core/sig_jwt.h"
+#include "core/sig_protocol.h"
+#include "core/sig_ratelimit.h"
+#include "route/sig_router.h"
+#include "signaling/sig_signaling.h"
+#include "ws/sig_ws.h"
 
 struct st_sig_handler_t {
     h2o_handler_t super;

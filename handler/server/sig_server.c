@@ -20,9 +20,9 @@
 #include <h2o.h>
 #include <h2o/configurator.h>
 #include <h2o/socket/uv-binding.h>
-#include "sig_server.h"
-#include "sig_signaling.h"
-#include "sig_yaml.h"
+#include "server/sig_server.h"
+#include "signaling/sig_signaling.h"
+#include "server/sig_yaml.h"
 
 #define SIG_SHUTDOWN_GRACE_MS 5000 /* in-flight HTTP gets this long after SIGTERM */
 #define SIG_SHUTDOWN_POLL_MS 50

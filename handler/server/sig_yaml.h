@@ -17,7 +17,7 @@
 #define SIG_YAML_H
 
 #include <stddef.h>
-#include "yoml.h"
+#include "server/yoml.h"
 
 /** How many `!file` includes may nest inside the top-level file. */
 #define SIG_YAML_MAX_INCLUDE_DEPTH 16

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <h2o.h>
-#include "sig_wsframe.h" /* SIG_WS_CLOSE_* */
+#include "core/sig_wsframe.h" /* SIG_WS_CLOSE_* */
 
 typedef struct st_sig_ws_conn_t sig_ws_conn_t;
 

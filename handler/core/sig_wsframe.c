@@ -4,7 +4,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "sig_wsframe.h"
+#include "core/sig_wsframe.h"
 
 size_t sig_wsframe_encode_header(uint8_t *dst, uint8_t opcode, uint64_t payload_len)
 {

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <yaml.h>
-#include "sig_yaml.h"
+#include "server/sig_yaml.h"
 
 /* libyaml 0.2.5 has no nesting limit of its own and load_node() recurses; this bounds the stack even across 16 includes
    and is far beyond any real configuration */

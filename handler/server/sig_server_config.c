@@ -8,7 +8,7 @@
 #include <string.h>
 #include <h2o.h>
 #include <h2o/configurator.h>
-#include "sig_server.h"
+#include "server/sig_server.h"
 
 struct st_sig_server_configurator_t {
     h2o_configurator_t super;

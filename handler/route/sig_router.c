@@ -9,7 +9,7 @@
 #include <string.h>
 #include <h2o.h>
 #include <h2o/multithread.h>
-#include "sig_router.h"
+#include "route/sig_router.h"
 
 #define SIG_ROUTER_STACK_ENDPOINTS 16 /* most users have a few devices: look them up without malloc */
 

@@ -5,8 +5,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <yajl/yajl_parse.h>
-#include "sig_protocol.h"
-#include "sig_registry.h" /* SIG_USER_ID_MAX: an id the decoder accepts must be one the registry can bind */
+#include "core/sig_json.h"
+#include "core/sig_protocol.h"
+#include "core/sig_registry.h" /* SIG_USER_ID_MAX: an id the decoder accepts must be one the registry can bind */
 
 #define APPEND_LIT(buf, lit) sig_buf_append((buf), (lit), sizeof(lit) - 1)
 

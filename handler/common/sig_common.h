@@ -184,12 +184,4 @@ int sig_utf8_is_valid(const char *s, size_t len);
  */
 uint32_t sig_utf8_feed(uint32_t state, const uint8_t *bytes, size_t len);
 
-/**
- * Checks the \u escapes of a JSON text (scanned as text; only meaningful for well-formed JSON, and
- * errs on the side of refusing otherwise): returns 0 when every UTF-16 surrogate escape is a proper
- * high+low pair and, unless `allow_nul`, none is \u0000; -1 otherwise. yajl decodes a lone low half
- * to invalid UTF-8 and pairs a high half with whatever escape follows, inventing a character.
- */
-int sig_json_check_escapes(const char *json, size_t len, int allow_nul);
-
 #endif
