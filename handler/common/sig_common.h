@@ -73,6 +73,7 @@ static inline int sig_str_eq(sig_str_t a, sig_str_t b)
     X(AUTH_INVALID, -206, "auth_invalid", "the token is not valid")                                                        \
     X(AUTH_EXPIRED, -207, "auth_expired", "the token has expired")                                                         \
     X(RATE_LIMITED, -208, "rate_limited", "too many messages: slow down")                                                  \
+    X(CLUSTER_UNAVAILABLE, -209, "cluster_unavailable", "the cluster cannot be reached: only users on this server are reachable") \
     X(UNSUPPORTED_DATA, -300, "unsupported_data", "binary messages are not supported")                                     \
     X(MESSAGE_TOO_LARGE, -301, "message_too_large", "message is too large")                                                \
     X(BAD_UTF8, -302, "bad_utf8", "message is not valid UTF-8")                                                            \

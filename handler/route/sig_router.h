@@ -1,12 +1,16 @@
 /*
  * The router: who is where, and the one path a message takes to reach a user's connections,
- * whether they live on this thread or another (later: another node).
+ * whether they live on this thread, another thread, or another node (with a backplane).
  *
  * A router per `signaling: ON` path wraps that path's registry with a lock, because connections on
  * every thread bind, unbind and look up concurrently. Delivery to another thread is a message on
  * that thread's h2o_multithread queue carrying connection ids, never pointers: the owning thread
  * looks each connection up again, and a connection that vanished meanwhile simply counts as not
  * delivered. The router knows nothing of WebSockets: delivering to a local connection is a callback.
+ *
+ * With a backplane (route/sig_backplane.h) a dial is also published to the user's channel in Redis,
+ * and the answer waits for the other nodes' counts (core/sig_dialtally.h); a bind subscribes the
+ * node to the user first, so the acknowledgement comes once other nodes can reach the connection.
  */
 #ifndef SIG_ROUTER_H
 #define SIG_ROUTER_H
@@ -16,6 +20,7 @@
 #include <h2o.h>
 #include "common/sig_common.h"
 #include "core/sig_registry.h"
+#include "route/sig_backplane.h"
 
 typedef struct st_sig_router_t sig_router_t;
 
@@ -26,17 +31,21 @@ typedef struct st_sig_router_t sig_router_t;
 typedef int (*sig_router_deliver_cb)(uint64_t conn_id, const char *payload, size_t len);
 
 /**
- * The outcome of a dial whose delivery crossed threads, called on the dialing thread once every
- * thread involved has answered: `delivered` connections took the message. `cookie` is the router's
- * copy of the bytes given to sig_router_dial, valid during the call.
+ * The outcome of a dial answered later, called on the dialing thread once every thread and node
+ * involved has answered (or the deadline passed): as sig_router_dial's immediate results (> 0 or a
+ * SIG_ERR_*). `cookie` is the router's copy of the bytes given to sig_router_dial, valid during the call.
  */
-typedef void (*sig_router_result_cb)(const void *cookie, size_t cookie_len, size_t delivered);
+typedef void (*sig_router_result_cb)(const void *cookie, size_t cookie_len, int result);
+
+/** A bind answered with SIG_ROUTER_BOUND_LATER is complete: acknowledge connection `conn_id` now. */
+typedef void (*sig_router_bound_cb)(uint64_t conn_id);
 
 /** Process-wide setup before any thread runs. */
-void sig_router_global_init(size_t num_threads, sig_router_deliver_cb deliver, sig_router_result_cb on_result);
-/** Registers the calling thread's receiver on its context's queue. */
+void sig_router_global_init(size_t num_threads, sig_router_deliver_cb deliver, sig_router_result_cb on_result,
+                            sig_router_bound_cb on_bound);
+/** Registers the calling thread's receiver on its context's queue and starts every router's backplane links here. */
 void sig_router_thread_init(h2o_context_t *ctx, uint32_t thread_index);
-/** Unregisters the calling thread's receiver. */
+/** Stops this thread's backplane links (flushing them) and unregisters its receiver. */
 void sig_router_thread_dispose(void);
 /** Process-wide teardown after every thread ended. */
 void sig_router_global_dispose(void);
@@ -44,11 +53,24 @@ void sig_router_global_dispose(void);
 /** The calling thread's index (its sig_endpoint_t.thread). */
 uint32_t sig_router_thread_index(void);
 
-/** Creates the router of one path; `max_conns_per_address` 0 means no cap per client address. */
-sig_router_t *sig_router_create(size_t max_conns_per_user, size_t max_conns_per_address);
+/**
+ * Creates the router of one path; `max_conns_per_address` 0 means no cap per client address. With
+ * `cluster` (NULL: this node alone; it must outlive the router) the path's users are shared with the
+ * other nodes on the same Redis; `route` ("HOST/PATH", copied) names the path among them. Routers
+ * are created before the threads run (sig_router_thread_init starts their links).
+ */
+sig_router_t *sig_router_create(size_t max_conns_per_user, size_t max_conns_per_address, const sig_backplane_config_t *cluster,
+                                sig_str_t route);
 void sig_router_destroy(sig_router_t *router);
 
-/** sig_registry_bind under the router's lock (same contract). */
+/** sig_router_bind's answer when the binding is made but its acknowledgement waits for the backplane. */
+#define SIG_ROUTER_BOUND_LATER 1
+
+/**
+ * sig_registry_bind under the router's lock (same contract and errors). Returns 0 when the bind is
+ * complete, or SIG_ROUTER_BOUND_LATER when the node first subscribes to the user: the bound callback
+ * names ep.conn_id on this thread once dials from other nodes reach it (or Redis is found down).
+ */
 int sig_router_bind(sig_router_t *router, sig_str_t user_id, sig_endpoint_t ep, sig_binding_t **binding);
 /** sig_registry_unbind under the router's lock. */
 void sig_router_unbind(sig_router_t *router, sig_binding_t **binding);
@@ -64,13 +86,15 @@ int sig_router_bind_address(sig_router_t *router, sig_str_t address, sig_endpoin
 void sig_router_unbind_address(sig_router_t *router, sig_binding_t **binding);
 
 /**
- * Sends `payload` to every connection of `user_id`. Returns:
- *   > 0                  that many connections took it (all on this thread);
- *   SIG_ERR_PEER_OFFLINE the user has no connection;
- *   SIG_ERR_PEER_GONE    every connection of the user was gone or closing;
- *   0                    some connections are on other threads: the answer comes later through the
- *                        result callback, with a copy of the `cookie` bytes (what the caller needs to
- *                        answer then). Only this case copies them, so an immediate answer costs no malloc.
+ * Sends `payload` to every connection of `user_id`, on every thread and node. Returns:
+ *   > 0                          that many connections took it (all on this thread);
+ *   SIG_ERR_PEER_OFFLINE         the user has no connection anywhere;
+ *   SIG_ERR_PEER_GONE            every connection of the user was gone or closing;
+ *   SIG_ERR_CLUSTER_UNAVAILABLE  the user has no connection here and Redis cannot be reached;
+ *   0                            other threads or nodes must answer: the result comes later through the
+ *                                result callback, with a copy of the `cookie` bytes (what the caller needs
+ *                                to answer then). Only this case copies them, so an immediate answer
+ *                                costs no malloc.
  */
 int sig_router_dial(sig_router_t *router, sig_str_t user_id, const char *payload, size_t len, const void *cookie,
                     size_t cookie_len);

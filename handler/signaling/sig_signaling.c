@@ -15,12 +15,14 @@
 #include "core/sig_protocol.h"
 #include "core/sig_ratelimit.h"
 #include "route/sig_router.h"
+#include "signaling/sig_redis_config.h"
 #include "signaling/sig_signaling.h"
 #include "ws/sig_ws.h"
 
 struct st_sig_handler_t {
     h2o_handler_t super;
     sig_signaling_config_t config;
+    sig_backplane_config_t cluster; /* with signaling.redis */
     sig_router_t *router;
 };
 
@@ -35,6 +37,8 @@ typedef struct st_sig_session_t {
     sig_ratelimit_t rate;
     sig_buf_t handshake_token; /* from ?access_token= or Sec-WebSocket-Protocol (authentication on) */
     uv_timer_t *expiry;        /* closes the connection when its token expires */
+    sig_buf_t ack_id;          /* the create_connect whose answer waits for the backplane's subscription */
+    int ack_pending;
 } sig_session_t;
 
 /* What answering a dialing later needs (the router keeps a copy when delivery crosses threads):
@@ -117,7 +121,7 @@ static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
         if (claims.name.base != NULL)
             name = claims.name; /* the backend's word wins over what the client types, now and in dialings */
     }
-    if ((err = sig_router_bind(session->handler->router, msg->sponsor_user_id, ep, &session->binding)) != 0) {
+    if ((err = sig_router_bind(session->handler->router, msg->sponsor_user_id, ep, &session->binding)) < 0) {
         reply_error(session, "create_connect_response", err, msg->id);
         return;
     }
@@ -126,6 +130,14 @@ static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
     session->name_is_verified = claims.name.base != NULL;
     sig_buf_reset(&session->name);
     sig_buf_append(&session->name, name.base, name.len);
+    if (err == SIG_ROUTER_BOUND_LATER) {
+        /* other nodes reach this connection only once Redis confirms the subscription: a dial right
+         * after the answer must not read offline (on_bound answers) */
+        sig_buf_reset(&session->ack_id);
+        sig_buf_append(&session->ack_id, msg->id.base, msg->id.len);
+        session->ack_pending = 1;
+        return;
+    }
     if (msg->id.len != 0) {
         sig_encode_create_connect_ok(&tls.out, msg->id, sig_binding_user_id(session->binding));
         send_reply(session, &tls.out);
@@ -191,6 +203,7 @@ static void free_session(sig_session_t *session)
         uv_close((uv_handle_t *)session->expiry, free_handle);
     sig_buf_dispose(&session->name);
     sig_buf_dispose(&session->handshake_token);
+    sig_buf_dispose(&session->ack_id);
     free(session);
 }
 
@@ -243,7 +256,21 @@ static int deliver_local(uint64_t conn_id, const char *payload, size_t len)
     return conn != NULL && sig_ws_send_text(conn, payload, len) == 0;
 }
 
-static void on_dial_result(const void *cookie, size_t cookie_len, size_t delivered)
+static void on_bound(uint64_t conn_id)
+{
+    sig_ws_conn_t *conn = sig_ws_find(conn_id);
+    sig_session_t *session;
+
+    if (conn == NULL || !(session = sig_ws_get_data(conn))->ack_pending || session->binding == NULL)
+        return; /* gone meanwhile, or answered already */
+    session->ack_pending = 0;
+    if (session->ack_id.len != 0) {
+        sig_encode_create_connect_ok(&tls.out, sig_str(session->ack_id.base, session->ack_id.len), sig_binding_user_id(session->binding));
+        send_reply(session, &tls.out);
+    }
+}
+
+static void on_dial_result(const void *cookie, size_t cookie_len, int result)
 {
     struct st_sig_pending_dial_t pending;
     const char *bytes = (const char *)cookie + sizeof(pending);
@@ -252,8 +279,7 @@ static void on_dial_result(const void *cookie, size_t cookie_len, size_t deliver
     memcpy(&pending, cookie, sizeof(pending)); /* the router's copy need not be aligned for it */
     if ((conn = sig_ws_find(pending.sender_conn_id)) != NULL) { /* the sender may have left meanwhile */
         answer_dial(sig_ws_get_data(conn), sig_str(bytes, pending.id_len),
-                    sig_str(bytes + pending.id_len, cookie_len - sizeof(pending) - pending.id_len),
-                    delivered != 0 ? (int)delivered : SIG_ERR_PEER_GONE);
+                    sig_str(bytes + pending.id_len, cookie_len - sizeof(pending) - pending.id_len), result);
         sig_ws_release_close(conn);
     }
 }
@@ -379,20 +405,37 @@ static void on_dispose(h2o_handler_t *_self)
     sig_router_destroy(self->router);
 }
 
-void sig_signaling_register(h2o_pathconf_t *pathconf, const sig_signaling_config_t *config)
+void sig_signaling_register(h2o_pathconf_t *pathconf, h2o_iovec_t hostport, const sig_signaling_config_t *config)
 {
     struct st_sig_handler_t *self = (void *)h2o_create_handler(pathconf, sizeof(*self));
+    sig_buf_t route = SIG_BUF_INIT;
+
     self->super.on_req = on_req;
     self->super.dispose = on_dispose;
     self->config = *config;
-    self->router = sig_router_create(config->max_connections_per_user, config->max_connections_per_ip);
+    if (config->redis != NULL) {
+        self->cluster.shards = config->redis->shards;
+        self->cluster.num_shards = config->redis->num_shards;
+        self->cluster.node_id = (char *)(config->node_id != NULL ? config->node_id : sig_redis_config_default_node_id());
+        self->cluster.timing.connect_timeout = config->redis_connect_timeout;
+        self->cluster.timing.reconnect_min = config->redis_reconnect_min;
+        self->cluster.timing.reconnect_max = config->redis_reconnect_max;
+        self->cluster.result_timeout = config->redis_result_timeout;
+        self->cluster.probe_interval = config->redis_probe_interval;
+    }
+    /* the route's name among the nodes: "HOST/PATH", the same on every node with the same config */
+    sig_buf_append(&route, hostport.base, hostport.len);
+    sig_buf_append(&route, pathconf->path.base, pathconf->path.len);
+    self->router = sig_router_create(config->max_connections_per_user, config->max_connections_per_ip,
+                                     config->redis != NULL ? &self->cluster : NULL, sig_str(route.base, route.len));
+    sig_buf_dispose(&route);
 }
 
 /* ---- process and thread hooks ---- */
 
 void sig_signaling_init(size_t num_threads)
 {
-    sig_router_global_init(num_threads, deliver_local, on_dial_result);
+    sig_router_global_init(num_threads, deliver_local, on_dial_result, on_bound);
 }
 
 void sig_signaling_thread_init(h2o_context_t *ctx, size_t thread_index)

@@ -11,6 +11,8 @@
 #include <h2o.h>
 #include "ws/sig_ws.h"
 
+struct st_sig_redis_conf_t;
+
 /** Settings of one `signaling: ON` path, inherited from the enclosing levels. */
 typedef struct st_sig_signaling_config_t {
     sig_ws_limits_t ws;
@@ -20,6 +22,9 @@ typedef struct st_sig_signaling_config_t {
     size_t rate_limit_burst;
     h2o_iovec_t *auth_key;         /* HS256 key; NULL: authentication off. Owned by the configurator. */
     const char **allowed_origins;  /* NULL-terminated; NULL: any Origin. Owned by the configurator. */
+    const struct st_sig_redis_conf_t *redis; /* NULL: this node alone. Owned by the configurator. */
+    const char *node_id;                     /* NULL: sig_redis_config_default_node_id(). Owned by the configurator. */
+    uint64_t redis_connect_timeout, redis_result_timeout, redis_reconnect_min, redis_reconnect_max, redis_probe_interval;
 } sig_signaling_config_t;
 
 typedef enum en_sig_directive_kind_t {
@@ -27,6 +32,8 @@ typedef enum en_sig_directive_kind_t {
     SIG_DIRECTIVE_U64,      /* a whole number into a uint64_t */
     SIG_DIRECTIVE_KEY_FILE, /* a file whose bytes are a secret key (h2o_iovec_t *) */
     SIG_DIRECTIVE_ORIGINS,  /* one origin or a sequence of them (const char **) */
+    SIG_DIRECTIVE_REDIS,    /* where the nodes meet (sig_redis_conf_t *, signaling/sig_redis_config.h) */
+    SIG_DIRECTIVE_NODE_ID,  /* a node's name among the nodes (const char *) */
 } sig_directive_kind_t;
 
 /** One row of the directive table: the single source of names, defaults, bounds and doc lines. */
@@ -45,8 +52,8 @@ extern const sig_directive_t sig_signaling_directives[];
 /** Registers `signaling` and the `signaling.*` directives. */
 void sig_signaling_register_configurator(h2o_globalconf_t *conf);
 
-/** Installs the handler on a path (what `signaling: ON` does). */
-void sig_signaling_register(h2o_pathconf_t *pathconf, const sig_signaling_config_t *config);
+/** Installs the handler on a path of host `hostport` (what `signaling: ON` does). */
+void sig_signaling_register(h2o_pathconf_t *pathconf, h2o_iovec_t hostport, const sig_signaling_config_t *config);
 
 /** Installs the diagnostic echo endpoint on a path (what `websocket.echo: ON` does): every message
  * comes back through the same WebSocket glue and limits as signaling. */

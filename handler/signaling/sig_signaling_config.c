@@ -13,6 +13,7 @@
 #include <h2o.h>
 #include <h2o/configurator.h>
 #include "core/sig_jwt.h"
+#include "signaling/sig_redis_config.h"
 #include "signaling/sig_signaling.h"
 
 #define FIELD(name) offsetof(sig_signaling_config_t, name)
@@ -38,6 +39,21 @@ const sig_directive_t sig_signaling_directives[] = {
      "file holding the HS256 key (32 bytes or more; one trailing newline is ignored); set, create_connect needs a valid token"},
     {"signaling.allowed-origins", SIG_DIRECTIVE_ORIGINS, FIELD(allowed_origins), 0, 0, 0, "(any) | an origin or a list; `*` is any",
      "Origin values a browser handshake may carry (exact match); any other gets 403 before the upgrade"},
+    {"signaling.redis", SIG_DIRECTIVE_REDIS, FIELD(redis), 0, 0, 0,
+     "(none: this node alone) | `HOST:PORT`, `unix:PATH`, a mapping, a sequence (shards)",
+     "the Redis through which several nodes share this path's users (docs/scaling.md); `-t` checks it without connecting"},
+    {"signaling.node-id", SIG_DIRECTIVE_NODE_ID, FIELD(node_id), 0, 0, 0, "(HOSTNAME-PID-RANDOM) | 1 to 64 of `A-Z a-z 0-9 . - _`",
+     "this node's name in Redis; every node needs its own (the default is unique per process)"},
+    {"signaling.redis-connect-timeout", SIG_DIRECTIVE_U64, FIELD(redis_connect_timeout), 1000, 10, 60000, NULL,
+     "milliseconds a connection to Redis (Sentinel lookup and handshake included) may take before it is retried"},
+    {"signaling.redis-result-timeout", SIG_DIRECTIVE_U64, FIELD(redis_result_timeout), 1000, 10, 60000, NULL,
+     "milliseconds a dial waits for the other nodes' counts; a node that has not answered by then counts 0"},
+    {"signaling.redis-reconnect-min", SIG_DIRECTIVE_U64, FIELD(redis_reconnect_min), 100, 10, 60000, NULL,
+     "milliseconds before the first reconnect to Redis; each failure in a row doubles it (jittered by 25%)"},
+    {"signaling.redis-reconnect-max", SIG_DIRECTIVE_U64, FIELD(redis_reconnect_max), 5000, 10, 600000, NULL,
+     "the longest wait between two reconnects to Redis, in milliseconds"},
+    {"signaling.redis-probe-interval", SIG_DIRECTIVE_U64, FIELD(redis_probe_interval), 1000, 50, 60000, NULL,
+     "milliseconds between probes of each Redis shard; one silent for 3 intervals is reconnected (a stopped Redis is found in seconds)"},
     {NULL}};
 
 struct st_sig_signaling_configurator_t {
@@ -82,6 +98,30 @@ static void *own(struct st_sig_signaling_configurator_t *self, void *p)
     h2o_vector_reserve(NULL, &self->owned, self->owned.size + 1);
     self->owned.entries[self->owned.size++] = p;
     return p;
+}
+
+static void *own_cb(void *self, void *p)
+{
+    return own(self, p);
+}
+
+static int on_config_redis(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+{
+    struct st_sig_signaling_configurator_t *self = (void *)cmd->configurator;
+    const sig_redis_conf_t *conf = sig_redis_config_parse(cmd, node, own_cb, self);
+    if (conf == NULL)
+        return -1;
+    self->vars->redis = conf;
+    return 0;
+}
+
+static int on_config_node_id(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+{
+    struct st_sig_signaling_configurator_t *self = (void *)cmd->configurator;
+    if (sig_redis_config_check_node_id(cmd, node) != 0)
+        return -1;
+    self->vars->node_id = own(self, h2o_strdup(NULL, node->data.scalar, SIZE_MAX).base);
+    return 0;
 }
 
 static int on_config_key_file(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
@@ -157,10 +197,17 @@ static int on_config_switch(h2o_configurator_command_t *cmd, h2o_configurator_co
     case 0:
         return 0;
     case 1:
-        if (strcmp(cmd->name, "websocket.echo") == 0)
+        if (strcmp(cmd->name, "websocket.echo") == 0) {
             sig_echo_register(ctx->pathconf, self->vars);
-        else
-            sig_signaling_register(ctx->pathconf, self->vars);
+        } else {
+            if (self->vars->redis != NULL && self->vars->redis_reconnect_min > self->vars->redis_reconnect_max) {
+                h2o_configurator_errprintf(cmd, node, "signaling.redis-reconnect-min (%llu) is above signaling.redis-reconnect-max (%llu)",
+                                           (unsigned long long)self->vars->redis_reconnect_min,
+                                           (unsigned long long)self->vars->redis_reconnect_max);
+                return -1;
+            }
+            sig_signaling_register(ctx->pathconf, ctx->hostconf->authority.hostport, self->vars);
+        }
         return 0;
     default:
         return -1;
@@ -213,9 +260,13 @@ void sig_signaling_register_configurator(h2o_globalconf_t *conf)
         }
         h2o_configurator_define_command(&c->super, d->name,
                                         H2O_CONFIGURATOR_FLAG_ALL_LEVELS |
-                                            (d->kind == SIG_DIRECTIVE_ORIGINS ? 0 : H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR),
-                                        d->kind == SIG_DIRECTIVE_KEY_FILE ? on_config_key_file
+                                            (d->kind == SIG_DIRECTIVE_ORIGINS || d->kind == SIG_DIRECTIVE_REDIS
+                                                 ? 0
+                                                 : H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR),
+                                        d->kind == SIG_DIRECTIVE_KEY_FILE  ? on_config_key_file
                                         : d->kind == SIG_DIRECTIVE_ORIGINS ? on_config_origins
+                                        : d->kind == SIG_DIRECTIVE_REDIS   ? on_config_redis
+                                        : d->kind == SIG_DIRECTIVE_NODE_ID ? on_config_node_id
                                                                            : on_config_number);
     }
     c->super.enter = on_config_enter;

@@ -20,9 +20,14 @@ static int deliver(uint64_t conn_id, const char *payload, size_t len)
     return 1;
 }
 
-static void on_result(const void *cookie, size_t cookie_len, size_t delivered)
+static void on_result(const void *cookie, size_t cookie_len, int result)
 {
     ok(0, "no dial on one thread is answered later");
+}
+
+static void on_bound(uint64_t conn_id)
+{
+    ok(0, "no bind without a backplane is acknowledged later");
 }
 
 static sig_endpoint_t ep(uint64_t conn_id)
@@ -36,8 +41,8 @@ int main(void)
     sig_router_t *router;
     sig_binding_t *a = NULL, *b1 = NULL, *b2 = NULL, *c = NULL;
 
-    sig_router_global_init(1, deliver, on_result);
-    router = sig_router_create(2, 0);
+    sig_router_global_init(1, deliver, on_result, on_bound);
+    router = sig_router_create(2, 0, NULL, SIG_STRLIT("default/WsService"));
 
     is_int(sig_router_dial(router, SIG_STRLIT("2211"), "x", 1, NULL, 0), SIG_ERR_PEER_OFFLINE, "nobody registered: peer_offline");
 
@@ -72,7 +77,7 @@ int main(void)
     sig_router_destroy(router);
 
     /* connections per client address: the same registry, keyed by address */
-    router = sig_router_create(8, 2);
+    router = sig_router_create(8, 2, NULL, SIG_STRLIT("default/WsService"));
     {
         sig_binding_t *x1 = NULL, *x2 = NULL, *x3 = NULL, *y = NULL;
         is_int(sig_router_bind_address(router, SIG_STRLIT("127.0.0.1"), ep(1), &x1), 0, "first connection from an address");
@@ -89,7 +94,7 @@ int main(void)
         sig_router_unbind_address(router, &y);
     }
     sig_router_destroy(router);
-    router = sig_router_create(8, 0);
+    router = sig_router_create(8, 0, NULL, SIG_STRLIT("default/WsService"));
     {
         sig_binding_t *z = NULL;
         size_t i;
