@@ -281,7 +281,8 @@ static void on_connect(const redisAsyncContext *_ac, int status)
     }
     link->state = HANDSHAKE;
     link->handshake_pending = 0;
-    redisEnableKeepAlive(&ac->c);
+    if ((ac->c.flags & REDIS_CONNECTED) != 0 && ac->c.connection_type == REDIS_CONN_TCP)
+        redisEnableKeepAlive(&ac->c); /* on a unix socket it fails and leaves an error in the context */
     if (link->target->password != NULL) {
         redisAsyncCommand(ac, on_handshake_reply, NULL, "AUTH %s", link->target->password);
         ++link->handshake_pending;

@@ -326,9 +326,22 @@ static void locked_unbind(sig_router_t *router, sig_registry_t *registry, sig_bi
 
 int sig_router_bind(sig_router_t *router, sig_str_t user_id, sig_endpoint_t ep, sig_binding_t **binding)
 {
-    int ret = locked_bind(router, router->registry, user_id, ep, binding);
-    if (ret != 0 || router->backplane == NULL)
+    char old[SIG_USER_ID_MAX];
+    size_t old_len = 0;
+    int rebinding = *binding != NULL, ret;
+
+    if (rebinding && router->backplane != NULL) { /* the registry frees the old id when the connection moves */
+        sig_str_t id = sig_binding_user_id(*binding);
+        memcpy(old, id.base, id.len);
+        old_len = id.len;
+    }
+    if ((ret = locked_bind(router, router->registry, user_id, ep, binding)) != 0 || router->backplane == NULL)
         return ret;
+    if (rebinding) {
+        if (sig_str_eq(sig_str(old, old_len), user_id))
+            return 0; /* the same identity again: the node's count of it does not change */
+        sig_backplane_unsubscribe(router->backplane, sig_str(old, old_len));
+    }
     sig_backplane_subscribe(router->backplane, user_id, this_thread, ep.conn_id);
     return SIG_ROUTER_BOUND_LATER;
 }
