@@ -42,7 +42,8 @@
 void sig_bus_user_channel(sig_buf_t *out, sig_str_t prefix, sig_str_t route, sig_str_t user_id);
 
 /**
- * Appends the channel of node `node_id` (its RESULTs and probes) to `out`: PREFIX "n:" NODE.
+ * Appends the channel of node `node_id` (its RESULTs and probes) to `out`: PREFIX "n:" NODE. The backplane
+ * appends ":" ROUTE, so that each route of a node has its own.
  */
 void sig_bus_node_channel(sig_buf_t *out, sig_str_t prefix, sig_str_t node_id);
 

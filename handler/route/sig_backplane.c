@@ -42,6 +42,7 @@ struct st_shard_owner_t {
     int ready;                  /* the node channel is subscribed: RESULTs and probes can arrive */
     size_t resync_bucket;       /* re-subscription: the next bucket to send */
     size_t resync_outstanding;  /* confirmations of the last batch still due */
+    size_t unsub_outstanding;   /* UNSUBSCRIBE confirmations still due (a stopping link waits for them) */
     uv_timer_t probe_timer;
     uint64_t probe_seq, probe_seen_at, up_at;
 };
@@ -94,6 +95,7 @@ struct st_bp_msg_t {
 };
 
 static __thread sig_buf_t scratch, scratch2;
+static _Atomic int messages_stopped; /* the threads are being torn down: see sig_backplane_stop_messages */
 static __thread int32_t current_thread = -1; /* the calling thread's index, once a backplane knows it */
 
 static uint64_t now_ms(struct st_bp_thread_t *t)
@@ -247,6 +249,8 @@ static void on_bus_message(struct st_shard_owner_t *o, const char *bytes, size_t
 
     if (sig_bus_decode(bytes, len, &msg) != 0)
         return; /* not ours: another program shares the prefix */
+    if (atomic_load(&messages_stopped))
+        return; /* tearing down: nothing is delivered any more (the dialer's deadline answers for us) */
     switch (msg.kind) {
     case SIG_BUS_DIAL:
         if (sig_str_eq(msg.node, sig_backplane_node_id(bp))) {
@@ -285,6 +289,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *_reply, void *privdata)
             on_bus_message(o, reply->element[2]->str, reply->element[2]->len);
     } else if (strcmp(reply->element[0]->str, "subscribe") == 0) {
         on_confirmed(o, reply->element[1]->str, reply->element[1]->len);
+    } else if (strcmp(reply->element[0]->str, "unsubscribe") == 0 && o->unsub_outstanding != 0) {
+        --o->unsub_outstanding;
     }
 }
 
@@ -308,6 +314,7 @@ static void on_sub_down(sig_redis_link_t *link, void *data)
     o->ready = 0;
     atomic_store(&o->bp->shard_ready[o->shard], 0);
     o->resync_outstanding = 0;
+    o->unsub_outstanding = 0;
     /* Redis dropped every subscription: they are local only until the resync; binds waiting for a
      * confirmation are acknowledged now, as with Redis down */
     for (i = 0; i != o->num_buckets; ++i) {
@@ -362,6 +369,7 @@ static void on_unsubscribe_request(struct st_shard_owner_t *o, const char *chann
         const char *argv[2] = {"UNSUBSCRIBE", e->channel};
         size_t lens[2] = {11, e->channel_len};
         redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, lens);
+        ++o->unsub_outstanding;
     }
     *slot = e->next;
     --o->num_entries;
@@ -468,6 +476,10 @@ static void send_msg(sig_backplane_t *bp, uint32_t to, enum msg_kind kind, uint3
     msg->channel_len = channel_len;
     if (channel_len != 0)
         memcpy(msg->channel, channel, channel_len);
+    if (atomic_load(&messages_stopped)) {
+        free(msg);
+        return;
+    }
     h2o_multithread_send_message(&bp->threads[to].receiver, &msg->super);
 }
 
@@ -626,6 +638,8 @@ static void unsubscribe_all(struct st_shard_owner_t *o)
         return;
     argv[0] = "UNSUBSCRIBE";
     lens[0] = 11;
+    argv[argc] = o->bp->node_channels[o->shard];
+    lens[argc++] = o->bp->node_channel_lens[o->shard];
     for (i = 0; i != o->num_buckets; ++i) {
         struct st_sub_entry_t *e;
         for (e = o->buckets[i]; e != NULL; e = e->next) {
@@ -636,12 +650,24 @@ static void unsubscribe_all(struct st_shard_owner_t *o)
             lens[argc++] = e->channel_len;
             if (argc == RESUBSCRIBE_BATCH + 1) {
                 redisAsyncCommandArgv(ac, NULL, NULL, argc, argv, lens);
+                o->unsub_outstanding += (size_t)argc - 1;
                 argc = 1;
             }
         }
     }
-    if (argc > 1)
+    if (argc > 1) {
         redisAsyncCommandArgv(ac, NULL, NULL, argc, argv, lens);
+        o->unsub_outstanding += (size_t)argc - 1;
+    }
+}
+
+static int unsubscribes_pending(sig_backplane_t *bp, uint32_t thread)
+{
+    uint32_t s;
+    for (s = 0; s != bp->config->num_shards; ++s)
+        if (owner_of(bp, s) == thread && bp->owners[s].unsub_outstanding != 0 && sig_redis_link_context(bp->owners[s].sub) != NULL)
+            return 1;
+    return 0;
 }
 
 void sig_backplane_thread_dispose(sig_backplane_t *bp)
@@ -657,15 +683,21 @@ void sig_backplane_thread_dispose(sig_backplane_t *bp)
     /* the last connections' unsubscribe requests may still be in this thread's queue */
     for (s = 0; s != 3; ++s)
         uv_run(loop, UV_RUN_NOWAIT);
+    /* users still held (connections that did not close in time) are unsubscribed in batches; hiredis
+     * closes a subscriber at once without flushing it (no reply callback is pending on it), so the
+     * confirmations are awaited here: Redis then frees the subscriptions batch by batch instead of all
+     * at once when the socket closes (about 1.1 s of stall per million) */
+    for (s = 0; s != bp->config->num_shards; ++s)
+        if (owner_of(bp, s) == t->index)
+            unsubscribe_all(bp->owners + s);
+    give_up = uv_now(loop) + 1000;
+    while (unsubscribes_pending(bp, t->index) && uv_now(loop) < give_up)
+        uv_run(loop, UV_RUN_ONCE);
     for (s = 0; s != bp->config->num_shards; ++s) {
         struct st_shard_owner_t *o = bp->owners + s;
         if (owner_of(bp, s) != t->index)
             continue;
         uv_close((uv_handle_t *)&o->probe_timer, on_timer_closed);
-        /* users still held (connections that did not close in time) are unsubscribed in batches, and
-         * the link flushes them before it closes: Redis then frees the subscriptions batch by batch
-         * instead of all at once when the socket closes (about 1.1 s of stall per million) */
-        unsubscribe_all(o);
         sig_redis_link_stop(o->sub);
         o->sub = NULL;
         o->ready = 0;
@@ -678,7 +710,7 @@ void sig_backplane_thread_dispose(sig_backplane_t *bp)
     give_up = uv_now(loop) + 3000;
     while (sig_redis_link_count_open() != 0 && uv_now(loop) < give_up)
         uv_run(loop, UV_RUN_ONCE);
-    uv_run(loop, UV_RUN_NOWAIT); /* the timers' close callbacks */
+    uv_run(loop, UV_RUN_NOWAIT); /* the timers' close callbacks, and what other threads sent before the stop */
     h2o_multithread_unregister_receiver(t->ctx->queue, &t->receiver);
     free(t->pubs);
     t->pubs = NULL;
@@ -751,6 +783,11 @@ void sig_backplane_publish_result(sig_backplane_t *bp, uint32_t shard, sig_str_t
     sig_buf_reset(&scratch2);
     sig_bus_encode_result(&scratch2, thread, seq, delivered);
     publish(t->pubs + shard, scratch.base, scratch.len, scratch2.base, scratch2.len, 0);
+}
+
+void sig_backplane_stop_messages(void)
+{
+    atomic_store(&messages_stopped, 1);
 }
 
 int sig_backplane_is_up(sig_backplane_t *bp)

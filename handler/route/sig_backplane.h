@@ -86,6 +86,9 @@ int sig_backplane_publish_dial(sig_backplane_t *bp, sig_str_t user_id, uint64_t 
 void sig_backplane_publish_result(sig_backplane_t *bp, uint32_t shard, sig_str_t origin, uint32_t thread, uint64_t seq,
                                   uint64_t delivered);
 
+/** From now on this process's backplane messages between threads are dropped (sig_router_stop_messages). */
+void sig_backplane_stop_messages(void);
+
 /** Whether every shard's subscriber is up (for status and metrics). */
 int sig_backplane_is_up(sig_backplane_t *bp);
 

@@ -23,7 +23,7 @@ struct st_sig_redis_link_t {
     const sig_redis_target_t *target;
     const sig_redis_timing_t *timing;
     char *name;
-    int quiet;
+    int quiet, quiet_by_default;
     sig_redis_link_cb on_up, on_down;
     void *data;
     enum link_state state;
@@ -370,7 +370,6 @@ static void ask_next_sentinel(sig_redis_link_t *link)
         redisAsyncCommand(link->ac, on_sentinel_reply, link, "SENTINEL get-master-addr-by-name %s", t->master_name);
         return;
     }
-    ++link->next_sentinel;
     fail(link, "no sentinel gave the master's address");
 }
 
@@ -379,6 +378,9 @@ static void start_attempt(sig_redis_link_t *link)
     link->state = link->target->master_name != NULL ? RESOLVING : CONNECTING;
     uv_timer_start(&link->deadline_timer, on_deadline, link->timing->connect_timeout, 0);
     if (link->target->master_name != NULL) {
+        /* each attempt starts at the next sentinel: one that accepts connections but never answers
+         * costs one connect timeout, not every attempt */
+        link->next_sentinel = (link->next_sentinel + 1) % link->target->num_sentinels;
         link->sentinels_tried = 0;
         ask_next_sentinel(link);
     } else {
@@ -400,7 +402,7 @@ sig_redis_link_t *sig_redis_link_start(uv_loop_t *loop, const sig_redis_target_t
     link->loop = loop;
     link->target = target;
     link->timing = timing;
-    link->quiet = quiet;
+    link->quiet = link->quiet_by_default = quiet;
     link->on_up = on_up;
     link->on_down = on_down;
     link->data = data;
@@ -427,8 +429,11 @@ uint64_t sig_redis_link_reconnects(sig_redis_link_t *link)
 
 void sig_redis_link_reset(sig_redis_link_t *link, const char *why)
 {
-    if (link->state == UP || link->state == HANDSHAKE)
+    if (link->state == UP || link->state == HANDSHAKE) {
+        link->quiet = 0; /* a reset is rare and worth a line even from a link that is otherwise quiet */
         fail(link, why);
+        link->quiet = link->quiet_by_default;
+    }
 }
 
 static void on_timer_closed(uv_handle_t *handle)
@@ -459,8 +464,8 @@ void sig_redis_link_stop(sig_redis_link_t *link)
     uv_timer_stop(&link->deadline_timer);
     link->state = STOPPING;
     if (link->ac != NULL && was_up) {
-        /* graceful: hiredis writes what is queued and waits for the replies (an UNSUBSCRIBE must reach
-         * Redis), then closes and calls on_disconnect, which finishes the link; or the grace runs out */
+        /* graceful: hiredis waits for the replies still awaited (a publisher's), then closes and calls
+         * on_disconnect, which finishes the link; or the grace runs out */
         uv_timer_start(&link->deadline_timer, on_deadline, SIG_REDIS_STOP_GRACE_MS, 0);
         redisAsyncDisconnect(link->ac);
         return;

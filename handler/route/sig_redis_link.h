@@ -61,9 +61,11 @@ uint64_t sig_redis_link_reconnects(sig_redis_link_t *link);
 /** Drops the connection (on_down runs if it was up) and reconnects after the backoff; `why` is logged. */
 void sig_redis_link_reset(sig_redis_link_t *link, const char *why);
 /**
- * Ends the link: a connection that is up is closed once what was sent is written and answered
- * (hiredis's graceful disconnect, at most a second; on_down is not called), anything else stops at
- * once. The link is freed through the loop: run it until sig_redis_link_count_open() is 0.
+ * Ends the link: a connection that is up is closed once the replies still awaited have come (hiredis's
+ * graceful disconnect, at most a second; on_down is not called), anything else stops at once. hiredis
+ * does not wait for what has no reply callback (UNSUBSCRIBE, a subscriber's commands): wait for their
+ * confirmations before stopping. The link is freed through the loop: run it until
+ * sig_redis_link_count_open() is 0.
  */
 void sig_redis_link_stop(sig_redis_link_t *link);
 /** The `data` of the link whose connection `ac` is or was (valid in reply callbacks, also those that

@@ -9,6 +9,7 @@
  * gets a ticket too, which answers that node instead of a local sender.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <h2o.h>
 #include <h2o/multithread.h>
@@ -63,6 +64,7 @@ static struct {
     sig_router_result_cb on_result;
     sig_router_bound_cb on_bound;
     sig_router_t *routers;
+    _Atomic int messages_stopped;
 } global;
 
 static __thread uint32_t this_thread;
@@ -169,6 +171,22 @@ static void on_ticket_deadline(h2o_timeout_entry_t *entry)
 
 /* ---- threads ---- */
 
+/* Sends unless the threads are being torn down (then the answer is of no use to anyone). */
+static void send_message(uint32_t to, struct st_sig_router_msg_t *msg)
+{
+    if (atomic_load(&global.messages_stopped)) {
+        free(msg);
+        return;
+    }
+    h2o_multithread_send_message(global.receivers + to, &msg->super);
+}
+
+void sig_router_stop_messages(void)
+{
+    atomic_store(&global.messages_stopped, 1);
+    sig_backplane_stop_messages();
+}
+
 static void send_result(uint32_t to, struct st_sig_router_ticket_t *ticket, size_t delivered)
 {
     struct st_sig_router_msg_t *msg = h2o_mem_alloc(sizeof(*msg));
@@ -176,7 +194,7 @@ static void send_result(uint32_t to, struct st_sig_router_ticket_t *ticket, size
     msg->kind = MSG_RESULT;
     msg->ticket = ticket;
     msg->delivered = delivered;
-    h2o_multithread_send_message(global.receivers + to, &msg->super);
+    send_message(to, msg);
 }
 
 static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -251,6 +269,8 @@ void sig_router_thread_dispose(void)
         }
         h2o_timeout_dispose(this_loop, router->deadlines + this_thread);
     }
+    /* what other threads sent before sig_router_stop_messages: h2o asserts the receiver is empty */
+    uv_run(this_loop, UV_RUN_NOWAIT);
     h2o_multithread_unregister_receiver(receiver->queue, receiver);
     free(tickets.slots);
     memset(&tickets, 0, sizeof(tickets));
@@ -386,7 +406,7 @@ static void send_deliver(uint32_t to, const sig_endpoint_t *eps, size_t num_eps,
     msg->payload = (char *)(msg->conn_ids + n);
     msg->payload_len = len;
     memcpy(msg->payload, payload, len);
-    h2o_multithread_send_message(global.receivers + to, &msg->super);
+    send_message(to, msg);
 }
 
 /* Delivers to every local connection of `user_id`: those of this thread now, the others through their

@@ -45,7 +45,12 @@ void sig_router_global_init(size_t num_threads, sig_router_deliver_cb deliver, s
                             sig_router_bound_cb on_bound);
 /** Registers the calling thread's receiver on its context's queue and starts every router's backplane links here. */
 void sig_router_thread_init(h2o_context_t *ctx, uint32_t thread_index);
-/** Stops this thread's backplane links (flushing them) and unregisters its receiver. */
+/**
+ * From now on messages between threads (this router's and the backplanes') are dropped, not sent:
+ * called by each thread once every thread's loop has stopped, before any disposes.
+ */
+void sig_router_stop_messages(void);
+/** Stops this thread's backplane links (flushing them), drains and unregisters its receiver. */
 void sig_router_thread_dispose(void);
 /** Process-wide teardown after every thread ended. */
 void sig_router_global_dispose(void);

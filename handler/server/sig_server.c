@@ -363,6 +363,12 @@ static void *run_thread(void *arg)
         h2o_filecache_clear(thread->ctx.filecache);
     }
 
+    /* a thread tearing down must not get messages from one still running (h2o's queue asserts on a
+     * message to a receiver that unregistered, and frees the queue): wait for every loop to stop, then
+     * have every later message dropped */
+    pthread_barrier_wait(&server->shutdown_barrier);
+    sig_signaling_thread_quiesce();
+
     if (thread->num_connections != 0) {
         /* the grace period ran out with clients still attached: leave their memory to the process exit */
         fprintf(stderr, "h2o-signaling: thread %zu: %zu connection(s) still open after %d ms, exiting anyway\n", thread->index,
@@ -399,6 +405,7 @@ int sig_server_run(sig_server_t *server)
     }
     sig_signaling_init(server->num_threads);
     pthread_barrier_init(&server->startup_barrier, NULL, (unsigned)server->num_threads);
+    pthread_barrier_init(&server->shutdown_barrier, NULL, (unsigned)server->num_threads);
     fprintf(stderr, "h2o-signaling: serving %s with %zu thread(s)\n", server->config_file, server->num_threads);
     for (i = 1; i < server->num_threads; ++i) {
         int err = pthread_create(&server->threads[i].tid, NULL, run_thread, server->threads + i);
@@ -411,6 +418,7 @@ int sig_server_run(sig_server_t *server)
     for (i = 1; i < server->num_threads; ++i)
         pthread_join(server->threads[i].tid, NULL);
     pthread_barrier_destroy(&server->startup_barrier);
+    pthread_barrier_destroy(&server->shutdown_barrier);
     if (server->pid_file != NULL)
         unlink(server->pid_file);
     return 0;

@@ -39,6 +39,7 @@ typedef struct st_sig_server_t {
     /* runtime */
     sig_thread_t *threads;
     pthread_barrier_t startup_barrier;
+    pthread_barrier_t shutdown_barrier; /* every loop has stopped: no thread sends another a message now */
     volatile int num_connections; /* accepted sockets open in the whole process (atomic) */
 } sig_server_t;
 

@@ -450,6 +450,11 @@ void sig_signaling_thread_shutdown(void)
     sig_ws_thread_shutdown();
 }
 
+void sig_signaling_thread_quiesce(void)
+{
+    sig_router_stop_messages();
+}
+
 void sig_signaling_thread_dispose(void)
 {
     sig_router_thread_dispose();

@@ -65,6 +65,8 @@ void sig_signaling_init(size_t num_threads);
 void sig_signaling_thread_init(h2o_context_t *ctx, size_t thread_index);
 /** Server shutdown: every WebSocket of the calling thread gets close 1001. */
 void sig_signaling_thread_shutdown(void);
+/** After every thread's loop stopped: messages between threads are dropped from now on. */
+void sig_signaling_thread_quiesce(void);
 /** Per-thread teardown, once its connections are gone. */
 void sig_signaling_thread_dispose(void);
 /** Process-wide teardown, after every thread ended. */

@@ -198,16 +198,16 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
         const { redis, nodes: [A, B] } = await cluster(t, { n: 2, threads: 4 });
         const caller = await register(A.wsUrl, 'ack-caller');
         open.push(caller);
-        const check = async (user, ws, id) => {
+        const check = async (user, ws, id, from = caller) => {
             // both at once, right after the ack: the Redis view and a dial from A
             const [channels, reply] = await Promise.all([
                 userChannels(redis, user).then(async (chs) => ({ chs, counts: await Promise.all(chs.map((c) => redis.numsub(c))) })),
-                dialAnswer(caller, { receiverUserId: user, id }),
+                dialAnswer(from, { receiverUserId: user, id }),
             ]);
             assert.equal(channels.chs.length, 1, `right after the ack of ${user}: expected 1 user channel in PUBSUB CHANNELS, got ${JSON.stringify(channels.chs)}`);
             assert.deepEqual(channels.counts, [1], `right after the ack: PUBSUB NUMSUB ${channels.chs[0]}`);
             assert.equal(reply, dialingOkText(id, user, 1), `dial from A right after the ack of ${user} on B: got ${reply}`);
-            assert.equal(await nextText(ws), calledText({ sponsorUserId: 'ack-caller' }));
+            assert.equal(await nextText(ws), calledText({ sponsorUserId: from === caller ? 'ack-caller' : `${user}-caller` }));
         };
         for (let i = 0; i < 15; i++) {
             const user = `ack-${i}`;
@@ -216,17 +216,21 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
             await check(user, ws, i);
         }
         // a burst: 20 connections register at once, each checked as soon as its own ack is in
+        // (one caller each: answers on one socket are read in order)
+        const callers = [];
+        for (let k = 0; k < 20; k++) callers.push(await register(A.wsUrl, `ack-burst-${k}-caller`));
+        open.push(...callers);
         await Promise.all(
-            Array.from({ length: 20 }, async (_, k) => {
+            callers.map(async (from, k) => {
                 const user = `ack-burst-${k}`;
                 const ws = await register(B.wsUrl, user);
                 open.push(ws);
-                await check(user, ws, `b${k}`);
+                await check(user, ws, `b${k}`, from);
             }),
         );
     });
 
-    test("channel layout: sig:u:default/WsService:<user> per (user, node) holding it, sig:n:<node-id> per node", { timeout: 20000 }, async (t) => {
+    test("channel layout: sig:u:default/WsService:<user> per (user, node) holding it, sig:n:<node-id>:default/WsService per node", { timeout: 20000 }, async (t) => {
         const open = sockets(t);
         const { redis, nodes: [A, B] } = await cluster(t, { n: 2 });
         for (const n of [A, B]) assert.equal(await redis.numsub(nodeChannel(n.nodeId)), 1, `PUBSUB NUMSUB ${nodeChannel(n.nodeId)}`);

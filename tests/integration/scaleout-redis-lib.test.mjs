@@ -85,6 +85,21 @@ describe('startRedis', { timeout: 30000 }, () => {
         assert.equal(st.timedOut, false, `a paused redis stops on SIGTERM (+SIGCONT): ${JSON.stringify(st)}`);
     });
 
+    test('password: requirepass is set, command() authenticates, a client without it gets NOAUTH', async (t) => {
+        const redis = await startRedis({ password: 'p w' });
+        t.after(() => redis.stop());
+        assert.equal(await redis.command('PING'), 'PONG');
+        await assert.rejects(redisCommand(redis.port, ['PING']), /NOAUTH/);
+        await assert.rejects(redisCommand(redis.port, ['PING'], { password: 'wrong' }), /AUTH: WRONGPASS/);
+    });
+
+    test('unixsocket: true listens on DIR/redis.sock too', async (t) => {
+        const redis = await startRedis({ unixsocket: true });
+        t.after(() => redis.stop());
+        assert.equal(redis.socket, `${redis.dir}/redis.sock`);
+        assert.deepEqual(await redis.command('CONFIG', 'GET', 'unixsocket'), ['unixsocket', redis.socket]);
+    });
+
     test('a given port and extra args are used; kill() ends it at once', async (t) => {
         const [port] = await freePorts(1);
         const redis = await startRedis({ port, args: ['--maxmemory', '12mb'] });

@@ -14,8 +14,9 @@
 //       Bounded: `commandTimeout` ms (default 2000; a paused Redis rejects, it does not hang).
 //       stop() (SIGTERM, SIGKILL after 5 s) is idempotent and never throws, for t.after();
 //       start() starts it again on the same port with the same arguments (after stop/kill);
-//       restart() = stop() + start(); kill(sig) just signals (default SIGKILL; `exited` tells
-//       when it is gone); pause()/resume() = SIGSTOP/SIGCONT.
+//       restart() = stop() + start(); kill(sig) sends sig (default SIGKILL, and then waits
+//       until it is gone; `exited` tells that for other signals); pause()/resume() =
+//       SIGSTOP/SIGCONT.
 //   startSentinel({masterName, masterPort, quorum, down_after_ms, failover_timeout_ms, port})
 //       -> `redis-server sentinel.conf --sentinel` monitoring 127.0.0.1:masterPort; same object.
 //   A replica: startRedis({args: ['--replicaof', '127.0.0.1', String(masterPort)]}).
@@ -37,20 +38,22 @@
 //   userChannels(redis, userId) -> the `sig:u:…:<userId>` channels that Redis has (PUBSUB CHANNELS)
 //   startNodes(t, specs) -> starts one node per startNode() spec, in parallel; each is stopped
 //       in t.after (also when another one failed to start)
-//   waitNodesLinked(redis, nodes, {timeout}) -> polls until every node's `sig:n:` channel has
+//   waitNodesLinked(redis, nodes, {timeout}) -> polls until every node's nodeChannel() has
 //       a subscriber on `redis` (a node that is not linked cannot receive RESULTs)
 //   nodeLogs(nodes) -> the tail of each node's stderr, for failure messages
 //   waitCrossNode(nodes, {timeout}) -> polls with probe users until a dialing from every node
 //       to a user on every other node is delivered (closes the probes); returns the ms it took
 //   dialAnswer(ws, fields, timeout) -> sends a dialing (fields must carry a unique `id`) and
-//       returns the text of the dialing_response with that id, skipping other messages
+//       returns the text of the dialing_response with that id, skipping other messages (one
+//       at a time per socket: concurrent calls on one socket would take each other's answers)
 //   waitDelivered(ws, receiverUserId, n, {timeout}) -> polls with dialAnswer until the answer is
 //       `delivered: n`; returns {ms, attempts, answers} (each attempt may push a `called`)
 //   drain(ws, ms) -> drops the messages queued on ws (and those arriving within `ms`)
 //   clusterUnavailableText(id) -> the exact cluster_unavailable answer
 //   noMessageWithin(ws, ms) -> resolves true when nothing arrives within `ms`, else the text
 //   requireRedisSupport() -> throws a one-line reason when the binary does not know
-//       signaling.redis yet (for a before() hook: fail fast and clearly, not hang)
+//       signaling.redis yet (at the start of a test or in a before() hook: fail fast and
+//       clearly, not hang)
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -541,7 +544,7 @@ export function nodeLogs(nodes, chars = 1500) {
         .join('');
 }
 
-/** Polls until each node's `sig:n:<nodeId>` has exactly one subscriber on `redis`. */
+/** Polls until each node's nodeChannel(nodeId) has exactly one subscriber on `redis`. */
 export async function waitNodesLinked(redis, nodes, { timeout = 5000, what = 'the nodes to subscribe their node channels' } = {}) {
     let last = {};
     try {
