@@ -262,6 +262,11 @@ static void unlink_binding(sig_registry_t *reg, sig_binding_t *b)
  * API
  * -------------------------------------------------------------------------------------------------------------------*/
 
+void sig_registry_set_max_conns(sig_registry_t *reg, size_t max_conns_per_user)
+{
+    reg->max_conns_per_user = max_conns_per_user == 0 || max_conns_per_user > UINT32_MAX ? UINT32_MAX : max_conns_per_user;
+}
+
 sig_registry_t *sig_registry_create_seeded(size_t max_conns_per_user, const uint8_t key[16])
 {
     sig_registry_t *reg = sig_mem_alloc(sizeof(*reg));

@@ -54,6 +54,12 @@ sig_registry_t *sig_registry_create(size_t max_conns_per_user);
 sig_registry_t *sig_registry_create_seeded(size_t max_conns_per_user, const uint8_t key[16]);
 
 /**
+ * Changes the cap of connections per user (0: none). Users already past the new cap keep their connections; binds past
+ * it are refused from now on.
+ */
+void sig_registry_set_max_conns(sig_registry_t *reg, size_t max_conns_per_user);
+
+/**
  * Frees the registry and every user and binding still in it. Handles held by connections become invalid: call this
  * only once no connection will touch its binding again.
  */

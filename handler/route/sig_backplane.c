@@ -61,7 +61,8 @@ struct st_pub_t {
 struct st_bp_thread_t {
     sig_backplane_t *bp;
     uint32_t index;
-    h2o_context_t *ctx;
+    uv_loop_t *loop;
+    h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
     struct st_pub_t *pubs; /* one per shard */
     uv_timer_t health_timer;
@@ -100,7 +101,7 @@ static __thread int32_t current_thread = -1; /* the calling thread's index, once
 
 static uint64_t now_ms(struct st_bp_thread_t *t)
 {
-    return h2o_now(t->ctx->loop);
+    return h2o_now(t->loop);
 }
 
 static uint32_t owner_of(sig_backplane_t *bp, uint32_t shard)
@@ -582,7 +583,7 @@ static const char *link_name(const sig_backplane_shard_t *shard, char *buf, size
     return sig_redis_endpoint_text(&shard->target.server, buf, size);
 }
 
-void sig_backplane_thread_init(sig_backplane_t *bp, h2o_context_t *ctx, uint32_t thread_index)
+void sig_backplane_thread_init(sig_backplane_t *bp, uv_loop_t *loop, h2o_multithread_queue_t *queue, uint32_t thread_index)
 {
     struct st_bp_thread_t *t = bp->threads + thread_index;
     const sig_backplane_config_t *conf = bp->config;
@@ -591,9 +592,10 @@ void sig_backplane_thread_init(sig_backplane_t *bp, h2o_context_t *ctx, uint32_t
 
     t->bp = bp;
     t->index = thread_index;
-    t->ctx = ctx;
+    t->loop = loop;
+    t->queue = queue;
     current_thread = (int32_t)thread_index;
-    h2o_multithread_register_receiver(ctx->queue, &t->receiver, on_messages);
+    h2o_multithread_register_receiver(queue, &t->receiver, on_messages);
     t->pubs = calloc(conf->num_shards, sizeof(*t->pubs));
     if (t->pubs == NULL)
         sig_fatal("out of memory");
@@ -603,20 +605,20 @@ void sig_backplane_thread_init(sig_backplane_t *bp, h2o_context_t *ctx, uint32_t
         pub->thread = t;
         pub->shard = s;
         /* the subscriber speaks for the shard in the log; the publishers stay quiet */
-        pub->link = sig_redis_link_start(ctx->loop, &conf->shards[s].target, &conf->timing, link_name(conf->shards + s, name, sizeof(name)),
+        pub->link = sig_redis_link_start(loop, &conf->shards[s].target, &conf->timing, link_name(conf->shards + s, name, sizeof(name)),
                                          1, on_pub_up, on_pub_down, pub);
     }
     for (s = 0; s != conf->num_shards; ++s) {
         struct st_shard_owner_t *o = bp->owners + s;
         if (owner_of(bp, s) != thread_index)
             continue;
-        o->sub = sig_redis_link_start(ctx->loop, &conf->shards[s].target, &conf->timing, link_name(conf->shards + s, name, sizeof(name)),
+        o->sub = sig_redis_link_start(loop, &conf->shards[s].target, &conf->timing, link_name(conf->shards + s, name, sizeof(name)),
                                       0, on_sub_up, on_sub_down, o);
-        uv_timer_init(ctx->loop, &o->probe_timer);
+        uv_timer_init(loop, &o->probe_timer);
         o->probe_timer.data = o;
         uv_timer_start(&o->probe_timer, on_probe_timer, conf->probe_interval, conf->probe_interval);
     }
-    uv_timer_init(ctx->loop, &t->health_timer);
+    uv_timer_init(loop, &t->health_timer);
     t->health_timer.data = t;
     uv_timer_start(&t->health_timer, on_health_timer, conf->probe_interval, conf->probe_interval);
     t->initialized = 1;
@@ -679,7 +681,7 @@ void sig_backplane_thread_dispose(sig_backplane_t *bp)
 
     if (t == NULL)
         return;
-    loop = t->ctx->loop;
+    loop = t->loop;
     /* the last connections' unsubscribe requests may still be in this thread's queue */
     for (s = 0; s != 3; ++s)
         uv_run(loop, UV_RUN_NOWAIT);
@@ -711,7 +713,7 @@ void sig_backplane_thread_dispose(sig_backplane_t *bp)
     while (sig_redis_link_count_open() != 0 && uv_now(loop) < give_up)
         uv_run(loop, UV_RUN_ONCE);
     uv_run(loop, UV_RUN_NOWAIT); /* the timers' close callbacks, and what other threads sent before the stop */
-    h2o_multithread_unregister_receiver(t->ctx->queue, &t->receiver);
+    h2o_multithread_unregister_receiver(t->queue, &t->receiver);
     free(t->pubs);
     t->pubs = NULL;
     t->initialized = 0;

@@ -63,7 +63,7 @@ sig_backplane_t *sig_backplane_create(const sig_backplane_config_t *config, sig_
                                       const sig_backplane_callbacks_t *callbacks, void *data);
 void sig_backplane_destroy(sig_backplane_t *bp);
 /** Starts the calling thread's links (and the subscriptions of the shards it owns). */
-void sig_backplane_thread_init(sig_backplane_t *bp, h2o_context_t *ctx, uint32_t thread_index);
+void sig_backplane_thread_init(sig_backplane_t *bp, uv_loop_t *loop, h2o_multithread_queue_t *queue, uint32_t thread_index);
 /** Stops the calling thread's links, flushing what they still have to send (at most about a second). */
 void sig_backplane_thread_dispose(sig_backplane_t *bp);
 

@@ -24,7 +24,8 @@ struct st_sig_router_t {
     sig_registry_t *by_address; /* client address -> connections; NULL without a cap */
     const sig_backplane_config_t *cluster; /* NULL: this node alone */
     sig_buf_t route;                       /* "HOST/PATH" */
-    sig_backplane_t *backplane;            /* made by sig_router_global_init, when the threads are known */
+    sig_backplane_t *backplane;            /* made once the threads are known (global_init, or activate_new) */
+    uint8_t *thread_ready;                 /* per thread: its backplane links and deadlines are set up */
     h2o_timeout_t *deadlines;   /* per thread: the backplane's result-timeout */
     sig_router_t *next;         /* every router, for the thread hooks */
 };
@@ -69,6 +70,7 @@ static struct {
 
 static __thread uint32_t this_thread;
 static __thread h2o_loop_t *this_loop;
+static __thread h2o_multithread_queue_t *this_queue;
 
 static void on_backplane_bound(void *data, uint64_t conn_id);
 static void on_backplane_publish_reply(void *data, uint64_t seq, long long receivers);
@@ -227,29 +229,46 @@ void sig_router_global_init(size_t num_threads, sig_router_deliver_cb deliver, s
     global.deliver = deliver;
     global.on_result = on_result;
     global.on_bound = on_bound;
+    (void)router;
+    sig_router_activate_new();
+}
+
+void sig_router_activate_new(void)
+{
+    sig_router_t *router;
+    if (global.num_threads == 0)
+        return; /* before the threads are known (at start, or -t): sig_router_global_init does it */
     for (router = global.routers; router != NULL; router = router->next) {
-        if (router->cluster == NULL)
+        if (router->cluster == NULL || router->backplane != NULL)
             continue;
-        router->backplane = sig_backplane_create(router->cluster, sig_str(router->route.base, router->route.len), num_threads,
+        router->backplane = sig_backplane_create(router->cluster, sig_str(router->route.base, router->route.len), global.num_threads,
                                                  &backplane_callbacks, router);
-        router->deadlines = h2o_mem_alloc(sizeof(*router->deadlines) * num_threads);
-        memset(router->deadlines, 0, sizeof(*router->deadlines) * num_threads);
+        router->deadlines = h2o_mem_alloc(sizeof(*router->deadlines) * global.num_threads);
+        memset(router->deadlines, 0, sizeof(*router->deadlines) * global.num_threads);
+        router->thread_ready = h2o_mem_alloc(global.num_threads);
+        memset(router->thread_ready, 0, global.num_threads);
     }
 }
 
-void sig_router_thread_init(h2o_context_t *ctx, uint32_t thread_index)
+void sig_router_thread_sync(void)
 {
     sig_router_t *router;
-
-    this_thread = thread_index;
-    this_loop = ctx->loop;
-    h2o_multithread_register_receiver(ctx->queue, global.receivers + thread_index, on_messages);
     for (router = global.routers; router != NULL; router = router->next) {
-        if (router->backplane == NULL)
+        if (router->backplane == NULL || router->thread_ready[this_thread])
             continue;
-        h2o_timeout_init(ctx->loop, router->deadlines + thread_index, router->cluster->result_timeout);
-        sig_backplane_thread_init(router->backplane, ctx, thread_index);
+        h2o_timeout_init(this_loop, router->deadlines + this_thread, router->cluster->result_timeout);
+        sig_backplane_thread_init(router->backplane, this_loop, this_queue, this_thread);
+        router->thread_ready[this_thread] = 1;
     }
+}
+
+void sig_router_thread_init(uv_loop_t *loop, h2o_multithread_queue_t *queue, uint32_t thread_index)
+{
+    this_thread = thread_index;
+    this_loop = loop;
+    this_queue = queue;
+    h2o_multithread_register_receiver(queue, global.receivers + thread_index, on_messages);
+    sig_router_thread_sync();
 }
 
 void sig_router_thread_dispose(void)
@@ -258,8 +277,9 @@ void sig_router_thread_dispose(void)
     sig_router_t *router;
 
     for (router = global.routers; router != NULL; router = router->next) {
-        if (router->backplane == NULL)
+        if (router->backplane == NULL || !router->thread_ready[this_thread])
             continue;
+        router->thread_ready[this_thread] = 0;
         sig_backplane_thread_dispose(router->backplane);
         /* answers that will never come: let the deadlines finish what waits for them */
         while (!h2o_linklist_is_empty(&router->deadlines[this_thread]._entries)) {
@@ -306,6 +326,27 @@ sig_router_t *sig_router_create(size_t max_conns_per_user, size_t max_conns_per_
     return router;
 }
 
+int sig_router_is_active(const sig_router_t *router)
+{
+    return router->backplane != NULL;
+}
+
+void sig_router_set_caps(sig_router_t *router, size_t max_conns_per_user, size_t max_conns_per_address)
+{
+    pthread_mutex_lock(&router->lock);
+    sig_registry_set_max_conns(router->registry, max_conns_per_user);
+    if (max_conns_per_address != 0) {
+        if (router->by_address == NULL)
+            router->by_address = sig_registry_create(max_conns_per_address); /* counts from now on */
+        else
+            sig_registry_set_max_conns(router->by_address, max_conns_per_address);
+    } else if (router->by_address != NULL) {
+        /* no cap any more: connections counted still unbind from it, so it stays, without a cap */
+        sig_registry_set_max_conns(router->by_address, 0);
+    }
+    pthread_mutex_unlock(&router->lock);
+}
+
 void sig_router_destroy(sig_router_t *router)
 {
     sig_router_t **p;
@@ -317,6 +358,7 @@ void sig_router_destroy(sig_router_t *router)
     if (router->backplane != NULL)
         sig_backplane_destroy(router->backplane);
     free(router->deadlines);
+    free(router->thread_ready);
     sig_buf_dispose(&router->route);
     sig_registry_destroy(router->registry);
     if (router->by_address != NULL)
@@ -375,7 +417,12 @@ void sig_router_unbind(sig_router_t *router, sig_binding_t **binding)
 
 int sig_router_bind_address(sig_router_t *router, sig_str_t address, sig_endpoint_t ep, sig_binding_t **binding)
 {
-    return router->by_address != NULL ? locked_bind(router, router->by_address, address, ep, binding) : 0;
+    int ret = 0;
+    pthread_mutex_lock(&router->lock); /* a reload may add the address registry meanwhile */
+    if (router->by_address != NULL)
+        ret = sig_registry_bind(router->by_address, address, ep, binding);
+    pthread_mutex_unlock(&router->lock);
+    return ret;
 }
 
 void sig_router_unbind_address(sig_router_t *router, sig_binding_t **binding)

@@ -43,8 +43,13 @@ typedef void (*sig_router_bound_cb)(uint64_t conn_id);
 /** Process-wide setup before any thread runs. */
 void sig_router_global_init(size_t num_threads, sig_router_deliver_cb deliver, sig_router_result_cb on_result,
                             sig_router_bound_cb on_bound);
-/** Registers the calling thread's receiver on its context's queue and starts every router's backplane links here. */
-void sig_router_thread_init(h2o_context_t *ctx, uint32_t thread_index);
+/** Registers the calling thread's receiver on `queue` (the host's, not a context's: contexts come and
+ * go with reloads) and starts every router's backplane links here. */
+void sig_router_thread_init(uv_loop_t *loop, h2o_multithread_queue_t *queue, uint32_t thread_index);
+/** Thread 0, after routers were created while the threads run (a reload): makes their backplanes. */
+void sig_router_activate_new(void);
+/** Each thread, after sig_router_activate_new: starts the new backplanes' links on the calling thread. */
+void sig_router_thread_sync(void);
 /**
  * From now on messages between threads (this router's and the backplanes') are dropped, not sent:
  * called by each thread once every thread's loop has stopped, before any disposes.
@@ -66,7 +71,12 @@ uint32_t sig_router_thread_index(void);
  */
 sig_router_t *sig_router_create(size_t max_conns_per_user, size_t max_conns_per_address, const sig_backplane_config_t *cluster,
                                 sig_str_t route);
+/** Destroys a router; once its backplane runs (the threads started with it), only at process teardown. */
 void sig_router_destroy(sig_router_t *router);
+/** Whether the router's backplane has been made (destroying it while threads run is then not allowed). */
+int sig_router_is_active(const sig_router_t *router);
+/** Updates the caps: max_conns_per_user applies to later binds; an address cap counts later connections. */
+void sig_router_set_caps(sig_router_t *router, size_t max_conns_per_user, size_t max_conns_per_address);
 
 /** sig_router_bind's answer when the binding is made but its acknowledgement waits for the backplane. */
 #define SIG_ROUTER_BOUND_LATER 1

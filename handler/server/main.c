@@ -23,8 +23,9 @@ static void usage(FILE *fp)
                 "  -v, --version     print the version and exit\n"
                 "  -h, --help        print this help and exit\n"
                 "\n"
-                "Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reopens the error log.\n"
-                "Docs: docs/configuration.md, docs/protocol.md\n");
+                "Signals: SIGTERM/SIGINT shut down gracefully; SIGHUP reopens the error log and reloads the\n"
+                "configuration file, keeping every WebSocket and registered user.\n"
+                "Docs: docs/configuration.md, docs/operations.md, docs/protocol.md\n");
 }
 
 int main(int argc, char **argv)

@@ -1,9 +1,14 @@
 /*
- * The host: what stock h2o's src/main.c does for a standalone server, for our one binary.
+ * The host: what stock h2o's src/main.c does for a standalone server, for our one binary, plus live
+ * reload (docs/operations.md, reload.md).
  *
- * It owns the global configuration, registers the server-level directives (`listen`, `num-threads`,
- * `pid-file`, `error-log`, `user`, `max-connections`) next to libh2o's stock ones and ours, binds
- * the listeners, runs one libuv loop per thread and shuts down on SIGTERM/SIGINT.
+ * A configuration (sig_server_conf_t) is what one read of the file gives: libh2o's global config, the
+ * listeners and the server-level directives (`listen`, `num-threads`, `pid-file`, `error-log`,
+ * `user`, `max-connections`). Each applied configuration is a generation: per thread, its own
+ * h2o_context_t on the thread's loop. SIGHUP builds a new generation from the same file; new
+ * connections are accepted under it, old ones finish under theirs, and an old generation's contexts
+ * are disposed once their connections are gone. The configurations themselves are never freed after
+ * they served (libh2o 2.2.5 frees a proxy's socket pool while its timer is still closing).
  */
 #ifndef SIG_SERVER_H
 #define SIG_SERVER_H
@@ -11,6 +16,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 #include <openssl/ssl.h>
+#include <uv.h>
 #include <h2o.h>
 #include <h2o/configurator.h>
 
@@ -22,12 +28,12 @@ typedef struct st_sig_listener_conf_t {
     h2o_hostconf_t **hosts;    /* NULL-terminated; for a global listener, all hosts once applied */
     int is_global;             /* declared at global level (serves every host) */
     char *origin;              /* "FILE:LINE" of the directive, for bind errors */
-    int *fds;                  /* one bound, listening socket per thread (after sig_server_bind) */
+    int *fds;                  /* one bound socket per thread, until a thread listens on it; NULL when an
+                                  earlier generation's listener on the same address is kept */
 } sig_listener_conf_t;
 
-typedef struct st_sig_thread_t sig_thread_t;
-
-typedef struct st_sig_server_t {
+/** One read of the configuration file. */
+typedef struct st_sig_server_conf_t {
     h2o_globalconf_t globalconf;
     const char *config_file;
     H2O_VECTOR(sig_listener_conf_t *) listeners;
@@ -36,22 +42,38 @@ typedef struct st_sig_server_t {
     char *pid_file;
     char *error_log;
     char *user;
+    char *num_threads_origin, *user_origin; /* "FILE:LINE" of those directives (restart-only), NULL when absent */
+} sig_server_conf_t;
+
+typedef struct st_sig_thread_t sig_thread_t;
+typedef struct st_sig_gen_t sig_gen_t;
+
+typedef struct st_sig_server_t {
+    sig_server_conf_t *conf; /* the current generation's */
+    const char *config_file;
     /* runtime */
+    size_t num_threads;      /* fixed at start: num-threads is restart-only */
     sig_thread_t *threads;
+    sig_gen_t *gens;         /* newest (current) first; written by thread 0, read by all */
+    unsigned num_gens_made;
     pthread_barrier_t startup_barrier;
     pthread_barrier_t shutdown_barrier; /* every loop has stopped: no thread sends another a message now */
     volatile int num_connections; /* accepted sockets open in the whole process (atomic) */
 } sig_server_t;
 
 /**
- * Initializes `server`, registers every directive family (libh2o's stock ones, the server's and the
- * handler's), loads `path` and applies it. In `dry_run` mode nothing is bound or opened.
- * Errors are printed as `FILE:LINE: directive: message`. Returns 0 or -1.
+ * Reads and applies `path` into a new configuration. In `dry_run` mode nothing is bound or opened.
+ * Errors are printed as `FILE:LINE: directive: message`. Returns NULL on error.
  */
+sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run);
+/** Releases a configuration that never served (no context was made for it), with its bound sockets. */
+void sig_server_conf_dispose(sig_server_conf_t *conf);
+
+/** Initializes `server` with the first configuration (sig_server_conf_load). Returns 0 or -1. */
 int sig_server_configure(sig_server_t *server, const char *path, int dry_run);
 
 /** Registers the server-level directives (sig_server_config.c). */
-void sig_server_register_configurator(sig_server_t *server);
+void sig_server_register_configurator(sig_server_conf_t *conf);
 
 /**
  * Creates the SSL_CTX of a `listen: {ssl: ...}` mapping, or reports the error at the node and
@@ -60,16 +82,96 @@ void sig_server_register_configurator(sig_server_t *server);
 SSL_CTX *sig_tls_create_context(h2o_configurator_command_t *cmd, yoml_t *ssl_node);
 
 /**
- * Binds every listener once per thread, opens the error log, writes the pid file and drops
- * privileges (`user`). Errors name the directive's file and line. Returns 0 or -1.
+ * Binds every listener of `conf` that `running` (NULL at start) does not already listen on, once per
+ * thread of `num_threads`. Errors name the directive's file and line. Returns 0 or -1 (then nothing
+ * stays bound).
+ */
+int sig_server_bind_listeners(sig_server_conf_t *conf, const sig_server_conf_t *running, size_t num_threads);
+
+/**
+ * Binds the first configuration's listeners, opens the error log, writes the pid file and drops
+ * privileges (`user`). Returns 0 or -1.
  */
 int sig_server_bind(sig_server_t *server);
 
 /** Runs the threads until SIGTERM/SIGINT and the graceful shutdown finish. Returns the exit status. */
 int sig_server_run(sig_server_t *server);
 
+/**
+ * SIGHUP, on thread 0: builds a generation from the same file and switches every thread to it, or
+ * prints why not (`FILE:LINE: ...`, then "reload of FILE rejected; still serving generation N").
+ */
+void sig_server_reload(sig_server_t *server);
+
 /** Releases what configure and bind acquired; for a server that never ran (after sig_server_run the
  * configuration lives until the process exits, as in h2o). */
 void sig_server_dispose(sig_server_t *server);
+
+/* ---- between sig_server.c (threads) and sig_generation.c (generations) ---- */
+
+/** A generation on one thread. */
+typedef struct st_sig_gen_thread_t {
+    sig_gen_t *gen;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t *accept; /* one per listener of gen->conf */
+    size_t num_connections;   /* accepted under this generation on this thread, still open */
+    int live;                 /* ctx is initialized and not disposed */
+    uint64_t retired_at;      /* when a newer generation took over on this thread */
+} sig_gen_thread_t;
+
+struct st_sig_gen_t {
+    unsigned id;
+    sig_server_conf_t *conf;
+    sig_gen_thread_t *threads; /* one per thread */
+    sig_gen_t *next;           /* older */
+};
+
+/** A persistent listening socket of one thread; it outlives generations while its address is configured. */
+typedef struct st_sig_listener_t {
+    uv_tcp_t tcp;
+    sig_thread_t *thread;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    size_t conf_index; /* its entry in the current generation's listeners */
+} sig_listener_t;
+
+struct st_sig_thread_t {
+    sig_server_t *server;
+    size_t index;
+    pthread_t tid;
+    uv_loop_t loop;
+    h2o_multithread_queue_t *queue;     /* the host's own: contexts come and go with generations */
+    h2o_multithread_receiver_t control; /* shutdown and switch requests from thread 0 */
+    sig_gen_thread_t *current;
+    H2O_VECTOR(sig_listener_t *) listeners;
+    size_t num_connections; /* accepted sockets still open on this thread, all generations */
+    int shutting_down;
+    int done; /* shutdown finished (or its grace period ran out): leave the loop */
+    int collect_due; /* the collector timer fired: dispose what old generations left, outside callbacks */
+    uint64_t shutdown_deadline;
+    uv_timer_t shutdown_timer;
+    uv_timer_t collect_timer;
+    uv_signal_t signals[3]; /* thread 0 only: SIGTERM, SIGINT, SIGHUP */
+};
+
+/** What thread 0 asks the other threads. */
+typedef struct st_sig_control_msg_t {
+    h2o_multithread_message_t super;
+    enum { SIG_CONTROL_SHUTDOWN, SIG_CONTROL_SWITCH } kind;
+    sig_gen_t *gen; /* SWITCH */
+} sig_control_msg_t;
+
+/** Makes `gen` current on the calling thread: its context, accept contexts and listeners. */
+void sig_generation_switch(sig_thread_t *thread, sig_gen_t *gen);
+/** Creates the generation record of a configuration (not yet on any thread). */
+sig_gen_t *sig_generation_create(sig_server_t *server, sig_server_conf_t *conf);
+/** Disposes, on the calling thread, the contexts of old generations whose connections are gone. */
+void sig_generation_collect(sig_thread_t *thread, int all);
+/** How many generations still have a context on some thread or are current. */
+size_t sig_generation_count_alive(sig_server_t *server);
+/** Opens the error log (SIGHUP reopens it too). */
+int sig_server_open_error_log(const char *path);
+/** Accepts a connection (uv's connection callback of every listener). */
+void sig_server_on_connection(uv_stream_t *listener, int status);
 
 #endif

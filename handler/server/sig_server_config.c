@@ -12,12 +12,12 @@
 
 struct st_sig_server_configurator_t {
     h2o_configurator_t super;
-    sig_server_t *server;
+    sig_server_conf_t *server;
 };
 
 #define SIG_MAX_THREADS 256
 
-static sig_server_t *server_of(h2o_configurator_command_t *cmd)
+static sig_server_conf_t *server_of(h2o_configurator_command_t *cmd)
 {
     return ((struct st_sig_server_configurator_t *)cmd->configurator)->server;
 }
@@ -29,7 +29,7 @@ static char *format_origin(yoml_t *node)
     return h2o_strdup(NULL, buf, SIZE_MAX).base;
 }
 
-static sig_listener_conf_t *find_listener(sig_server_t *server, const struct sockaddr *addr, socklen_t addrlen)
+static sig_listener_conf_t *find_listener(sig_server_conf_t *server, const struct sockaddr *addr, socklen_t addrlen)
 {
     size_t i;
     for (i = 0; i != server->listeners.size; ++i) {
@@ -43,7 +43,7 @@ static sig_listener_conf_t *find_listener(sig_server_t *server, const struct soc
 /* `listen: PORT` or `listen: {port: N, host: H, ssl: {...}}`, at global or host level. */
 static int on_config_listen(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
 {
-    sig_server_t *server = server_of(cmd);
+    sig_server_conf_t *server = server_of(cmd);
     const char *host = NULL, *port = NULL;
     yoml_t *ssl_node = NULL;
     struct addrinfo hints, *res = NULL, *ai;
@@ -154,19 +154,21 @@ Error:
 
 static int on_config_num_threads(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
 {
-    sig_server_t *server = server_of(cmd);
+    sig_server_conf_t *server = server_of(cmd);
     if (h2o_configurator_scanf(cmd, node, "%zu", &server->num_threads) != 0)
         return -1;
     if (server->num_threads < 1 || server->num_threads > SIG_MAX_THREADS) {
         h2o_configurator_errprintf(cmd, node, "must be from 1 to %d", SIG_MAX_THREADS);
         return -1;
     }
+    free(server->num_threads_origin);
+    server->num_threads_origin = format_origin(node); /* a reload that changes it names this line */
     return 0;
 }
 
 static int on_config_max_connections(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
 {
-    sig_server_t *server = server_of(cmd);
+    sig_server_conf_t *server = server_of(cmd);
     if (h2o_configurator_scanf(cmd, node, "%d", &server->max_connections) != 0)
         return -1;
     if (server->max_connections < 1) {
@@ -203,10 +205,12 @@ static int on_config_user(h2o_configurator_command_t *cmd, h2o_configurator_cont
         h2o_configurator_errprintf(cmd, node, "user `%s` does not exist", node->data.scalar);
         return -1;
     }
+    free(server_of(cmd)->user_origin);
+    server_of(cmd)->user_origin = format_origin(node);
     return set_path(cmd, node, &server_of(cmd)->user);
 }
 
-void sig_server_register_configurator(sig_server_t *server)
+void sig_server_register_configurator(sig_server_conf_t *server)
 {
     struct st_sig_server_configurator_t *c = (void *)h2o_configurator_create(&server->globalconf, sizeof(*c));
     c->server = server;

@@ -14,7 +14,9 @@
 #include "core/sig_jwt.h"
 #include "core/sig_protocol.h"
 #include "core/sig_ratelimit.h"
+#include "core/sig_shard.h"
 #include "route/sig_router.h"
+#include "route/sig_routes.h"
 #include "signaling/sig_redis_config.h"
 #include "signaling/sig_signaling.h"
 #include "ws/sig_ws.h"
@@ -23,7 +25,8 @@ struct st_sig_handler_t {
     h2o_handler_t super;
     sig_signaling_config_t config;
     sig_backplane_config_t cluster; /* with signaling.redis */
-    sig_router_t *router;
+    sig_route_t *route;             /* shared with the other generations that have the same host + path */
+    sig_router_t *router;           /* the route's */
 };
 
 /* A WebSocket connection on a signaling path. */
@@ -39,6 +42,7 @@ typedef struct st_sig_session_t {
     uv_timer_t *expiry;        /* closes the connection when its token expires */
     sig_buf_t ack_id;          /* the create_connect whose answer waits for the backplane's subscription */
     int ack_pending;
+    unsigned epoch;            /* the route's identity epoch it was accepted under */
 } sig_session_t;
 
 /* What answering a dialing later needs (the router keeps a copy when delivery crosses threads):
@@ -49,7 +53,8 @@ struct st_sig_pending_dial_t {
 };
 
 static __thread struct {
-    h2o_context_t *ctx;
+    uv_loop_t *loop;
+    uint64_t build; /* thread 0, while a configuration is applied */
     sig_buf_t scratch; /* decoded strings of the message being handled */
     sig_buf_t claims;  /* decoded token claims */
     sig_buf_t out;     /* the reply or push being encoded */
@@ -100,7 +105,7 @@ static void arm_expiry(sig_session_t *session, int64_t exp)
         left = max_left;
     if (session->expiry == NULL) {
         session->expiry = h2o_mem_alloc(sizeof(*session->expiry));
-        uv_timer_init(tls.ctx->loop, session->expiry);
+        uv_timer_init(tls.loop, session->expiry);
         session->expiry->data = session;
     }
     uv_timer_start(session->expiry, on_token_expired, left > 0 ? (uint64_t)left * 1000 : 0, 0);
@@ -214,7 +219,7 @@ static void on_message(sig_ws_conn_t *conn, const char *json, size_t len)
     sig_msg_t msg;
     int err;
 
-    switch (sig_ratelimit_take(&session->rate, config->rate_limit, config->rate_limit_burst, h2o_now(tls.ctx->loop))) {
+    switch (sig_ratelimit_take(&session->rate, config->rate_limit, config->rate_limit_burst, h2o_now(tls.loop))) {
     case SIG_RATELIMIT_PASS:
         break;
     case SIG_RATELIMIT_REFUSE: /* answered without decoding: abuse must stay cheap */
@@ -378,6 +383,10 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     sig_session_t *session;
     char addrbuf[INET6_ADDRSTRLEN + 8];
 
+    if (sig_route_is_retired(self->route)) { /* a connection of an older configuration that no longer has this path */
+        h2o_send_error_generic(req, 404, "File Not Found", "not found\n", 0);
+        return 0;
+    }
     if (!origin_is_allowed(&self->config, req)) {
         h2o_send_error_generic(req, 403, "Forbidden", "this Origin may not open a WebSocket here\n", 0);
         return 0;
@@ -385,6 +394,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     session = h2o_mem_alloc(sizeof(*session));
     memset(session, 0, sizeof(*session));
     session->handler = self;
+    session->epoch = sig_route_epoch(self->route);
     if (sig_router_bind_address(self->router, peer_address(req, addrbuf, sizeof(addrbuf)),
                                 (sig_endpoint_t){sig_router_thread_index(), 0}, &session->address) != 0) {
         free(session);
@@ -393,7 +403,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     }
     if (self->config.auth_key != NULL)
         take_handshake_token(session, req);
-    sig_ratelimit_init(&session->rate, self->config.rate_limit_burst, h2o_now(tls.ctx->loop));
+    sig_ratelimit_init(&session->rate, self->config.rate_limit_burst, h2o_now(tls.loop));
     if ((session->ws = sig_ws_accept(req, &self->config.ws, &ws_callbacks, session)) == NULL)
         free_session(session); /* answered with 400 or 426 */
     return 0;
@@ -402,13 +412,28 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
 static void on_dispose(h2o_handler_t *_self)
 {
     struct st_sig_handler_t *self = (void *)_self;
-    sig_router_destroy(self->router);
+    if (self->route != NULL)
+        sig_routes_release(self->route);
 }
 
-void sig_signaling_register(h2o_pathconf_t *pathconf, h2o_iovec_t hostport, const sig_signaling_config_t *config)
+/* What identifies a client on the route: a session accepted under other values must go on a reload. */
+static uint64_t identity_fingerprint(const sig_signaling_config_t *config)
+{
+    uint64_t fp = 0;
+    const char **origin;
+    if (config->auth_key != NULL)
+        fp ^= sig_shard_fnv1a64(config->auth_key->base, config->auth_key->len) * 31 + 1;
+    for (origin = config->allowed_origins; origin != NULL && *origin != NULL; ++origin)
+        fp = fp * 1099511628211ull ^ sig_shard_fnv1a64(*origin, strlen(*origin));
+    return fp ^ (config->allowed_origins != NULL ? 0x9e3779b97f4a7c15ull : 0);
+}
+
+int sig_signaling_register(h2o_pathconf_t *pathconf, h2o_iovec_t hostport, const sig_signaling_config_t *config, char *err,
+                           size_t err_size)
 {
     struct st_sig_handler_t *self = (void *)h2o_create_handler(pathconf, sizeof(*self));
     sig_buf_t route = SIG_BUF_INIT;
+    sig_route_settings_t settings;
 
     self->super.on_req = on_req;
     self->super.dispose = on_dispose;
@@ -426,23 +451,105 @@ void sig_signaling_register(h2o_pathconf_t *pathconf, h2o_iovec_t hostport, cons
     /* the route's name among the nodes: "HOST/PATH", the same on every node with the same config */
     sig_buf_append(&route, hostport.base, hostport.len);
     sig_buf_append(&route, pathconf->path.base, pathconf->path.len);
-    self->router = sig_router_create(config->max_connections_per_user, config->max_connections_per_ip,
-                                     config->redis != NULL ? &self->cluster : NULL, sig_str(route.base, route.len));
+    settings.max_conns_per_user = config->max_connections_per_user;
+    settings.max_conns_per_address = config->max_connections_per_ip;
+    settings.cluster = config->redis != NULL ? &self->cluster : NULL;
+    settings.identity_fingerprint = identity_fingerprint(config);
+    settings.drain_timeout = config->drain_timeout;
+    self->route = sig_routes_acquire(sig_str(route.base, route.len), &settings, err, err_size);
     sig_buf_dispose(&route);
+    if (self->route == NULL)
+        return -1;
+    self->router = sig_route_router(self->route);
+    return 0;
+}
+
+/* ---- reloads: retired routes and changed identity settings ---- */
+
+struct st_route_close_t {
+    sig_route_t *route;
+    unsigned below_epoch; /* 0: every session of the route */
+    uint16_t code;
+    const char *reason;
+};
+
+static void close_if_on_route(sig_ws_conn_t *conn, void *arg)
+{
+    struct st_route_close_t *c = arg;
+    sig_session_t *session;
+    if (sig_ws_get_callbacks(conn) != &ws_callbacks || (session = sig_ws_get_data(conn))->handler->route != c->route)
+        return;
+    if (c->below_epoch == 0 || session->epoch < c->below_epoch)
+        sig_ws_close(conn, c->code, c->reason);
+}
+
+struct st_drain_timer_t {
+    uv_timer_t timer;
+    sig_route_t *route;
+};
+
+static void on_drain_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void on_drain_timer(uv_timer_t *timer)
+{
+    struct st_drain_timer_t *t = timer->data;
+    struct st_route_close_t c = {t->route, 0, SIG_WS_CLOSE_GOING_AWAY, "this path is no longer served"};
+    sig_ws_foreach(close_if_on_route, &c);
+    uv_close((uv_handle_t *)&t->timer, on_drain_closed);
+}
+
+static void on_route_retired(sig_route_t *route, uint64_t drain_timeout, void *data)
+{
+    struct st_drain_timer_t *t = h2o_mem_alloc(sizeof(*t));
+    (void)data;
+    t->route = route;
+    uv_timer_init(tls.loop, &t->timer);
+    t->timer.data = t;
+    uv_timer_start(&t->timer, on_drain_timer, drain_timeout, 0);
+}
+
+static void on_route_epoch(sig_route_t *route, unsigned epoch, void *data)
+{
+    struct st_route_close_t c = {route, epoch, SIG_WS_CLOSE_POLICY_VIOLATION, "authentication settings changed"};
+    (void)data;
+    sig_ws_foreach(close_if_on_route, &c);
+}
+
+static const sig_routes_sync_cb_t routes_sync_cb = {on_route_retired, on_route_epoch};
+
+void sig_signaling_config_begin(void)
+{
+    tls.build = sig_routes_begin_build();
+}
+
+void sig_signaling_config_commit(void)
+{
+    sig_routes_commit(tls.build);
+    sig_router_activate_new();
+}
+
+void sig_signaling_thread_switch(void)
+{
+    sig_router_thread_sync();
+    sig_routes_thread_sync(sig_router_thread_index(), &routes_sync_cb, NULL);
 }
 
 /* ---- process and thread hooks ---- */
 
 void sig_signaling_init(size_t num_threads)
 {
+    sig_routes_init(num_threads);
     sig_router_global_init(num_threads, deliver_local, on_dial_result, on_bound);
 }
 
-void sig_signaling_thread_init(h2o_context_t *ctx, size_t thread_index)
+void sig_signaling_thread_init(uv_loop_t *loop, h2o_multithread_queue_t *queue, size_t thread_index)
 {
-    tls.ctx = ctx;
-    sig_ws_thread_init(ctx);
-    sig_router_thread_init(ctx, (uint32_t)thread_index);
+    tls.loop = loop;
+    sig_ws_thread_init(loop);
+    sig_router_thread_init(loop, queue, (uint32_t)thread_index);
 }
 
 void sig_signaling_thread_shutdown(void)

@@ -25,6 +25,7 @@ typedef struct st_sig_signaling_config_t {
     const struct st_sig_redis_conf_t *redis; /* NULL: this node alone. Owned by the configurator. */
     const char *node_id;                     /* NULL: sig_redis_config_default_node_id(). Owned by the configurator. */
     uint64_t redis_connect_timeout, redis_result_timeout, redis_reconnect_min, redis_reconnect_max, redis_probe_interval;
+    uint64_t drain_timeout; /* ms a removed path's sockets stay open after a reload */
 } sig_signaling_config_t;
 
 typedef enum en_sig_directive_kind_t {
@@ -52,8 +53,24 @@ extern const sig_directive_t sig_signaling_directives[];
 /** Registers `signaling` and the `signaling.*` directives. */
 void sig_signaling_register_configurator(h2o_globalconf_t *conf);
 
-/** Installs the handler on a path of host `hostport` (what `signaling: ON` does). */
-void sig_signaling_register(h2o_pathconf_t *pathconf, h2o_iovec_t hostport, const sig_signaling_config_t *config);
+/**
+ * Installs the handler on a path of host `hostport` (what `signaling: ON` does). A reload that keeps
+ * the host and path keeps the route's users. Returns 0, or -1 with a message in `err` (a change a
+ * running route cannot take).
+ */
+int sig_signaling_register(h2o_pathconf_t *pathconf, h2o_iovec_t hostport, const sig_signaling_config_t *config, char *err,
+                           size_t err_size);
+
+/** Before a configuration is applied (thread 0): the paths it registers form one build. */
+void sig_signaling_config_begin(void);
+/**
+ * The configuration applied since sig_signaling_config_begin serves now (thread 0): routes it no
+ * longer has are retired, changed identity settings take effect. Then every thread calls
+ * sig_signaling_thread_switch.
+ */
+void sig_signaling_config_commit(void);
+/** On each thread after a commit: drains retired routes, closes sessions whose identity settings changed. */
+void sig_signaling_thread_switch(void);
 
 /** Installs the diagnostic echo endpoint on a path (what `websocket.echo: ON` does): every message
  * comes back through the same WebSocket glue and limits as signaling. */
@@ -61,8 +78,8 @@ void sig_echo_register(h2o_pathconf_t *pathconf, const sig_signaling_config_t *c
 
 /** Process-wide setup, before any thread runs. */
 void sig_signaling_init(size_t num_threads);
-/** Per-thread setup, on the thread, before its loop runs. */
-void sig_signaling_thread_init(h2o_context_t *ctx, size_t thread_index);
+/** Per-thread setup, on the thread, before its loop runs; `queue` is the host's (it outlives contexts). */
+void sig_signaling_thread_init(uv_loop_t *loop, h2o_multithread_queue_t *queue, size_t thread_index);
 /** Server shutdown: every WebSocket of the calling thread gets close 1001. */
 void sig_signaling_thread_shutdown(void);
 /** After every thread's loop stopped: messages between threads are dropped from now on. */

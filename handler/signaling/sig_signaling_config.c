@@ -39,6 +39,8 @@ const sig_directive_t sig_signaling_directives[] = {
      "file holding the HS256 key (32 bytes or more; one trailing newline is ignored); set, create_connect needs a valid token"},
     {"signaling.allowed-origins", SIG_DIRECTIVE_ORIGINS, FIELD(allowed_origins), 0, 0, 0, "(any) | an origin or a list; `*` is any",
      "Origin values a browser handshake may carry (exact match); any other gets 403 before the upgrade"},
+    {"signaling.drain-timeout", SIG_DIRECTIVE_U64, FIELD(drain_timeout), 10000, 0, 3600000, NULL,
+     "milliseconds the sockets of a path removed by a reload stay open before they are closed with 1001 (0: at once)"},
     {"signaling.redis", SIG_DIRECTIVE_REDIS, FIELD(redis), 0, 0, 0,
      "(none: this node alone) | `HOST:PORT`, `unix:PATH`, a mapping, a sequence (shards)",
      "the Redis through which several nodes share this path's users (docs/scaling.md); `-t` checks it without connecting"},
@@ -206,7 +208,11 @@ static int on_config_switch(h2o_configurator_command_t *cmd, h2o_configurator_co
                                            (unsigned long long)self->vars->redis_reconnect_max);
                 return -1;
             }
-            sig_signaling_register(ctx->pathconf, ctx->hostconf->authority.hostport, self->vars);
+            char err[256];
+            if (sig_signaling_register(ctx->pathconf, ctx->hostconf->authority.hostport, self->vars, err, sizeof(err)) != 0) {
+                h2o_configurator_errprintf(cmd, node, "%s", err);
+                return -1;
+            }
         }
         return 0;
     default:

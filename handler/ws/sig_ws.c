@@ -34,9 +34,10 @@
 #define SIG_WS_LINGER_MS 3000 /* longest a closing connection may take to finish */
 #define SIG_WS_MAX_CLOSE_REASON 123 /* a control frame carries 125 bytes at most, 2 are the code */
 
-/* The heartbeat and linger timeouts of one path's limits, on one thread. */
+/* The heartbeat timeouts of one (ping-interval, ping-timeout) pair, on one thread: shared by every
+ * path and every configuration generation with the same values. */
 struct st_sig_ws_timeouts_t {
-    const sig_ws_limits_t *limits;
+    uint64_t ping_interval_ms, ping_timeout_ms;
     h2o_timeout_t ping_interval;
     h2o_timeout_t ping_timeout;
 };
@@ -72,7 +73,7 @@ struct st_sig_ws_slot_t {
 
 /* Everything per thread; connections never leave the thread that accepted them. */
 static __thread struct {
-    h2o_context_t *ctx;
+    uv_loop_t *loop;
     uv_prepare_t flusher;
     h2o_linklist_t dirty;
     h2o_timeout_t linger;
@@ -159,7 +160,7 @@ static void enter_closing(sig_ws_conn_t *conn)
     if (h2o_timeout_is_linked(&conn->timer))
         h2o_timeout_unlink(&conn->timer);
     conn->timer.cb = on_linger_timeout;
-    h2o_timeout_link(thread.ctx->loop, &thread.linger, &conn->timer);
+    h2o_timeout_link(thread.loop, &thread.linger, &conn->timer);
     mark_dirty(conn);
 }
 
@@ -215,7 +216,7 @@ static void on_pong(sig_ws_conn_t *conn)
     if (conn->awaiting_pong && !conn->closing) {
         conn->awaiting_pong = 0;
         h2o_timeout_unlink(&conn->timer);
-        h2o_timeout_link(thread.ctx->loop, &conn->timeouts->ping_interval, &conn->timer);
+        h2o_timeout_link(thread.loop, &conn->timeouts->ping_interval, &conn->timer);
     }
 }
 
@@ -377,7 +378,7 @@ static void on_heartbeat(h2o_timeout_entry_t *entry)
     }
     append_frame(conn, SIG_WSFRAME_PING, NULL, 0);
     conn->awaiting_pong = 1;
-    h2o_timeout_link(thread.ctx->loop, &conn->timeouts->ping_timeout, &conn->timer);
+    h2o_timeout_link(thread.loop, &conn->timeouts->ping_timeout, &conn->timer);
 }
 
 static struct st_sig_ws_timeouts_t *timeouts_for(const sig_ws_limits_t *limits)
@@ -385,12 +386,14 @@ static struct st_sig_ws_timeouts_t *timeouts_for(const sig_ws_limits_t *limits)
     struct st_sig_ws_timeouts_t *t;
     size_t i;
     for (i = 0; i != thread.timeouts.size; ++i)
-        if (thread.timeouts.entries[i]->limits == limits)
+        if (thread.timeouts.entries[i]->ping_interval_ms == limits->ping_interval &&
+            thread.timeouts.entries[i]->ping_timeout_ms == limits->ping_timeout)
             return thread.timeouts.entries[i];
     t = h2o_mem_alloc(sizeof(*t));
-    t->limits = limits;
-    h2o_timeout_init(thread.ctx->loop, &t->ping_interval, limits->ping_interval);
-    h2o_timeout_init(thread.ctx->loop, &t->ping_timeout, limits->ping_timeout);
+    t->ping_interval_ms = limits->ping_interval;
+    t->ping_timeout_ms = limits->ping_timeout;
+    h2o_timeout_init(thread.loop, &t->ping_interval, limits->ping_interval);
+    h2o_timeout_init(thread.loop, &t->ping_timeout, limits->ping_timeout);
     h2o_vector_reserve(NULL, &thread.timeouts, thread.timeouts.size + 1);
     thread.timeouts.entries[thread.timeouts.size++] = t;
     return t;
@@ -411,7 +414,7 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     h2o_buffer_consume(&sock->input, reqsize);
     if (conn->limits->ping_interval != 0) {
         conn->timer.cb = on_heartbeat;
-        h2o_timeout_link(thread.ctx->loop, &conn->timeouts->ping_interval, &conn->timer);
+        h2o_timeout_link(thread.loop, &conn->timeouts->ping_interval, &conn->timer);
     }
     h2o_socket_read_start(sock, on_read);
     if (sock->input->size != 0) /* frames that arrived with the handshake */
@@ -506,6 +509,11 @@ int sig_ws_send_binary(sig_ws_conn_t *conn, const char *msg, size_t len)
     return send_message(conn, SIG_WSFRAME_BINARY, msg, len);
 }
 
+const sig_ws_callbacks_t *sig_ws_get_callbacks(const sig_ws_conn_t *conn)
+{
+    return conn->callbacks;
+}
+
 void *sig_ws_get_data(const sig_ws_conn_t *conn)
 {
     return conn->data;
@@ -541,15 +549,23 @@ static void dispose_conn(sig_ws_conn_t *conn)
 
 /* ---- per thread ---- */
 
-void sig_ws_thread_init(h2o_context_t *ctx)
+void sig_ws_thread_init(uv_loop_t *loop)
 {
-    thread.ctx = ctx;
+    thread.loop = loop;
     thread.free_slot = UINT32_MAX;
     h2o_linklist_init_anchor(&thread.dirty);
-    h2o_timeout_init(ctx->loop, &thread.linger, SIG_WS_LINGER_MS);
-    uv_prepare_init(ctx->loop, &thread.flusher);
+    h2o_timeout_init(loop, &thread.linger, SIG_WS_LINGER_MS);
+    uv_prepare_init(loop, &thread.flusher);
     uv_prepare_start(&thread.flusher, on_flush);
     uv_unref((uv_handle_t *)&thread.flusher);
+}
+
+void sig_ws_foreach(void (*cb)(sig_ws_conn_t *conn, void *arg), void *arg)
+{
+    size_t i;
+    for (i = 0; i != thread.slots.size; ++i)
+        if (thread.slots.entries[i].conn != NULL)
+            cb(thread.slots.entries[i].conn, arg);
 }
 
 void sig_ws_thread_shutdown(void)
@@ -564,13 +580,13 @@ void sig_ws_thread_dispose(void)
 {
     size_t i;
     uv_close((uv_handle_t *)&thread.flusher, NULL);
-    h2o_timeout_dispose(thread.ctx->loop, &thread.linger);
+    h2o_timeout_dispose(thread.loop, &thread.linger);
     for (i = 0; i != thread.timeouts.size; ++i) {
-        h2o_timeout_dispose(thread.ctx->loop, &thread.timeouts.entries[i]->ping_interval);
-        h2o_timeout_dispose(thread.ctx->loop, &thread.timeouts.entries[i]->ping_timeout);
+        h2o_timeout_dispose(thread.loop, &thread.timeouts.entries[i]->ping_interval);
+        h2o_timeout_dispose(thread.loop, &thread.timeouts.entries[i]->ping_timeout);
     }
     /* the handles above live inside `thread` and the timeout sets: let the loop finish closing them first */
-    uv_run(thread.ctx->loop, UV_RUN_NOWAIT);
+    uv_run(thread.loop, UV_RUN_NOWAIT);
     for (i = 0; i != thread.timeouts.size; ++i)
         free(thread.timeouts.entries[i]);
     free(thread.timeouts.entries);

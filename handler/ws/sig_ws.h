@@ -70,6 +70,9 @@ void sig_ws_release_close(sig_ws_conn_t *conn);
 /** Returns 1 once the connection is closing (close queued, sent or received). */
 int sig_ws_is_closing(const sig_ws_conn_t *conn);
 
+/** The callbacks given to sig_ws_accept (tells apart the connections of different handlers). */
+const sig_ws_callbacks_t *sig_ws_get_callbacks(const sig_ws_conn_t *conn);
+
 /** The caller's pointer given to sig_ws_accept. */
 void *sig_ws_get_data(const sig_ws_conn_t *conn);
 
@@ -82,8 +85,11 @@ sig_ws_conn_t *sig_ws_find(uint64_t id);
 /** Number of open WebSocket connections on the calling thread. */
 size_t sig_ws_num_connections(void);
 
+/** Calls `cb` for every connection of the calling thread (it may close them). */
+void sig_ws_foreach(void (*cb)(sig_ws_conn_t *conn, void *arg), void *arg);
+
 /** Prepares the calling thread (once per thread, before its loop runs). */
-void sig_ws_thread_init(h2o_context_t *ctx);
+void sig_ws_thread_init(uv_loop_t *loop);
 
 /** Closes every connection of the calling thread with 1001 (server shutdown). */
 void sig_ws_thread_shutdown(void);
