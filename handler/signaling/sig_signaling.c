@@ -54,7 +54,8 @@ struct st_sig_pending_dial_t {
 
 static __thread struct {
     uv_loop_t *loop;
-    uint64_t build; /* thread 0, while a configuration is applied */
+    uint64_t build;       /* thread 0, while a configuration is applied */
+    h2o_linklist_t drains; /* retired routes whose sockets this thread closes when the timer fires */
     sig_buf_t scratch; /* decoded strings of the message being handled */
     sig_buf_t claims;  /* decoded token claims */
     sig_buf_t out;     /* the reply or push being encoded */
@@ -486,6 +487,7 @@ static void close_if_on_route(sig_ws_conn_t *conn, void *arg)
 struct st_drain_timer_t {
     uv_timer_t timer;
     sig_route_t *route;
+    h2o_linklist_t link; /* in tls.drains until it fired */
 };
 
 static void on_drain_closed(uv_handle_t *handle)
@@ -493,12 +495,18 @@ static void on_drain_closed(uv_handle_t *handle)
     free(handle->data);
 }
 
+static void end_drain(struct st_drain_timer_t *t)
+{
+    h2o_linklist_unlink(&t->link);
+    uv_close((uv_handle_t *)&t->timer, on_drain_closed);
+}
+
 static void on_drain_timer(uv_timer_t *timer)
 {
     struct st_drain_timer_t *t = timer->data;
     struct st_route_close_t c = {t->route, 0, SIG_WS_CLOSE_GOING_AWAY, "this path is no longer served"};
     sig_ws_foreach(close_if_on_route, &c);
-    uv_close((uv_handle_t *)&t->timer, on_drain_closed);
+    end_drain(t);
 }
 
 static void on_route_retired(sig_route_t *route, uint64_t drain_timeout, void *data)
@@ -509,6 +517,7 @@ static void on_route_retired(sig_route_t *route, uint64_t drain_timeout, void *d
     uv_timer_init(tls.loop, &t->timer);
     t->timer.data = t;
     uv_timer_start(&t->timer, on_drain_timer, drain_timeout, 0);
+    h2o_linklist_insert(&tls.drains, &t->link);
 }
 
 static void on_route_epoch(sig_route_t *route, unsigned epoch, void *data)
@@ -548,6 +557,7 @@ void sig_signaling_init(size_t num_threads)
 void sig_signaling_thread_init(uv_loop_t *loop, h2o_multithread_queue_t *queue, size_t thread_index)
 {
     tls.loop = loop;
+    h2o_linklist_init_anchor(&tls.drains);
     sig_ws_thread_init(loop);
     sig_router_thread_init(loop, queue, (uint32_t)thread_index);
 }
@@ -564,6 +574,8 @@ void sig_signaling_thread_quiesce(void)
 
 void sig_signaling_thread_dispose(void)
 {
+    while (!h2o_linklist_is_empty(&tls.drains)) /* a shutdown before the drain: the sockets are gone already */
+        end_drain(H2O_STRUCT_FROM_MEMBER(struct st_drain_timer_t, link, tls.drains.next));
     sig_router_thread_dispose();
     sig_ws_thread_dispose();
     sig_buf_dispose(&tls.scratch);
