@@ -78,6 +78,7 @@ struct st_sig_backplane_t {
     struct st_bp_thread_t *threads;
     struct st_shard_owner_t *owners; /* one per shard, each used only on its owner thread */
     _Atomic int *shard_ready;        /* per shard: the owner's `ready`, for every thread to read */
+    _Atomic unsigned *shard_epoch;   /* per shard: how many times its subscriber went down */
     char **node_channels;            /* per shard: PREFIX "n:" NODE ":" ROUTE */
     size_t *node_channel_lens;
 };
@@ -258,6 +259,9 @@ static void on_bus_message(struct st_shard_owner_t *o, const char *bytes, size_t
             /* our own publish: the dialing thread delivered here already; answer so the count stays exact */
             if (msg.thread < bp->num_threads)
                 send_msg(bp, msg.thread, MSG_RESULT, o->shard, 0, msg.seq, 0, 1, NULL, 0);
+        } else if (sig_redis_link_context(bp->threads[owner_of(bp, o->shard)].pubs[o->shard].link) == NULL) {
+            /* our RESULT could not go out (the publishing link is still reconnecting): deliver nothing,
+             * so the dialer's deadline counting us as 0 tells the truth */
         } else if (!sig_str_eq(msg.route, sig_str(bp->route.base, bp->route.len))) {
             sig_backplane_publish_result(bp, o->shard, msg.node, msg.thread, msg.seq, 0);
         } else {
@@ -314,6 +318,7 @@ static void on_sub_down(sig_redis_link_t *link, void *data)
 
     o->ready = 0;
     atomic_store(&o->bp->shard_ready[o->shard], 0);
+    atomic_fetch_add(&o->bp->shard_epoch[o->shard], 1);
     o->resync_outstanding = 0;
     o->unsub_outstanding = 0;
     /* Redis dropped every subscription: they are local only until the resync; binds waiting for a
@@ -530,9 +535,10 @@ sig_backplane_t *sig_backplane_create(const sig_backplane_config_t *config, sig_
     bp->threads = calloc(num_threads, sizeof(*bp->threads));
     bp->owners = calloc(config->num_shards, sizeof(*bp->owners));
     bp->shard_ready = calloc(config->num_shards, sizeof(*bp->shard_ready));
+    bp->shard_epoch = calloc(config->num_shards, sizeof(*bp->shard_epoch));
     bp->node_channels = calloc(config->num_shards, sizeof(*bp->node_channels));
     bp->node_channel_lens = calloc(config->num_shards, sizeof(*bp->node_channel_lens));
-    if (bp->threads == NULL || bp->owners == NULL || bp->shard_ready == NULL || bp->node_channels == NULL ||
+    if (bp->threads == NULL || bp->owners == NULL || bp->shard_ready == NULL || bp->shard_epoch == NULL || bp->node_channels == NULL ||
         bp->node_channel_lens == NULL)
         sig_fatal("out of memory");
     for (s = 0; s != config->num_shards; ++s) {
@@ -568,6 +574,7 @@ void sig_backplane_destroy(sig_backplane_t *bp)
     free(bp->node_channels);
     free(bp->node_channel_lens);
     free(bp->shard_ready);
+    free(bp->shard_epoch);
     free(bp->owners);
     free(bp->threads);
     sig_buf_dispose(&bp->route);
@@ -790,6 +797,11 @@ void sig_backplane_publish_result(sig_backplane_t *bp, uint32_t shard, sig_str_t
 void sig_backplane_stop_messages(void)
 {
     atomic_store(&messages_stopped, 1);
+}
+
+unsigned sig_backplane_shard_epoch(sig_backplane_t *bp, uint32_t shard)
+{
+    return atomic_load(&bp->shard_epoch[shard]);
 }
 
 int sig_backplane_is_up(sig_backplane_t *bp)

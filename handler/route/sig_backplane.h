@@ -89,6 +89,12 @@ void sig_backplane_publish_result(sig_backplane_t *bp, uint32_t shard, sig_str_t
 /** From now on this process's backplane messages between threads are dropped (sig_router_stop_messages). */
 void sig_backplane_stop_messages(void);
 
+/**
+ * How many times `shard`'s subscriber went down. A dial whose RESULTs are missing at its deadline and
+ * whose shard's epoch changed meanwhile cannot tell "not delivered" from "answer lost".
+ */
+unsigned sig_backplane_shard_epoch(sig_backplane_t *bp, uint32_t shard);
+
 /** Whether every shard's subscriber is up (for status and metrics). */
 int sig_backplane_is_up(sig_backplane_t *bp);
 

@@ -36,6 +36,7 @@ struct st_sig_router_ticket_t {
     sig_router_t *router;
     uint64_t seq;                 /* its number in the thread's table (0: not in it) */
     h2o_timeout_entry_t deadline; /* linked while the backplane's answers are awaited */
+    unsigned shard_epoch;         /* the user's shard's subscriber epoch when the dial was published */
     /* a DIAL from another node: answer that node (origin_len != 0) instead of a local sender */
     uint32_t shard, origin_thread;
     uint64_t origin_seq;
@@ -167,7 +168,12 @@ static void ticket_check(struct st_sig_router_ticket_t *ticket)
 static void on_ticket_deadline(h2o_timeout_entry_t *entry)
 {
     struct st_sig_router_ticket_t *ticket = H2O_STRUCT_FROM_MEMBER(struct st_sig_router_ticket_t, deadline, entry);
+    int answers_lost = ticket->tally.remote_pending != 0 &&
+                       sig_backplane_shard_epoch(ticket->router->backplane, ticket->shard) != ticket->shard_epoch;
     sig_dial_tally_deadline(&ticket->tally);
+    /* the RESULTs' way back broke meanwhile: missing ones may have been delivered; say "unknown" */
+    if (answers_lost)
+        ticket->tally.remote = SIG_DIAL_REMOTE_FAILED;
     ticket_check(ticket);
 }
 
@@ -512,6 +518,8 @@ int sig_router_dial(sig_router_t *router, sig_str_t user_id, const char *payload
                         router->backplane != NULL ? SIG_DIAL_REMOTE_WAITING : SIG_DIAL_REMOTE_OFF);
     if (router->backplane != NULL) {
         ticket->seq = ticket_register(ticket);
+        ticket->shard = sig_backplane_shard_of(router->backplane, user_id);
+        ticket->shard_epoch = sig_backplane_shard_epoch(router->backplane, ticket->shard);
         if (sig_backplane_publish_dial(router->backplane, user_id, ticket->seq, sig_str(payload, len)) != 0)
             sig_dial_tally_publish_reply(&ticket->tally, -1); /* Redis is out of reach: local only */
         else

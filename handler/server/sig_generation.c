@@ -229,6 +229,7 @@ void sig_generation_switch(sig_thread_t *thread, sig_gen_t *gen)
     gt->gen = gen;
     h2o_context_init(&gt->ctx, &thread->loop, &conf->globalconf);
     gt->live = 1;
+    __atomic_add_fetch(&gen->live_contexts, 1, __ATOMIC_ACQ_REL);
     gt->accept = h2o_mem_alloc(sizeof(*gt->accept) * conf->listeners.size);
     for (i = 0; i != conf->listeners.size; ++i) {
         memset(gt->accept + i, 0, sizeof(gt->accept[i]));
@@ -278,6 +279,26 @@ void sig_generation_switch(sig_thread_t *thread, sig_gen_t *gen)
     sig_signaling_thread_switch();
 }
 
+/* The access logs of a generation nobody serves under any more: their files stay open for as long
+ * as the loggers hold them, and the configuration itself is never disposed (sig_server.h). */
+static void release_loggers(sig_server_conf_t *conf)
+{
+    size_t i, j, k;
+    for (i = 0; conf->globalconf.hosts[i] != NULL; ++i) {
+        h2o_hostconf_t *host = conf->globalconf.hosts[i];
+        for (j = 0; j <= host->paths.size; ++j) {
+            h2o_pathconf_t *path = j < host->paths.size ? host->paths.entries + j : &host->fallback_path;
+            for (k = 0; k != path->loggers.size; ++k) {
+                h2o_logger_t *logger = path->loggers.entries[k];
+                if (logger->dispose != NULL)
+                    logger->dispose(logger);
+                free(logger);
+            }
+            path->loggers.size = 0;
+        }
+    }
+}
+
 static void dispose_context(sig_gen_thread_t *gt)
 {
     /* h2o_context_request_shutdown armed HTTP/2's one-second GOAWAY timer; with no connection left it has
@@ -288,6 +309,8 @@ static void dispose_context(sig_gen_thread_t *gt)
     free(gt->accept);
     gt->accept = NULL;
     gt->live = 0;
+    if (__atomic_sub_fetch(&gt->gen->live_contexts, 1, __ATOMIC_ACQ_REL) == 0)
+        release_loggers(gt->gen->conf);
 }
 
 void sig_generation_collect(sig_thread_t *thread, int all)
@@ -311,7 +334,7 @@ size_t sig_generation_count_alive(sig_server_t *server)
     for (gen = server->gens; gen != NULL; gen = gen->next) {
         int alive = gen == server->gens;
         for (t = 0; !alive && t != server->num_threads; ++t)
-            alive = gen->threads[t].live;
+            alive = __atomic_load_n(&gen->threads[t].num_connections, __ATOMIC_RELAXED) != 0;
         n += alive;
     }
     return n;

@@ -122,6 +122,7 @@ typedef struct st_sig_gen_thread_t {
 struct st_sig_gen_t {
     unsigned id;
     sig_server_conf_t *conf;
+    size_t live_contexts;      /* atomic: the last one disposed releases the generation's loggers */
     sig_gen_thread_t *threads; /* one per thread */
     sig_gen_t *next;           /* older */
 };
@@ -167,7 +168,7 @@ void sig_generation_switch(sig_thread_t *thread, sig_gen_t *gen);
 sig_gen_t *sig_generation_create(sig_server_t *server, sig_server_conf_t *conf);
 /** Disposes, on the calling thread, the contexts of old generations whose connections are gone. */
 void sig_generation_collect(sig_thread_t *thread, int all);
-/** How many generations still have a context on some thread or are current. */
+/** How many generations still have connections on some thread, or are current. */
 size_t sig_generation_count_alive(sig_server_t *server);
 /** Opens the error log (SIGHUP reopens it too). */
 int sig_server_open_error_log(const char *path);

@@ -513,6 +513,7 @@ static void on_route_retired(sig_route_t *route, uint64_t drain_timeout, void *d
 {
     struct st_drain_timer_t *t = h2o_mem_alloc(sizeof(*t));
     (void)data;
+    memset(t, 0, sizeof(*t)); /* h2o_linklist_insert asserts the link is not linked */
     t->route = route;
     uv_timer_init(tls.loop, &t->timer);
     t->timer.data = t;

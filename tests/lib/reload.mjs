@@ -4,7 +4,8 @@
 //     h2o-signaling: reloaded FILE (generation N, M alive)
 //     h2o-signaling: reload of FILE rejected; still serving generation N
 // with FILE as given with -c (startServer passes its absolute `file`), a rejection preceded by the
-// `FILE:LINE: ...` error lines. Every server here comes from lib/server.mjs startServer().
+// `FILE:LINE: ...` error lines. A server is what lib/server.mjs startServer() returns (waitOutcome
+// needs only its file, stderr() and alive()).
 //
 //   requireReload() -> resolves when this build reloads on SIGHUP; else rejects at once with the
 //       one-line reason "this build does not reload on SIGHUP yet ..." (a probe server, one SIGHUP,
@@ -40,13 +41,24 @@
 //   httpConn(port, {timeout})          -> one keep-alive HTTP/1.1 connection: request(path,
 //       {method, headers}) -> {status, headers, text} (101 resolves at once, body empty);
 //       closed (Promise), isClosed(), destroy()
-//   fdCount(pid), rssKb(pid), underMemoryTool(pid) (-> 'valgrind' | 'a sanitizer runtime' | null)
+//   fdCount(pid), fdKinds(pid) (-> "socket: 26, /path/access.log 3, ..."), rssKb(pid),
+//   underMemoryTool(pid) (-> 'valgrind' | 'a sanitizer runtime' | null)
 //   SLOW: 8 under `make check-valgrind` (VALGRIND_LOG_DIR), else 1; REQUIRE_MS, OUTCOME_MS
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+    existsSync,
+    mkdirSync,
+    mkdtempSync,
+    readdirSync,
+    readFileSync,
+    readlinkSync,
+    renameSync,
+    rmSync,
+    writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -386,6 +398,24 @@ export async function httpConn(port, { timeout = 5000 } = {}) {
 // ---------------------------------------------------------------- process figures
 
 export const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+
+/** What the open fds of `pid` are, most frequent first: "socket: 26, /tmp/x/access.log 51, ...". */
+export function fdKinds(pid) {
+    const kinds = new Map();
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        let target;
+        try {
+            target = readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/\[\d+\]$/, '');
+        } catch {
+            continue; // closed meanwhile
+        }
+        kinds.set(target, (kinds.get(target) ?? 0) + 1);
+    }
+    return [...kinds]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+}
 
 export const rssKb = (pid) => Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 

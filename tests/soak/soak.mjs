@@ -31,6 +31,7 @@
 // Run (from the repository root; needs tests/node_modules and the built server):
 //   node tests/soak/soak.mjs --seconds 60      the CI version (60 s of mixed load after a 5 s warm-up)
 //   node tests/soak/soak.mjs --seconds 20      what tests/integration/soak-short.test.mjs runs
+//   node tests/soak/soak.mjs --seconds 60 --nodes 2   the CI's cluster version (see "Cluster mode" below)
 // Options: --seconds N (60), --warmup N (5), --users N (100), --multi-device F (0.3), --rate N
 //   (1000 stable dialings/s), --churn N (32 churn workers), --slow-readers N (2 at a time),
 //   --flood-rate N (500 dialings/s at a flooded slow reader), --seed N (random by default; printed).
@@ -47,6 +48,41 @@
 // figures, so the 10% bound measures growth over the run, not first-use. The level at start and
 // the peak during the run are printed too. Under a memory tool (valgrind, ASan) RSS is the tool's,
 // so check 4 is reported as not applicable there, never silently passed.
+//
+// Cluster mode (`--nodes N`, N >= 2; the CI runs `--nodes 2`): the soak starts its own redis-server
+// (tests/lib/redis.mjs: a free port, no persistence) and N nodes on it (each 2 threads, its own
+// signaling.node-id, the small timings of FAST_REDIS_TIMINGS: probe 200 ms, reconnect 50..500 ms,
+// result 500 ms, connect 500 ms). Stable user i has device d on node (i + d) mod N (so a user with 2
+// devices is on 2 nodes), probes and slow readers alternate, churn and malformed clients pick a node
+// at random, and a stable dialing goes to a user whose first device is on another node 85% of the
+// time (most dialings cross nodes; the summary counts them). At --redis-restart-at seconds into the
+// run (default: its middle) Redis is stopped (SIGTERM), left down --redis-down seconds (1), and
+// started again on the same port. The outage window runs from the stop until the first moment after
+// the restart at which every node's sig:n: channel and every stable user's sig:u: channel are
+// subscribed again (PUBSUB NUMSUB: one subscriber per node holding the user), every link of every
+// thread had its next reconnect attempt (1.25 x reconnect-max + 100 ms after Redis is back), and a
+// dialing from a probe on another node reaches every stable user with all its devices (a "recovery
+// round"; the window ends when the first such round that succeeds was sent). The checks become,
+// per node where they are about a server:
+//   1. outside the window, exactly as above; a dialing that touches the window (sent before its end,
+//      answered after its start) may be answered ok with delivered N >= 1 (only the devices that
+//      could be reached), cluster_unavailable, peer_offline or peer_gone, and then exactly N pushes arrive (at
+//      most one per device; none for peer_offline; for cluster_unavailable, which says the outcome is
+//      unknown because the answers' way back broke, at most one per device). Elsewhere: a push
+//      arrives only for a dialing answered ok with delivered >= 1, and never more pushes than "delivered";
+//   2. every dialing with an id answered exactly once and within ANSWER_BOUND (3 s); codes as above,
+//      plus cluster_unavailable in the window; answers to dialings without an id (failures only)
+//      come only in the window, and each stable device got exactly as many of them as it has
+//      id-less dialings in the window that reached nobody;
+//   3. per node: fds, no ghost in any node's registry (the probes dial from every node);
+//   4. per node: RSS within 10% (the same rule as above);
+//   5. every node alive at the end and exits 0 on SIGTERM;
+//   7. (cluster only) the restart: the outage was seen (cluster_unavailable answers), the users
+//      registered before it are reachable across nodes within RECOVERY_BOUND (5 s) after Redis is
+//      back, and once every client has closed Redis has no sig:u:* channel left (PUBSUB CHANNELS,
+//      bounded wait) while each node's sig:n: channel is still subscribed.
+// Options: --nodes N (1: one server, no Redis; 2 to 4: cluster), --redis-restart-at SECONDS (into the
+//   run; default --seconds / 2), --redis-down SECONDS (1).
 
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -55,6 +91,14 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 
 import { connectRaw, encodeFrame, OP } from '../lib/rawws.mjs';
+import {
+    clusterUnavailableText,
+    FAST_REDIS_TIMINGS,
+    nodeChannel,
+    startNode,
+    startRedis,
+    waitNodesLinked,
+} from '../lib/redis.mjs';
 import { signalingConfig, startServer } from '../lib/server.mjs';
 import { calledText, createConnectOkText, dialingFailText, dialingOkText, MSG, register } from '../lib/sigclient.mjs';
 import { waitForHandoff, waitUntil, withTimeout } from '../lib/wait.mjs';
@@ -73,6 +117,9 @@ const { values: opt } = parseArgs({
         'slow-readers': { type: 'string', default: '2' },
         'flood-rate': { type: 'string', default: '500' },
         seed: { type: 'string' },
+        nodes: { type: 'string', default: '1' },
+        'redis-restart-at': { type: 'string' },
+        'redis-down': { type: 'string', default: '1' },
         help: { type: 'boolean', default: false },
     },
 });
@@ -103,6 +150,21 @@ const CHURN = Math.floor(num('churn', 0, 500));
 const SLOW = Math.floor(num('slow-readers', 0, 50));
 const FLOOD_RATE = num('flood-rate', 1, 20000);
 const SEED = opt.seed !== undefined ? Math.floor(num('seed', 0, 2 ** 32 - 1)) : (Date.now() ^ (process.pid << 8)) >>> 0;
+const NODES = Math.floor(num('nodes', 1, 4));
+const CLUSTER = NODES > 1;
+const RESTART_AT = opt['redis-restart-at'] !== undefined ? num('redis-restart-at', 0, 3600) : SECONDS / 2;
+const REDIS_DOWN = num('redis-down', 0, 60);
+if (!CLUSTER && opt['redis-restart-at'] !== undefined) {
+    console.error('--redis-restart-at needs --nodes 2 or more (one node runs without Redis)');
+    process.exit(2);
+}
+if (CLUSTER && RESTART_AT + REDIS_DOWN >= SECONDS) {
+    console.error(
+        `--redis-restart-at (${RESTART_AT}) + --redis-down (${REDIS_DOWN}) must end before --seconds (${SECONDS})`,
+    );
+    process.exit(2);
+}
+const NODE_IDS = Array.from({ length: NODES }, (_, i) => `soak-${String.fromCharCode(97 + i)}`);
 
 // The server's limits for this run (the issue's figures).
 const PING_INTERVAL = 1000;
@@ -111,15 +173,13 @@ const MAX_QUEUED = 65536;
 const MAX_MESSAGE = 8192;
 const LINGER_MS = 3000; // SIG_WS_LINGER_MS: longest a closing connection takes to go
 
-const config = (vars) =>
-    signalingConfig(vars, {
-        settings: [
-            `signaling.ping-interval: ${PING_INTERVAL}`,
-            `signaling.ping-timeout: ${PING_TIMEOUT}`,
-            `signaling.max-queued-bytes: ${MAX_QUEUED}`,
-            `signaling.max-message-size: ${MAX_MESSAGE}`,
-        ],
-    });
+const SETTINGS = [
+    `signaling.ping-interval: ${PING_INTERVAL}`,
+    `signaling.ping-timeout: ${PING_TIMEOUT}`,
+    `signaling.max-queued-bytes: ${MAX_QUEUED}`,
+    `signaling.max-message-size: ${MAX_MESSAGE}`,
+];
+const config = (vars) => signalingConfig(vars, { settings: SETTINGS });
 
 // Bounds of everything the soak waits for.
 const OP_TIMEOUT = 5000; // one handshake, one reply, one close
@@ -131,7 +191,21 @@ const SLOW_REFUSAL_BOUND = 10000; // a paused reader to become unreachable
 const WINDOW = 8; // dialings in flight per stable device
 const MAX_LOOP = 1e7; // a count bound on every loop (time bounds come first)
 const BIG_FIELD = 6000; // field2 of dialings to slow readers: a ~6 KB push, under max-message-size
-const WATCHDOG_MS = (WARMUP + SECONDS) * 1000 + 180000;
+const WATCHDOG_MS = (WARMUP + SECONDS) * 1000 + 180000 + (CLUSTER ? 120000 : 0);
+// cluster mode
+const ANSWER_BOUND = 3000; // a dialing's answer, outage or not (result-timeout is 500 ms)
+const RECOVERY_BOUND = 5000; // Redis back -> every stable user reachable across nodes again
+const RECOVERY_WAIT = 30000; // how long the soak keeps looking for the recovery past that bound
+const REDIS_RELEASE_BOUND = 5000; // every client closed -> no sig:u:* channel left in Redis
+const CROSS_BIAS = 0.85; // share of stable dialings aimed at a user whose first device is on another node
+// failures a stable user may get in the window: unknown, not subscribed yet, or a holder whose answer
+// could not come (its publishing link was still reconnecting: it delivered nothing, and a RESULT
+// missing at the deadline counts 0, so nothing took it)
+const ALLOWED_IN_WINDOW = ['cluster_unavailable', 'peer_offline', 'peer_gone'];
+const RECONNECT_MAX = Number(/redis-reconnect-max:\s*(\d+)/.exec(FAST_REDIS_TIMINGS.join('\n'))[1]);
+// the window does not close before every link (each thread has its own) had its next reconnect attempt
+// after Redis came back: the longest backoff, 25% jitter included, and 100 ms to connect and subscribe
+const LINKS_BACK_AFTER = Math.ceil(RECONNECT_MAX * 1.25) + 100;
 
 // ---------------------------------------------------------------- random (seeded, printed)
 
@@ -170,13 +244,25 @@ const T0 = Date.now();
 
 const S = {
     phase: 'setup',
-    srv: null,
+    srv: null, // the server (cluster mode: the first node)
+    nodes: [], // every server: [srv] for one node
+    redis: null, // cluster mode: the redis-server
+    outage: null, // cluster mode: {stopAt, stoppedAt, startAt, upAt, linkedAt, endAt, recoveredAt, rounds, ...}
     stableClosing: false, // stable clients are being closed on purpose
     usedIds: new Set(), // every user id any client registered or dialed
     slowTargets: [], // slow readers being dialed now
     openPeers: new Set(), // raw clients whose TCP connection has not ended
     rssPeak: 0,
+    rssPeaks: [], // per node
 };
+
+/** Every node is running (the loops of the mix stop when one is not). */
+const serversAlive = () => S.nodes.length > 0 && S.nodes.every((n) => n.alive());
+/** A node for a new raw client: at random in cluster mode (no random draw with one node). */
+const pickNode = () => (CLUSTER ? randInt(0, NODES - 1) : 0);
+/** One figure per node: the value alone with one node, "soak-a V, soak-b W" in cluster mode. */
+const perNode = (values, unit = '') =>
+    CLUSTER ? values.map((v, i) => `${NODE_IDS[i]} ${v}${unit}`).join(', ') : `${values[0]}${unit}`;
 
 // ---------------------------------------------------------------- server figures
 
@@ -222,6 +308,7 @@ function newDial({ sender, target, targetKind, withId = true, name, field2 = '',
         senderKey: sender.key,
         senderUserId: sender.userId,
         senderName: name ?? sender.name,
+        senderNode: sender.node ?? 0,
         target: String(target),
         targetKind,
         field2len: field2.length,
@@ -246,6 +333,7 @@ function newDial({ sender, target, targetKind, withId = true, name, field2 = '',
     if (withId) byId.set(JSON.stringify(id), rec);
     S.usedIds.add(String(target));
     inc('dials.sent');
+    if (CLUSTER) inc(`node.${rec.senderNode}.dials.sent`);
     return { rec, text: JSON.stringify(msg) };
 }
 
@@ -258,8 +346,27 @@ const expectedCalled = (rec) =>
         field3: rec.field3,
     });
 
+/**
+ * Cluster mode: a failure answer without an id at a stable device, i.e. to one of its dialings without
+ * an id (a success is never answered without an id). Kept per device with its arrival time: check 2
+ * matches the count against the device's id-less dialings that reached nobody.
+ */
+function onIdlessFailure(conn, text, p) {
+    inc('dials.idless-failures');
+    inc(`dials.idless-failures.${p.code}`);
+    const exact =
+        p.code === 'cluster_unavailable'
+            ? clusterUnavailableText(undefined)
+            : p.code in MSG
+              ? dialingFailText(p.code, undefined)
+              : null;
+    if (text !== exact) problem('answer not byte-exact', `${conn.key} (id-less): ${text}`);
+    conn.idlessFailures.push({ code: p.code, at: Date.now() });
+}
+
 /** A dialing_response arrived at connection `conn`. */
 function onAnswer(conn, text, p) {
+    if (CLUSTER && p.id === undefined && p.ok === false && conn.idlessFailures) return onIdlessFailure(conn, text, p);
     const rec = p.id === undefined ? undefined : byId.get(JSON.stringify(p.id));
     if (!rec) {
         problem('answer with an unknown or missing id', `${conn.key}: ${text}`);
@@ -272,6 +379,7 @@ function onAnswer(conn, text, p) {
         return;
     }
     rec.ans = p;
+    rec.answeredAt = Date.now();
     inc('dials.answered');
     conn.inflight = Math.max(0, (conn.inflight ?? 0) - 1);
     if (p.ok === true) {
@@ -284,6 +392,8 @@ function onAnswer(conn, text, p) {
         inc(`dials.answered.${p.code}`);
         if (p.code in MSG) {
             if (text !== dialingFailText(p.code, rec.id)) problem('answer not byte-exact', `${rec.tag}: ${text}`);
+        } else if (CLUSTER && p.code === 'cluster_unavailable') {
+            if (text !== clusterUnavailableText(rec.id)) problem('answer not byte-exact', `${rec.tag}: ${text}`);
         } else if (
             p.type !== 'dialing_response' ||
             p.ok !== false ||
@@ -292,7 +402,8 @@ function onAnswer(conn, text, p) {
         ) {
             problem('answer not byte-exact', `${rec.tag}: ${text}`);
         }
-        if (rec.targetKind === 'slow' && (p.code === 'peer_gone' || p.code === 'peer_offline')) {
+        // (cluster mode: not an answer that may be the outage's, e.g. peer_offline before a re-subscription)
+        if (rec.targetKind === 'slow' && (p.code === 'peer_gone' || p.code === 'peer_offline') && !inWindow(rec)) {
             const slow = S.slowTargets.find((s) => s.userId === rec.target);
             if (slow) slow.refusedAt ??= Date.now();
         }
@@ -313,6 +424,7 @@ function onErrorReply(conn, text, p) {
         return true;
     }
     rec.ans = p;
+    rec.answeredAt = Date.now();
     inc('dials.answered');
     inc(`dials.answered.${p.code}`);
     if (p.code !== rec.expectCode) problem('wrong error code', `${rec.tag}: expected ${rec.expectCode}, got ${text}`);
@@ -323,13 +435,20 @@ function onErrorReply(conn, text, p) {
 /** A `called` push arrived at connection `conn` (which has ever been the ids in conn.userIds). */
 function onCalled(conn, text, p) {
     inc('called.received');
+    if (CLUSTER) inc(`node.${conn.node}.called.received`);
     const rec = byTag.get(p.data?.field1);
     if (!rec) {
         problem('push with an unknown tag', `${conn.key}: ${text.slice(0, 200)}`);
         return;
     }
-    if (!conn.userIds.has(rec.target)) problem('push at the wrong user', `${rec.tag} for ${rec.target} at ${conn.key}`);
+    if (!conn.userIds.has(rec.target)) {
+        // cluster mode: create_connect is acknowledged once Redis confirmed the subscription, but the local
+        // registration is made at once, so a push for the id asked for may come before the acknowledgement
+        if (CLUSTER && conn.pendingIds?.has(rec.target)) inc('called.before-ack');
+        else problem('push at the wrong user', `${rec.tag} for ${rec.target} at ${conn.key}`);
+    }
     if (rec.targetKind === 'never') problem('push of a message that was never completed', `${rec.tag} at ${conn.key}`);
+    rec.firstCallAt ??= Date.now();
     const times = ((rec.calls ??= new Map()).get(conn.key) ?? 0) + 1;
     rec.calls.set(conn.key, times);
     if (times > 1) problem('push duplicated', `${rec.tag} arrived ${times} times at ${conn.key}`);
@@ -355,11 +474,13 @@ const probes = [];
 const STABLE_NAMES = (i) => `用户${i} "😀" \\`;
 const FIELD3 = ['', 'room "7"\nline 2', 'ζ😀 ünï', 'tab\there', '</script>', '{"json":"inside"}'];
 
-async function openStableDevice(user, idx) {
-    const ws = await register(WS_URL(), user.id, { name: user.name, timeout: OP_TIMEOUT });
+async function openStableDevice(user, idx, node = 0) {
+    const ws = await register(S.nodes[node].wsUrl, user.id, { name: user.name, timeout: OP_TIMEOUT });
     const dev = {
         kind: user.probe ? 'probe' : 'stable',
         key: `${user.id}#${idx}`,
+        node,
+        idlessFailures: [], // cluster mode: failure answers without an id (onIdlessFailure)
         user,
         userId: user.id,
         name: user.name,
@@ -370,6 +491,7 @@ async function openStableDevice(user, idx) {
     };
     inc('conn.opened');
     inc('conn.opened.stable');
+    if (CLUSTER) inc(`node.${node}.conn.opened`);
     ws.on('close', (code) => {
         dev.open = false;
         if (!S.stableClosing) {
@@ -411,11 +533,14 @@ async function openStableDevice(user, idx) {
 async function buildStable() {
     for (let i = 0; i < USERS; i++) {
         const n = chance(MULTI) ? 2 : 1;
-        stableUsers.push({ id: `st-${i}`, name: STABLE_NAMES(i), devices: [], nDevices: n, droppedAt: null });
+        stableUsers.push({ id: `st-${i}`, index: i, name: STABLE_NAMES(i), devices: [], nDevices: n, droppedAt: null });
     }
+    // device d of user i on node (i + d) mod NODES: a user with 2 devices is on 2 nodes
     const jobs = stableUsers.flatMap((u) => Array.from({ length: u.nDevices }, (_, d) => [u, d]));
     for (let i = 0; i < jobs.length; i += 25) {
-        const devs = await Promise.all(jobs.slice(i, i + 25).map(([u, d]) => openStableDevice(u, d)));
+        const devs = await Promise.all(
+            jobs.slice(i, i + 25).map(([u, d]) => openStableDevice(u, d, (u.index + d) % NODES)),
+        );
         for (const dev of devs) {
             dev.user.devices.push(dev);
             stableDevices.push(dev);
@@ -424,13 +549,17 @@ async function buildStable() {
     }
     for (let i = 0; i < PROBES; i++) {
         const probeUser = { id: `probe-${i}`, name: 'probe', devices: [], nDevices: 1, probe: true };
-        const dev = await openStableDevice(probeUser, 0);
+        const dev = await openStableDevice(probeUser, 0, i % NODES);
         probeUser.devices.push(dev);
         probes.push(dev);
     }
 }
 
 const onlineThroughout = (user) => user.droppedAt === null;
+/** Cluster mode: the nodes a stable user has devices on. */
+const nodesOf = (user) => new Set(user.devices.map((d) => d.node));
+/** Cluster mode, per node: the stable users whose first device is on another node (stableDial's cross targets). */
+const crossUsers = [];
 const liveDevices = (user) => user.devices.filter((d) => d.open).length;
 
 /** A stable device with room in its window, or null. */
@@ -453,6 +582,16 @@ function sendFromStable(dev, built) {
 }
 
 let offlineSeq = 0;
+/** Cluster mode: a stable user other than dev's whose first device is on another node than dev, or null. */
+function pickCross(dev) {
+    const pool = crossUsers[dev.node] ?? [];
+    for (let tries = 0; tries < 8 && pool.length; tries++) {
+        const u = pick(pool);
+        if (u !== dev.user) return u;
+    }
+    return null;
+}
+
 /** One dialing of the routed mix from a stable device. */
 function stableDial() {
     const dev = freeStableDevice();
@@ -465,8 +604,11 @@ function stableDial() {
     let targetKind = 'stable';
     let withId = true;
     if (r < 0.84) {
-        do target = pick(stableUsers);
-        while (target === dev.user);
+        target = CLUSTER && chance(CROSS_BIAS) ? pickCross(dev) : null;
+        if (!target) {
+            do target = pick(stableUsers);
+            while (target === dev.user);
+        }
         target = target.id;
     } else if (r < 0.9) {
         target = pick(CHURN_IDS);
@@ -508,17 +650,18 @@ function slowDial(slow) {
 // ---------------------------------------------------------------- raw clients (churn, slow, malformed)
 
 let peerSeq = 0;
-const WS_URL = () => S.srv.wsUrl;
 
 /** A RawWebSocket with a reader: pings answered, pushes/answers checked, other replies queued. */
 class Peer {
-    constructor(raw, kind) {
+    constructor(raw, kind, node = 0) {
         this.raw = raw;
         this.kind = kind;
+        this.node = node;
         this.key = `${kind}-${++peerSeq}`;
         this.userId = undefined;
         this.name = undefined;
         this.userIds = new Set();
+        this.pendingIds = new Set(); // ids of create_connects not answered yet
         this.inbox = [];
         this.waiters = [];
         this.closeFrame = null;
@@ -530,6 +673,7 @@ class Peer {
         this.tcpClosed = false;
         inc('conn.opened');
         inc(`conn.opened.${kind}`);
+        if (CLUSTER) inc(`node.${node}.conn.opened`);
         S.openPeers.add(this);
         this.done = this.#read();
     }
@@ -602,8 +746,11 @@ class Peer {
     async register(userId, name) {
         const rid = `r${++dialSeq}`;
         S.usedIds.add(String(userId));
+        this.pendingIds.add(String(userId));
         this.sendJson({ type: 'create_connect', sponsorUserId: userId, sponsorUserName: name, id: rid });
-        const { p, text } = await this.expect((m) => m.id === rid, `create_connect_response ${rid}`);
+        const { p, text } = await this.expect((m) => m.id === rid, `create_connect_response ${rid}`).finally(() =>
+            this.pendingIds.delete(String(userId)),
+        );
         if (p.ok === true) {
             if (text !== createConnectOkText(rid, String(userId)))
                 problem('create_connect answer not byte-exact', text);
@@ -651,15 +798,15 @@ class Peer {
     }
 }
 
-async function openPeer(kind) {
+async function openPeer(kind, node = pickNode()) {
     let raw;
     try {
-        raw = await connectRaw({ port: S.srv.port, timeout: OP_TIMEOUT });
+        raw = await connectRaw({ port: S.nodes[node].port, timeout: OP_TIMEOUT });
     } catch (err) {
-        problem('handshake failed', `${kind}: ${err.message}`);
+        problem('handshake failed', `${kind}${CLUSTER ? ` on ${NODE_IDS[node]}` : ''}: ${err.message}`);
         throw err;
     }
-    return new Peer(raw, kind);
+    return new Peer(raw, kind, node);
 }
 
 /** Waits for a record's answer (bounded). */
@@ -714,7 +861,9 @@ function churnDial(peer, { wait = true, closeInSameWrite = false } = {}) {
 }
 
 async function vanishInHandshake() {
-    const sock = net.connect({ host: '127.0.0.1', port: S.srv.port });
+    const node = pickNode();
+    const { port } = S.nodes[node];
+    const sock = net.connect({ host: '127.0.0.1', port });
     try {
         await withTimeout(
             new Promise((resolve, reject) => {
@@ -726,12 +875,13 @@ async function vanishInHandshake() {
         );
         sock.on('error', () => {});
         const req =
-            `GET /WsService HTTP/1.1\r\nHost: 127.0.0.1:${S.srv.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `GET /WsService HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
             'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
         sock.write(req.slice(0, randInt(1, req.length - 1)));
         await delay(randInt(0, 30));
         inc('conn.opened');
         inc('conn.opened.churn-handshake');
+        if (CLUSTER) inc(`node.${node}.conn.opened`);
         inc('conn.aborted');
     } finally {
         sock.destroy();
@@ -834,7 +984,7 @@ async function churnOp(op) {
 }
 
 async function churnWorker(until) {
-    for (let i = 0; i < MAX_LOOP && Date.now() < until && S.srv.alive(); i++) {
+    for (let i = 0; i < MAX_LOOP && Date.now() < until && serversAlive(); i++) {
         const op = pickChurnOp();
         inc(`churn.op.${op}`);
         try {
@@ -852,7 +1002,7 @@ let slowSeq = 0;
 async function slowReaderCycle(until) {
     const n = ++slowSeq;
     const mode = n % 2 === 1 ? 'flood' : 'stall'; // flood: past max-queued-bytes; stall: light, the heartbeat drops it
-    const peer = await openPeer('slow');
+    const peer = await openPeer('slow', Math.floor(n / 2) % NODES); // each mode on every node in turn
     const slow = { userId: `slow-${n}`, mode, refusedAt: null, dialed: 0, pausedAt: 0 };
     if (!(await peer.register(slow.userId, 'slow reader'))) {
         peer.abort();
@@ -862,7 +1012,7 @@ async function slowReaderCycle(until) {
     slow.pausedAt = Date.now();
     S.slowTargets.push(slow);
     try {
-        await waitUntil(() => slow.refusedAt !== null || !S.srv.alive(), {
+        await waitUntil(() => slow.refusedAt !== null || !serversAlive(), {
             timeout: SLOW_REFUSAL_BOUND,
             interval: 20,
             what: `dialings to paused reader ${slow.userId} (${mode}) to be refused`,
@@ -874,7 +1024,12 @@ async function slowReaderCycle(until) {
         S.slowTargets.splice(S.slowTargets.indexOf(slow), 1);
         peer.raw.socket.resume();
     }
-    const code = await peer.serverClose(`slow-${mode}`, 15000);
+    const code = await peer.serverClose(`slow-${mode}`, 15000).catch((err) => {
+        throw new Error(
+            `${err.message} (${slow.userId}, ${mode}${CLUSTER ? ` on ${NODE_IDS[peer.node]}` : ''}, paused at ${((slow.pausedAt - T0) / 1000).toFixed(1)} s, ` +
+                `refused at ${slow.refusedAt ? `${((slow.refusedAt - T0) / 1000).toFixed(1)} s` : 'never'})`,
+        );
+    });
     inc(`slow.${mode}`);
     inc(`slow.dialed`, slow.dialed);
     // 1008 when the queue overflowed, or no close frame (1006) when the heartbeat or the linger gave up
@@ -883,7 +1038,7 @@ async function slowReaderCycle(until) {
 }
 
 async function slowWorker(until) {
-    for (let i = 0; i < MAX_LOOP && Date.now() < until && S.srv.alive(); i++) {
+    for (let i = 0; i < MAX_LOOP && Date.now() < until && serversAlive(); i++) {
         try {
             await withTimeout(slowReaderCycle(until), SLOW_REFUSAL_BOUND + LINGER_MS + 25000, 'slow reader cycle');
         } catch (err) {
@@ -954,6 +1109,7 @@ async function malformedJson() {
                 answers: [],
                 calls: null,
                 expectAnswer: true,
+                sentAt: Date.now(),
             };
             records.push(rec);
             mine.push(rec);
@@ -1068,7 +1224,7 @@ const MAL_CASES = [
 ];
 
 async function malformedWorker(until) {
-    for (let i = 0; i < MAX_LOOP && Date.now() < until && S.srv.alive(); i++) {
+    for (let i = 0; i < MAX_LOOP && Date.now() < until && serversAlive(); i++) {
         const c = MAL_CASES[i % MAL_CASES.length];
         inc(`malformed.case.${c}`);
         try {
@@ -1088,7 +1244,7 @@ async function malformedWorker(until) {
 async function paced(until, rateFn, fn) {
     let last = Date.now();
     let credit = 0;
-    for (let i = 0; i < MAX_LOOP && Date.now() < until && S.srv.alive(); i++) {
+    for (let i = 0; i < MAX_LOOP && Date.now() < until && serversAlive(); i++) {
         await delay(10);
         const now = Date.now();
         credit = Math.min(credit + ((now - last) * rateFn()) / 1000, rateFn() / 20 + 1); // at most 50 ms worth
@@ -1110,7 +1266,7 @@ async function runMix(ms) {
     const slowDials = (async () => {
         let last = Date.now();
         const credit = new Map();
-        for (let i = 0; i < MAX_LOOP && S.srv.alive(); i++) {
+        for (let i = 0; i < MAX_LOOP && serversAlive(); i++) {
             if (Date.now() >= until && S.slowTargets.length === 0) break;
             if (Date.now() >= until + SLOW_REFUSAL_BOUND + LINGER_MS + 25000) break;
             await delay(10);
@@ -1139,7 +1295,13 @@ function outstanding() {
         if (rec.expectAnswer && !rec.abandoned && !rec.senderGone && rec.answers.length === 0) answers++;
         if (rec.targetKind === 'stable' && rec.ans) {
             const user = stableById.get(rec.target);
-            if (rec.ans.ok && user) for (const d of user.devices) if (d.open && !rec.calls?.get(d.key)) pushes++;
+            if (CLUSTER) {
+                // "delivered" may be short of the devices in the outage window: that many pushes are due
+                if (rec.ans.ok && user) {
+                    const got = user.devices.filter((d) => rec.calls?.get(d.key)).length;
+                    pushes += Math.max(0, Math.min(rec.ans.data?.delivered ?? 0, liveDevices(user)) - got);
+                }
+            } else if (rec.ans.ok && user) for (const d of user.devices) if (d.open && !rec.calls?.get(d.key)) pushes++;
         }
     }
     return { answers, pushes };
@@ -1163,32 +1325,39 @@ async function quiesce(label) {
         { timeout: DRAIN_BOUND, interval: 100, what: `answers and pushes of the ${label} phase` },
     ).catch(() => {}); // what is missing is counted by the assertions
     const fdsWanted = S.fdsBase;
-    await waitUntil(() => fdCount(S.srv.pid) <= fdsWanted, {
+    await waitUntil(() => S.nodes.every((n, i) => fdCount(n.pid) <= fdsWanted[i]), {
         timeout: RELEASE_BOUND,
         interval: 100,
-        what: `the server to hold only the stable sockets (${fdsWanted} fds)`,
+        what: `the server to hold only the stable sockets (${perNode(fdsWanted)} fds)`,
     }).catch(() => {}); // asserted in check 3
 }
 
+/** Per node: {rss (median of 5 samples 200 ms apart), samples, fds}. */
 async function measureIdle() {
     await delay(2000); // settle: heartbeats only
-    const samples = [];
+    const samples = S.nodes.map(() => []);
     for (let i = 0; i < 5; i++) {
-        samples.push(rssKb(S.srv.pid));
+        S.nodes.forEach((n, j) => samples[j].push(rssKb(n.pid)));
         await delay(200);
     }
-    samples.sort((a, b) => a - b);
-    return { rss: samples[2], samples, fds: fdCount(S.srv.pid) };
+    return S.nodes.map((n, j) => {
+        samples[j].sort((a, b) => a - b);
+        return { rss: samples[j][2], samples: samples[j], fds: fdCount(n.pid) };
+    });
 }
 
-/** One probe dialing to every target, spread over the probe connections and paced; returns [{target, rec, answer}]. */
-async function probeAll(targets, targetKind) {
+/**
+ * One probe dialing to every target, spread over the probe connections (those on node `node` when
+ * given) and paced; returns [{target, rec, answer}].
+ */
+async function probeAll(targets, targetKind, node) {
     const out = [];
-    const step = PROBES * PROBE_BATCH;
+    const from = node === undefined ? probes : probes.filter((p) => p.node === node);
+    const step = from.length * PROBE_BATCH;
     for (let i = 0; i < targets.length; i += step) {
         const started = Date.now();
         const recs = targets.slice(i, i + step).map((target, j) => {
-            const probe = probes[j % PROBES];
+            const probe = from[j % from.length];
             const built = newDial({ sender: probe, target, targetKind, name: 'probe' });
             built.rec.final = true;
             probe.ws.send(built.text);
@@ -1201,12 +1370,160 @@ async function probeAll(targets, targetKind) {
     return out;
 }
 
+// ---------------------------------------------------------------- cluster: Redis and its restart
+
+/** Cluster mode: every stable user's sig:u: channel, found in Redis once the stable population registered. */
+async function findUserChannels() {
+    const channels = await S.redis.channels('sig:u:*');
+    S.userChannel = new Map();
+    for (const u of stableUsers) {
+        const ch = channels.find((c) => c.endsWith(`:${u.id}`));
+        if (!ch)
+            throw new Error(
+                `no sig:u: channel for ${u.id} in Redis after it registered (PUBSUB CHANNELS sig:u:* has ${channels.length})`,
+            );
+        S.userChannel.set(u.id, ch);
+    }
+}
+
+/**
+ * Cluster mode: whether Redis has each node's sig:n: channel with one subscriber and each stable user's
+ * sig:u: channel with one subscriber per node that holds a live device of it (PUBSUB NUMSUB).
+ */
+async function clusterLinked() {
+    const chans = [...NODE_IDS.map((id) => nodeChannel(id)), ...stableUsers.map((u) => S.userChannel.get(u.id))];
+    const reply = await S.redis.command('PUBSUB', 'NUMSUB', ...chans);
+    for (let i = 0; i < NODES; i++) if (Number(reply[2 * i + 1]) !== 1) return false;
+    const holders = (u) => new Set(u.devices.filter((d) => d.open).map((d) => d.node)).size;
+    return stableUsers.every((u, j) => Number(reply[2 * (NODES + j) + 1]) === holders(u));
+}
+
+/**
+ * Cluster mode: one dialing to every stable user from a probe on a node without a device of that user
+ * (any probe for a user on every node); ok when each is answered delivered == its live devices. These
+ * are ordinary records: their pushes are checked by check 1.
+ */
+async function recoveryRound(round) {
+    const sentAt = Date.now();
+    const recs = stableUsers.map((user) => {
+        const held = nodesOf(user);
+        const away = probes.filter((p) => !held.has(p.node));
+        const pool = away.length ? away : probes;
+        const probe = pool[(user.index + round) % pool.length];
+        const built = newDial({ sender: probe, target: user.id, targetKind: 'stable', name: 'probe' });
+        built.rec.recovery = round;
+        probe.ws.send(built.text);
+        return built.rec;
+    });
+    await Promise.all(recs.map((rec) => answerOf(rec, ANSWER_BOUND).catch(() => null)));
+    const bad = recs.filter(
+        (rec) => rec.answers[0] !== dialingOkText(rec.id, rec.target, liveDevices(stableById.get(rec.target))),
+    );
+    return {
+        sentAt,
+        ok: bad.length === 0,
+        bad: bad.length,
+        samples: bad.slice(0, 3).map((r) => `${r.target}: ${r.answers[0] ?? 'no answer'}`),
+    };
+}
+
+/**
+ * Cluster mode: at `at`, stops Redis (SIGTERM), waits REDIS_DOWN, starts it on the same port, then
+ * finds the end of the outage window: the first recovery round that succeeds once clusterLinked().
+ */
+async function redisOutage(at) {
+    await delay(Math.max(0, at - Date.now()));
+    if (!serversAlive()) return;
+    const o = (S.outage = { stopAt: Date.now(), rounds: 0, failedRounds: 0, recovered: false });
+    log(
+        `[${elapsed()} s] redis: stopping it (SIGTERM); it stays down ${REDIS_DOWN} s, then starts again on port ${S.redis.port}`,
+    );
+    o.stop = await S.redis.stop();
+    o.stoppedAt = Date.now();
+    await delay(REDIS_DOWN * 1000);
+    o.startAt = Date.now();
+    try {
+        await S.redis.start();
+    } catch (err) {
+        problem('redis could not be started again', err.message);
+        o.endAt = Infinity;
+        return;
+    }
+    o.upAt = Date.now();
+    log(`[${elapsed()} s] redis: up again after ${o.upAt - o.stopAt} ms (stopped in ${o.stoppedAt - o.stopAt} ms)`);
+    for (let i = 0; i < MAX_LOOP; i++) {
+        let linked = false;
+        try {
+            linked = await clusterLinked();
+        } catch (err) {
+            o.lastError = err.message;
+        }
+        if (linked) o.linkedAt ??= Date.now();
+        if (linked && Date.now() - o.upAt >= LINKS_BACK_AFTER) {
+            const round = await recoveryRound(++o.rounds);
+            if (round.ok) {
+                o.endAt = round.sentAt;
+                o.recoveredAt = Date.now();
+                o.recovered = true;
+                break;
+            }
+            o.failedRounds++;
+            o.lastRound = `${round.bad} of ${stableUsers.length} not reached, e.g. ${round.samples.join(' | ')}`;
+        }
+        if (Date.now() - o.upAt > RECOVERY_WAIT) {
+            o.endAt = Date.now();
+            problem(
+                'cluster not recovered after the Redis restart',
+                `${RECOVERY_WAIT} ms after Redis was back: linked ${o.linkedAt ? 'yes' : 'no'}; ${o.lastRound ?? o.lastError ?? ''}`,
+            );
+            break;
+        }
+        await delay(linked && o.rounds > 0 ? PROBE_PERIOD : 50); // rounds paced for the probes' rate limit
+    }
+    log(
+        `[${elapsed()} s] redis: ${o.recovered ? '' : 'NOT '}recovered: node and user channels subscribed again ${o.linkedAt ? `${o.linkedAt - o.upAt} ms` : 'never'} after Redis was back, ` +
+            `every stable user reached across nodes by round ${o.rounds} sent ${o.recovered ? `${o.endAt - o.upAt} ms` : '-'} after (${o.failedRounds} rounds fell short)`,
+    );
+}
+
+/** Cluster mode, every client closed: waits (bounded) until Redis has no sig:u:* channel; the node channels' subscribers. */
+async function redisAfterAllClosed() {
+    const started = Date.now();
+    let left = [];
+    let error;
+    await waitUntil(
+        async () => {
+            left = await S.redis.channels('sig:u:*');
+            return left.length === 0;
+        },
+        { timeout: REDIS_RELEASE_BOUND, interval: 50, what: 'Redis to have no sig:u:* channel' },
+    ).catch((err) => (error = err.message));
+    const ms = Date.now() - started;
+    const leftSubs = [];
+    for (const ch of left.slice(0, 5))
+        leftSubs.push(`${ch} (${await S.redis.numsub(ch).catch(() => '?')} subscribers)`);
+    const nodeSubs = [];
+    for (const id of NODE_IDS) nodeSubs.push(await S.redis.numsub(nodeChannel(id)).catch(() => -1));
+    return { left, leftSubs, ms, nodeSubs, error };
+}
+
 // ---------------------------------------------------------------- checks
 
 const stableById = new Map();
 const results = [];
 function check(n, title, ok, figures, details = []) {
     results.push({ n, title, ok, figures, details });
+}
+
+/** Cluster mode: whether a dialing touches the outage window (sent before its end, finished after its start). */
+function inWindow(rec) {
+    const o = S.outage;
+    if (!CLUSTER || !o || rec.sentAt === undefined) return false;
+    if (rec.sentAt > (o.endAt ?? Infinity)) return false;
+    // finished = answered; one not answered (no id: a success is not answered; or its sender vanished) may
+    // have been in flight for ANSWER_BOUND (a dialing left unanswered fails check 2 anyway)
+    const finished = rec.answeredAt ?? rec.sentAt + ANSWER_BOUND;
+    return finished >= o.stopAt;
 }
 
 function evaluateDelivery() {
@@ -1235,7 +1552,22 @@ function evaluateDelivery() {
     let slowWrong = 0;
     let churnWrong = 0;
     let neverDelivered = 0;
+    // cluster mode: dialings to online stable users that touch the outage window, answer times, cross-node share
+    let inWin = 0;
+    let okWin = 0;
+    let partialWin = 0;
+    let badWin = 0;
+    let idlessWin = 0;
+    const failWin = new Map(); // code -> count
+    const zeroIdless = new Map(); // sender key -> id-less dialings in the window that reached nobody
+    const idlessReached = new Map(); // sender key -> id-less dialings in the window that reached somebody
+    let lateAnswers = 0;
+    let slowestAnswer = 0;
+    const lateSamples = [];
+    let cross = 0;
+    let toStable = 0;
     for (const rec of records) {
+        const win = inWindow(rec);
         if (rec.expectAnswer && !rec.abandoned) {
             expectAnswers++;
             if (rec.answers.length === 0) {
@@ -1246,20 +1578,44 @@ function evaluateDelivery() {
                     unansweredSamples.push(`${rec.tag} (${rec.senderKind} -> ${rec.target}, ${rec.targetKind})`);
             }
         }
+        if (CLUSTER && rec.answeredAt !== undefined && rec.sentAt !== undefined) {
+            const ms = rec.answeredAt - rec.sentAt;
+            slowestAnswer = Math.max(slowestAnswer, ms);
+            if (ms > ANSWER_BOUND) {
+                lateAnswers++;
+                if (lateSamples.length < 5)
+                    lateSamples.push(`${rec.tag} to ${rec.target}: answered after ${ms} ms: ${rec.answers[0]}`);
+            }
+        }
         const ans = rec.answers.length ? JSON.parse(rec.answers[0]) : null;
         const received = [...(rec.calls?.values() ?? [])].reduce((s, v) => s + v, 0);
         if (ans && ans.ok === true && received > ans.data.delivered) overDelivered++;
-        if (ans && ans.ok === false && received > 0) overDelivered++;
+        // cluster_unavailable in the window means "unknown": the answers' way back broke (docs/scaling.md)
+        if (ans && ans.ok === false && received > 0 && !(win && ans.code === 'cluster_unavailable')) overDelivered++;
         if (rec.targetKind === 'never' && received > 0) neverDelivered++;
-        if (rec.targetKind === 'offline' && ans && rec.answers[0] !== dialingFailText('peer_offline', rec.id))
+        // in the outage window a user not held by the sender's node is unknown
+        const unavailable = win && ans?.code === 'cluster_unavailable';
+        if (
+            rec.targetKind === 'offline' &&
+            ans &&
+            rec.answers[0] !== dialingFailText('peer_offline', rec.id) &&
+            !unavailable
+        )
             offlineWrong++;
         if (rec.targetKind === 'slow' && ans) {
             const fine =
-                (ans.ok && ans.data.delivered === 1) || ans.code === 'peer_gone' || ans.code === 'peer_offline';
+                (ans.ok && ans.data.delivered === 1) ||
+                ans.code === 'peer_gone' ||
+                ans.code === 'peer_offline' ||
+                unavailable;
             if (!fine) slowWrong++;
         }
         if (rec.targetKind === 'churn' && ans) {
-            const fine = (ans.ok && ans.data.delivered >= 1) || ans.code === 'peer_gone' || ans.code === 'peer_offline';
+            const fine =
+                (ans.ok && ans.data.delivered >= 1) ||
+                ans.code === 'peer_gone' ||
+                ans.code === 'peer_offline' ||
+                unavailable;
             if (!fine) churnWrong++;
         }
         if (rec.targetKind !== 'stable') continue;
@@ -1267,6 +1623,51 @@ function evaluateDelivery() {
         if (!user || !onlineThroughout(user)) continue;
         const counts = user.devices.map((d) => rec.calls?.get(d.key) ?? 0);
         const fromStable = rec.senderKind === 'stable' || rec.senderKind === 'probe';
+        if (CLUSTER) {
+            toStable++;
+            if (user.devices.some((d) => d.node !== rec.senderNode)) cross++;
+        }
+        if (win) {
+            // what the answer says is what arrived: N pushes for delivered N (one per device at most), none for a failure
+            let fine;
+            let why = '';
+            if (rec.id === undefined) {
+                idlessWin++;
+                fine = counts.every((c) => c <= 1);
+                if (received === 0) zeroIdless.set(rec.senderKey, (zeroIdless.get(rec.senderKey) ?? 0) + 1);
+                else idlessReached.set(rec.senderKey, (idlessReached.get(rec.senderKey) ?? 0) + 1);
+            } else {
+                inWin++;
+                if (!ans) {
+                    fine = counts.every((c) => c <= 1); // unanswered: counted in check 2
+                } else if (ans.ok === true) {
+                    okWin++;
+                    const n = ans.data.delivered;
+                    if (n < user.devices.length) partialWin++;
+                    fine = n >= 1 && n <= user.devices.length && received === n && counts.every((c) => c <= 1);
+                    why = `delivered ${n} of ${user.devices.length} devices`;
+                } else {
+                    failWin.set(ans.code, (failWin.get(ans.code) ?? 0) + 1);
+                    // cluster_unavailable: the outcome is unknown, so some devices may have got it (one push each at most)
+                    fine =
+                        ALLOWED_IN_WINDOW.includes(ans.code) &&
+                        (received === 0 || (ans.code === 'cluster_unavailable' && counts.every((c) => c <= 1)));
+                    why = ans.code;
+                }
+            }
+            if (!fine) {
+                badWin++;
+                if (samples.length < 5)
+                    samples.push(
+                        `${rec.tag} (${rec.senderKind} on ${NODE_IDS[rec.senderNode]}, in the outage window) to ${rec.target}: ` +
+                            `${rec.answers[0] ?? 'no answer'}${why ? ` (${why})` : ''}, arrivals per device ${counts.join(',')} ` +
+                            `(devices on ${user.devices.map((d) => NODE_IDS[d.node]).join(',')}), sent at ${((rec.sentAt - T0) / 1000).toFixed(3)} s, ` +
+                            `answered at ${rec.answeredAt ? ((rec.answeredAt - T0) / 1000).toFixed(3) : '-'} s, ` +
+                            `first push at ${rec.firstCallAt ? ((rec.firstCallAt - T0) / 1000).toFixed(3) : '-'} s (Redis stopped at ${((S.outage.stopAt - T0) / 1000).toFixed(3)} s)`,
+                    );
+            }
+            continue;
+        }
         if (fromStable && rec.id !== undefined) {
             c1++;
             expectedPushes += user.devices.length;
@@ -1318,9 +1719,25 @@ function evaluateDelivery() {
         'push with an unknown tag',
         'push not byte-exact',
     );
+    const windowFigures = [];
+    if (CLUSTER) {
+        const o = S.outage;
+        const span = o
+            ? `${((o.stopAt - T0) / 1000).toFixed(1)} s to ${Number.isFinite(o.endAt) ? ((o.endAt - T0) / 1000).toFixed(1) : 'the end'} s`
+            : 'none: Redis was not restarted';
+        const fails = [...failWin.entries()].map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
+        windowFigures.push(
+            `outage window (${span}): ${inWin} dialings with an id to online stable users touched it: ${okWin} ok (${partialWin} with delivered < devices), ` +
+                `failures ${fails}; ${idlessWin} without an id; ${badWin} where the pushes did not match the answer or the code was not ${ALLOWED_IN_WINDOW.join('/')}`,
+            `cross-node: ${cross} of the ${toStable} dialings to online stable users had a receiver device on another node than the sender (${((cross / Math.max(1, toStable)) * 100).toFixed(0)}%); ` +
+                `${get('called.before-ack')} pushes reached a churn connection before its create_connect was acknowledged (for the id it asked for)`,
+        );
+    }
     check(
         1,
-        'every dialing with an id from a stable client to an online stable user: ok, delivered == devices, pushed exactly once per device',
+        CLUSTER
+            ? 'every dialing with an id from a stable client to an online stable user: ok, delivered == devices, pushed exactly once per device (in the outage window: exactly "delivered" pushes, or an allowed failure and none)'
+            : 'every dialing with an id from a stable client to an online stable user: ok, delivered == devices, pushed exactly once per device',
         c1 > 0 &&
             lost === 0 &&
             dup === 0 &&
@@ -1331,16 +1748,51 @@ function evaluateDelivery() {
             arrivalProblems === 0 &&
             neverDelivered === 0 &&
             overDelivered === 0 &&
-            stableDrops === 0,
+            stableDrops === 0 &&
+            badWin === 0,
         [
-            `${c1} dialings, ${expectedPushes} expected pushes: ${exactlyOnce} arrived exactly once, ${lost} lost, ${dup} duplicated`,
+            `${c1} dialings${CLUSTER ? ' outside the outage window' : ''}, ${expectedPushes} expected pushes: ${exactlyOnce} arrived exactly once, ${lost} lost, ${dup} duplicated`,
             `${notOk} not answered ok, ${wrongDelivered} with delivered != devices`,
             `${noId} without id to online users (${noIdBad} not exactly once per device); ${others} from churn/malformed clients (${othersBad} wrong)`,
             `pushes misrouted/unknown/not byte-exact/duplicated: ${arrivalProblems}; pushes of never-completed frames: ${neverDelivered}; more pushes than "delivered": ${overDelivered}`,
             `stable connections dropped during the run: ${stableDrops}`,
+            ...windowFigures,
         ],
         samples,
     );
+    // cluster mode: failure answers without an id, per stable device, against its id-less dialings that reached nobody
+    let idlessAnswers = 0;
+    let idlessZero = 0;
+    let idlessOutside = 0;
+    let idlessMismatch = 0;
+    const idlessSamples = [];
+    if (CLUSTER) {
+        const o = S.outage;
+        for (const d of [...stableDevices, ...probes]) {
+            const got = d.idlessFailures;
+            const zero = zeroIdless.get(d.key) ?? 0;
+            idlessAnswers += got.length;
+            idlessZero += zero;
+            const outside = got.filter(
+                (f) =>
+                    !o ||
+                    !ALLOWED_IN_WINDOW.includes(f.code) ||
+                    f.at < o.stopAt ||
+                    f.at > (o.endAt ?? Infinity) + ANSWER_BOUND,
+            );
+            idlessOutside += outside.length;
+            // every one that reached nobody is answered; one that reached somebody may be too, with
+            // cluster_unavailable (its outcome unknown: the answers' way back broke)
+            const unknownOk = got.filter((f) => f.code === 'cluster_unavailable').length;
+            const mismatch = got.length < zero || got.length > zero + Math.min(unknownOk, idlessReached.get(d.key) ?? 0);
+            if (mismatch) idlessMismatch++;
+            if ((outside.length || mismatch) && idlessSamples.length < 5)
+                idlessSamples.push(
+                    `${d.key}: ${got.length} id-less failure answers (${got.map((f) => `${f.code}@${((f.at - T0) / 1000).toFixed(3)}s`).slice(0, 4).join(' ')}), ` +
+                        `${zero} id-less dialings in the window that reached nobody`,
+                );
+        }
+    }
     const dupAnswers = problemCount(
         'answer duplicated',
         'answer at the wrong connection',
@@ -1350,8 +1802,17 @@ function evaluateDelivery() {
     );
     check(
         2,
-        'every dialing got exactly one answer; none unanswered after the drain',
-        unanswered === 0 && dupAnswers === 0 && offlineWrong === 0 && slowWrong === 0 && churnWrong === 0,
+        CLUSTER
+            ? `every dialing got exactly one answer, within ${ANSWER_BOUND} ms; none unanswered after the drain`
+            : 'every dialing got exactly one answer; none unanswered after the drain',
+        unanswered === 0 &&
+            dupAnswers === 0 &&
+            offlineWrong === 0 &&
+            slowWrong === 0 &&
+            churnWrong === 0 &&
+            lateAnswers === 0 &&
+            idlessOutside === 0 &&
+            idlessMismatch === 0,
         [
             `${get('dials.sent')} dialings sent, ${expectAnswers} expecting an answer, ${get('dials.answered')} answered, ${unanswered} unanswered, ` +
                 `${records.filter((r) => r.abandoned).length} abandoned by a vanishing sender`,
@@ -1359,9 +1820,17 @@ function evaluateDelivery() {
                 `(${lostToCloseOneWrite} of the ${get('churn.dial-and-close-in-one-write')} sent in the same write as the close, ` +
                 `${lostToClose - lostToCloseOneWrite} of the ${get('churn.op.clean-dial-close') - get('churn.dial-and-close-in-one-write')} sent in two writes)`,
             `duplicated/misrouted/unknown-id/not-exact/wrong-code answers: ${dupAnswers}`,
-            `never-registered ids not answered peer_offline: ${offlineWrong}; slow readers answered otherwise than ok(1)/peer_gone/peer_offline: ${slowWrong}; churn ids: ${churnWrong}`,
+            `never-registered ids not answered peer_offline${CLUSTER ? ' (or cluster_unavailable in the outage window)' : ''}: ${offlineWrong}; ` +
+                `slow readers answered otherwise than ok(1)/peer_gone/peer_offline${CLUSTER ? '(/cluster_unavailable)' : ''}: ${slowWrong}; churn ids: ${churnWrong}`,
+            ...(CLUSTER
+                ? [
+                      `answer times: slowest ${slowestAnswer} ms, ${lateAnswers} later than ${ANSWER_BOUND} ms`,
+                      `failure answers without an id (to dialings without an id): ${idlessAnswers}, ${idlessOutside} of them outside the outage window or not ${ALLOWED_IN_WINDOW.join('/')}; ` +
+                          `id-less dialings in the window that reached nobody: ${idlessZero}; devices where the two counts differ: ${idlessMismatch}`,
+                  ]
+                : []),
         ],
-        unansweredSamples,
+        [...unansweredSamples, ...lateSamples, ...idlessSamples].slice(0, 8),
     );
 }
 
@@ -1395,6 +1864,13 @@ function printSummary(before, after, rss0) {
     log(
         `dialings: sent ${get('dials.sent')}, answered ${get('dials.answered')} (${answered.join(' ')}), delivered (sum of "delivered") ${get('dials.delivered')}, pushes received ${get('called.received')}`,
     );
+    if (CLUSTER) {
+        const idless = [...counters.entries()]
+            .filter(([k]) => k.startsWith('dials.idless-failures.'))
+            .map(([k, v]) => `${k.slice(22)}=${v}`)
+            .sort();
+        log(`failure answers to dialings without an id: ${get('dials.idless-failures')} (${idless.join(' ')})`);
+    }
     log(
         `slow readers: flood ${get('slow.flood')} (avg ${Math.round(get('slow.flood.refusal-ms') / Math.max(1, get('slow.flood')))} ms to refusal), ` +
             `stall ${get('slow.stall')} (avg ${Math.round(get('slow.stall.refusal-ms') / Math.max(1, get('slow.stall')))} ms), ${get('slow.dialed')} ~6 KB dialings at them`,
@@ -1407,15 +1883,46 @@ function printSummary(before, after, rss0) {
             .join(' ')}`,
     );
     log(`long-lived churn clients answered ${get('churn.long-lived.pings')} server pings`);
-    if (before && after) {
+    if (CLUSTER) {
+        const o = S.outage;
+        const at = (t) => (t === undefined ? '-' : `${((t - T0) / 1000).toFixed(1)} s`);
         log(
-            `server RSS: at start ${rss0} kB, before the run ${before.rss} kB [${before.samples.join(' ')}], peak ${S.rssPeak} kB, after ${after.rss} kB [${after.samples.join(' ')}] (${(((after.rss - before.rss) / before.rss) * 100).toFixed(1)}%)`,
+            `redis: 127.0.0.1:${S.redis?.port}; ` +
+                (o
+                    ? `stopped at ${at(o.stopAt)} (gone in ${o.stoppedAt - o.stopAt} ms), up again at ${at(o.upAt)} (${o.upAt - o.stopAt} ms down); ` +
+                      `channels subscribed again ${o.linkedAt ? `${o.linkedAt - o.upAt} ms` : 'never'} and every stable user reachable across nodes ` +
+                      `${o.recovered ? `${o.endAt - o.upAt} ms` : 'never'} after that (outage window ${at(o.stopAt)} to ${at(o.endAt)})`
+                    : 'not restarted'),
         );
-        log(`server fds: before ${before.fds}, after ${after.fds}`);
+        S.nodes.forEach((n, i) => {
+            const b = before?.[i];
+            const a = after?.[i];
+            log(
+                `node ${NODE_IDS[i]} (pid ${n.pid}, port ${n.port}): connections opened ${get(`node.${i}.conn.opened`)}, dialings sent from it ${get(`node.${i}.dials.sent`)}, ` +
+                    `pushes received on it ${get(`node.${i}.called.received`)}; CPU ${S.cpu?.[i]?.toFixed(2)} s`,
+            );
+            if (b && a)
+                log(
+                    `  RSS: at start ${rss0[i]} kB, before the run ${b.rss} kB [${b.samples.join(' ')}], peak ${S.rssPeaks[i]} kB, after ${a.rss} kB [${a.samples.join(' ')}] ` +
+                        `(${(((a.rss - b.rss) / b.rss) * 100).toFixed(1)}%); fds: before ${b.fds}, after ${a.fds}`,
+                );
+        });
+        log(
+            `soak event-loop delay max ${(S.loopDelay.max / 1e6).toFixed(0)} ms, p99 ${(S.loopDelay.percentile(99) / 1e6).toFixed(0)} ms`,
+        );
+    } else {
+        if (before && after) {
+            const [b] = before;
+            const [a] = after;
+            log(
+                `server RSS: at start ${rss0[0]} kB, before the run ${b.rss} kB [${b.samples.join(' ')}], peak ${S.rssPeak} kB, after ${a.rss} kB [${a.samples.join(' ')}] (${(((a.rss - b.rss) / b.rss) * 100).toFixed(1)}%)`,
+            );
+            log(`server fds: before ${b.fds}, after ${a.fds}`);
+        }
+        log(
+            `server CPU ${S.cpu?.[0]?.toFixed(2)} s; soak event-loop delay max ${(S.loopDelay.max / 1e6).toFixed(0)} ms, p99 ${(S.loopDelay.percentile(99) / 1e6).toFixed(0)} ms`,
+        );
     }
-    log(
-        `server CPU ${S.cpu?.toFixed(2)} s; soak event-loop delay max ${(S.loopDelay.max / 1e6).toFixed(0)} ms, p99 ${(S.loopDelay.percentile(99) / 1e6).toFixed(0)} ms`,
-    );
     if (problems.size) {
         log('problems:');
         for (const [kind, p] of problems) {
@@ -1423,6 +1930,12 @@ function printSummary(before, after, rss0) {
             for (const s of p.samples) log(`      ${s}`);
         }
     }
+}
+
+/** Kills every node and Redis (the soak broke). */
+async function killAll() {
+    await Promise.all(S.nodes.map((n) => n.stop('SIGKILL')));
+    await S.redis?.stop('SIGKILL');
 }
 
 // ---------------------------------------------------------------- main
@@ -1433,36 +1946,91 @@ async function main() {
             `${CHURN} churn workers, ${SLOW} slow readers (flood ${FLOOD_RATE}/s), num-threads 2, ping ${PING_INTERVAL}/${PING_TIMEOUT} ms, ` +
             `max-queued-bytes ${MAX_QUEUED}, max-message-size ${MAX_MESSAGE}`,
     );
+    if (CLUSTER)
+        log(
+            `soak: cluster of ${NODES} nodes (${NODE_IDS.join(', ')}) on one redis-server; ${FAST_REDIS_TIMINGS.map((l) => l.replace('signaling.redis-', '')).join(', ')}; ` +
+                `Redis stopped ${RESTART_AT} s into the run for ${REDIS_DOWN} s`,
+        );
     const watchdog = setTimeout(() => {
         console.error(`soak: WATCHDOG: still running after ${WATCHDOG_MS} ms; giving up`);
         printSummary();
-        S.srv?.stop('SIGKILL').finally(() => process.exit(2));
+        killAll().finally(() => process.exit(2));
     }, WATCHDOG_MS);
     watchdog.unref();
     S.loopDelay = monitorEventLoopDelay({ resolution: 10 });
     S.loopDelay.enable();
 
-    S.srv = await startServer({ threads: 2, config });
+    if (CLUSTER) {
+        S.redis = await startRedis();
+        const started = await Promise.allSettled(
+            NODE_IDS.map((nodeId) => startNode({ redis: S.redis.addr, nodeId, settings: SETTINGS, threads: 2 })),
+        );
+        S.nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+        const failed = started.find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
+        await waitNodesLinked(S.redis, S.nodes, { timeout: 10000 });
+    } else {
+        S.nodes = [await startServer({ threads: 2, config })];
+    }
+    S.srv = S.nodes[0];
     const pid = S.srv.pid;
-    const rss0 = rssKb(pid);
-    S.srv.exited.then((st) => {
-        if (S.phase !== 'stopping') problem('server exited during the soak', `code ${st.code} signal ${st.signal}`);
-    });
+    const rss0 = S.nodes.map((n) => rssKb(n.pid));
+    S.nodes.forEach((n, i) =>
+        n.exited.then((st) => {
+            if (S.phase !== 'stopping') {
+                const who = CLUSTER ? `${NODE_IDS[i]}: ` : '';
+                problem('server exited during the soak', `${who}code ${st.code} signal ${st.signal}`);
+            }
+        }),
+    );
 
     await buildStable();
     for (const u of stableUsers) stableById.set(u.id, u);
-    S.fdsBase = fdCount(pid);
-    log(
-        `[${elapsed()} s] server pid ${pid} on port ${S.srv.port}; ${stableDevices.length} stable devices + ${PROBES} probes registered; RSS ${rssKb(pid)} kB, ${S.fdsBase} fds`,
-    );
+    if (CLUSTER) {
+        for (let n = 0; n < NODES; n++) crossUsers[n] = stableUsers.filter((u) => u.devices[0].node !== n);
+        await findUserChannels();
+        await waitUntil(clusterLinked, {
+            timeout: 10000,
+            interval: 50,
+            what: 'every stable user subscribed by the nodes that hold it',
+        });
+        const round = await recoveryRound(0);
+        if (!round.ok)
+            throw new Error(
+                `cross-node delivery does not work before the run: ${round.bad} stable users not reached, e.g. ${round.samples.join(' | ')}`,
+            );
+        await waitUntil(() => outstanding().pushes === 0, {
+            timeout: DRAIN_BOUND,
+            interval: 50,
+            what: 'pushes of the first cross-node round',
+        });
+    }
+    S.fdsBase = S.nodes.map((n) => fdCount(n.pid));
+    if (CLUSTER)
+        log(
+            `[${elapsed()} s] nodes ${S.nodes.map((n, i) => `${NODE_IDS[i]} pid ${n.pid} on port ${n.port}`).join(', ')}; redis-server pid ${S.redis.pid} on port ${S.redis.port}; ` +
+                `${stableDevices.length} stable devices + ${PROBES} probes registered (per node ${S.nodes.map((_, i) => stableDevices.filter((d) => d.node === i).length).join('/')} + ` +
+                `${S.nodes.map((_, i) => probes.filter((d) => d.node === i).length).join('/')}); RSS ${perNode(S.nodes.map((n) => rssKb(n.pid)), ' kB')}; fds ${perNode(S.fdsBase)}`,
+        );
+    else
+        log(
+            `[${elapsed()} s] server pid ${pid} on port ${S.srv.port}; ${stableDevices.length} stable devices + ${PROBES} probes registered; RSS ${rssKb(pid)} kB, ${S.fdsBase[0]} fds`,
+        );
 
+    S.rssPeaks = S.nodes.map(() => 0);
     const progress = setInterval(() => {
-        if (!S.srv.alive()) return;
-        const rss = rssKb(pid);
-        S.rssPeak = Math.max(S.rssPeak, rss);
+        if (!serversAlive()) return;
+        const rss = S.nodes.map((n) => rssKb(n.pid));
+        rss.forEach((r, i) => (S.rssPeaks[i] = Math.max(S.rssPeaks[i], r)));
+        S.rssPeak = S.rssPeaks[0];
+        const fds = S.nodes.map((n) => fdCount(n.pid));
         log(
             `[${elapsed()} s] ${S.phase}: dialings ${get('dials.sent')} sent / ${get('dials.answered')} answered, pushes ${get('called.received')}, ` +
-                `conns ${get('conn.opened')} opened, ${S.openPeers.size} raw open, slow ${S.slowTargets.length}, RSS ${rss} kB, fds ${fdCount(pid)}, problems ${[...problems.values()].reduce((s, p) => s + p.count, 0)}`,
+                `conns ${get('conn.opened')} opened, ${S.openPeers.size} raw open, slow ${S.slowTargets.length}, ` +
+                (CLUSTER
+                    ? `RSS ${rss.join('/')} kB, fds ${fds.join('/')}, redis ${S.redis.alive() ? 'up' : 'DOWN'}, cluster_unavailable ${get('dials.answered.cluster_unavailable') + get('dials.idless-failures.cluster_unavailable')}, `
+                    : `RSS ${rss[0]} kB, fds ${fds[0]}, `) +
+                `problems ${[...problems.values()].reduce((s, p) => s + p.count, 0)}`,
         );
     }, 5000);
 
@@ -1470,26 +2038,39 @@ async function main() {
     await runMix(WARMUP * 1000);
     await quiesce('warm-up');
     const before = await measureIdle();
-    log(`[${elapsed()} s] warm-up done: RSS ${before.rss} kB, fds ${before.fds} (stable sockets: ${S.fdsBase})`);
+    log(
+        `[${elapsed()} s] warm-up done: RSS ${perNode(before.map((b) => b.rss), ' kB')}, fds ${perNode(before.map((b) => b.fds))} (stable sockets: ${perNode(S.fdsBase)})`,
+    );
 
     S.phase = 'run';
+    const outage = CLUSTER ? redisOutage(Date.now() + RESTART_AT * 1000) : null;
     await runMix(SECONDS * 1000);
+    if (outage)
+        await withTimeout(outage, RECOVERY_WAIT + 30000, 'the Redis restart to finish').catch((err) =>
+            problem('client operation failed', err.message),
+        );
     S.phase = 'drain';
     await quiesce('run');
     const after = await measureIdle();
     clearInterval(progress);
-    S.cpu = cpuSeconds(pid);
-    log(`[${elapsed()} s] run done: RSS ${after.rss} kB, fds ${after.fds}`);
+    S.cpu = S.nodes.map((n) => cpuSeconds(n.pid));
+    log(`[${elapsed()} s] run done: RSS ${perNode(after.map((a) => a.rss), ' kB')}, fds ${perNode(after.map((a) => a.fds))}`);
 
-    // 3. the registry holds exactly the live connections
+    // 3. the registry holds exactly the live connections (cluster mode: the probes dial from every node)
     S.phase = 'final';
+    const fromEach = async (targets, kind) => {
+        if (!CLUSTER) return probeAll(targets, kind);
+        const out = [];
+        for (let n = 0; n < NODES; n++) out.push(...(await probeAll(targets, kind, n)));
+        return out;
+    };
     const stableIds = new Set(stableUsers.map((u) => u.id));
     const others = [...S.usedIds].filter((id) => !stableIds.has(id));
-    const ghostProbe = await probeAll(others, 'offline');
+    const ghostProbe = await fromEach(others, 'offline');
     const ghosts = ghostProbe.filter(
         (r) => !r.answer || r.rec.answers[0] !== dialingFailText('peer_offline', r.rec.id),
     );
-    const liveProbe = await probeAll([...stableIds], 'stable');
+    const liveProbe = await fromEach([...stableIds], 'stable');
     await waitUntil(() => outstanding().pushes === 0, {
         timeout: DRAIN_BOUND,
         interval: 50,
@@ -1514,39 +2095,50 @@ async function main() {
             else problem('wrong close code', `${d.key}: expected 1000, got ${code}`);
         }),
     );
-    const emptyProbe = await probeAll([...stableIds], 'offline');
+    const emptyProbe = await fromEach([...stableIds], 'offline');
     const leftOver = emptyProbe.filter(
         (r) => !r.answer || r.rec.answers[0] !== dialingFailText('peer_offline', r.rec.id),
     );
-    const fdsEmpty = fdCount(pid);
+    const fdsEmpty = S.nodes.map((n) => fdCount(n.pid));
+    const fdsEmptyWanted = S.fdsBase.map((f, i) => f - stableDevices.filter((d) => d.node === i).length);
+    const nodeLabel = (r) => (CLUSTER ? ` (from ${NODE_IDS[r.rec.senderNode]})` : '');
     check(
         3,
         'the registry holds exactly the live connections',
-        after.fds === before.fds &&
+        S.nodes.every((_, i) => after[i].fds === before[i].fds && fdsEmpty[i] === fdsEmptyWanted[i]) &&
             ghosts.length === 0 &&
             wrongLive.length === 0 &&
-            leftOver.length === 0 &&
-            fdsEmpty === S.fdsBase - stableDevices.length,
+            leftOver.length === 0,
         [
-            `server fds with only the stable clients + probes: before ${before.fds}, after ${after.fds}; with only the ${PROBES} probes: ${fdsEmpty} (expected ${S.fdsBase - stableDevices.length})`,
-            `${others.length} non-stable ids ever used (churn, slow, malformed, never-registered): ${ghosts.length} still reachable (ghosts)`,
+            `server fds with only the stable clients + probes: before ${perNode(before.map((b) => b.fds))}, after ${perNode(after.map((a) => a.fds))}; ` +
+                `with only the ${PROBES} probes: ${perNode(fdsEmpty)} (expected ${perNode(fdsEmptyWanted)})`,
+            `${others.length} non-stable ids ever used (churn, slow, malformed, never-registered): ${ghosts.length} still reachable (ghosts)${CLUSTER ? ` in ${ghostProbe.length} probes from every node` : ''}`,
             `${stableIds.size} stable users: ${wrongLive.length} not answered with exactly their live devices (or not pushed once on each)`,
             `after the stable clients closed: ${leftOver.length} stable ids still reachable`,
         ],
         [...ghosts, ...wrongLive, ...leftOver]
             .slice(0, 5)
-            .map((r) => `${r.target}: ${r.rec.answers[0] ?? 'no answer'}`),
+            .map((r) => `${r.target}${nodeLabel(r)}: ${r.rec.answers[0] ?? 'no answer'}`),
     );
 
     evaluateDelivery();
 
-    // 4. memory
+    // 4. memory (per node)
     const tool = underMemoryTool(pid);
-    const growth = (after.rss - before.rss) / before.rss;
-    check(4, 'server RSS after the run within 10% of before', tool ? null : Math.abs(growth) <= 0.1, [
-        `before ${before.rss} kB, after ${after.rss} kB: ${(growth * 100).toFixed(1)}% (bound 10%); at start ${rss0} kB, peak ${S.rssPeak} kB`,
-        ...(tool ? [`not applicable: the server runs under ${tool}, whose memory RSS counts`] : []),
-    ]);
+    const growth = S.nodes.map((_, i) => (after[i].rss - before[i].rss) / before[i].rss);
+    check(
+        4,
+        CLUSTER ? 'RSS of every node after the run within 10% of before' : 'server RSS after the run within 10% of before',
+        tool ? null : growth.every((g) => Math.abs(g) <= 0.1),
+        [
+            ...S.nodes.map(
+                (_, i) =>
+                    `${CLUSTER ? `${NODE_IDS[i]}: ` : ''}before ${before[i].rss} kB, after ${after[i].rss} kB: ${(growth[i] * 100).toFixed(1)}% (bound 10%); ` +
+                        `at start ${rss0[i]} kB, peak ${S.rssPeaks[i]} kB`,
+            ),
+            ...(tool ? [`not applicable: the server runs under ${tool}, whose memory RSS counts`] : []),
+        ],
+    );
 
     // 6. bounded operations and close codes
     const opFails = problemCount(
@@ -1582,29 +2174,66 @@ async function main() {
     );
 
     // 5. alive, then SIGTERM -> exit 0
-    const alive = S.srv.alive();
+    const alive = S.nodes.map((n) => n.alive());
     await Promise.all(
         probes.map((p) => {
             p.ws.close(1000);
             return waitClose(p.ws, OP_TIMEOUT).catch(() => {});
         }),
     );
+
+    // 7. (cluster) the Redis restart, and no ghost in Redis once every client has closed
+    if (CLUSTER) {
+        const o = S.outage;
+        const end = await redisAfterAllClosed();
+        const seen = get('dials.answered.cluster_unavailable') + get('dials.idless-failures.cluster_unavailable');
+        const recoveryMs = o?.recovered ? o.recoveredAt - o.upAt : null;
+        check(
+            7,
+            `Redis restarted mid-run: the outage was seen, every user registered before it reachable across nodes within ${RECOVERY_BOUND} ms of Redis coming back; ` +
+                'once every client closed, no sig:u:* channel left and every node channel still subscribed',
+            Boolean(o) &&
+                o.recovered &&
+                recoveryMs <= RECOVERY_BOUND &&
+                (REDIS_DOWN < 0.5 || seen > 0) &&
+                problemCount('redis could not be started again', 'cluster not recovered after the Redis restart') === 0 &&
+                end.left.length === 0 &&
+                end.nodeSubs.every((k) => k === 1),
+            [
+                o
+                    ? `Redis stopped ${((o.stopAt - T0) / 1000).toFixed(1)} s into the soak (gone in ${o.stoppedAt - o.stopAt} ms), back ${o.upAt - o.stopAt} ms later on the same port; ` +
+                      `node and user channels subscribed again ${o.linkedAt ? `${o.linkedAt - o.upAt} ms` : 'never'} after, every stable user reached across nodes ` +
+                      `${recoveryMs === null ? 'never' : `${recoveryMs} ms`} after (bound ${RECOVERY_BOUND} ms; ${o.rounds} recovery rounds, ${o.failedRounds} fell short)`
+                    : 'Redis was never restarted',
+                `the outage as the clients saw it: ${seen} cluster_unavailable answers (${get('dials.idless-failures.cluster_unavailable')} of them without an id)`,
+                `once every client had closed: ${end.left.length} sig:u:* channels left in Redis after ${end.ms} ms (bound ${REDIS_RELEASE_BOUND} ms); ` +
+                    `subscribers of the node channels: ${perNode(end.nodeSubs)}`,
+            ],
+            [...end.leftSubs, ...(o?.lastRound ? [`last recovery round: ${o.lastRound}`] : [])],
+        );
+    }
+
     S.phase = 'stopping';
-    const st = await S.srv.stop('SIGTERM', { timeout: 10000 });
+    const st = await Promise.all(S.nodes.map((n) => n.stop('SIGTERM', { timeout: 10000 })));
     check(
         5,
-        'the server is alive at the end and exits 0 on SIGTERM',
-        alive &&
-            st.code === 0 &&
-            st.signal === null &&
-            !st.timedOut &&
+        CLUSTER ? 'every node is alive at the end and exits 0 on SIGTERM' : 'the server is alive at the end and exits 0 on SIGTERM',
+        alive.every(Boolean) &&
+            st.every((s) => s.code === 0 && s.signal === null && !s.timedOut) &&
             problemCount('server exited during the soak') === 0,
-        [`alive before SIGTERM: ${alive}; exit code ${st.code}, signal ${st.signal}, timed out ${st.timedOut}`],
+        S.nodes.map(
+            (_, i) =>
+                `${CLUSTER ? `${NODE_IDS[i]}: ` : ''}alive before SIGTERM: ${alive[i]}; exit code ${st[i].code}, signal ${st[i].signal}, timed out ${st[i].timedOut}`,
+        ),
     );
+    await S.redis?.stop();
 
     printSummary(before, after, rss0);
-    const stderr = S.srv.stderr().trim();
-    if (stderr) log(`server stderr (last 20 lines):\n${stderr.split('\n').slice(-20).join('\n')}`);
+    S.nodes.forEach((n, i) => {
+        const stderr = n.stderr().trim();
+        if (stderr)
+            log(`${CLUSTER ? `node ${NODE_IDS[i]}` : 'server'} stderr (last 20 lines):\n${stderr.split('\n').slice(-20).join('\n')}`);
+    });
     log('');
     log('==== assertions ====');
     let failed = 0;
@@ -1624,10 +2253,10 @@ main().then(
     (code) => process.exit(code),
     async (err) => {
         console.error(`soak: broke: ${err.stack ?? err}`);
-        if (S.srv) {
-            console.error(`server stderr:\n${S.srv.stderr().split('\n').slice(-30).join('\n')}`);
-            await S.srv.stop('SIGKILL');
-        }
+        S.nodes.forEach((n, i) =>
+            console.error(`${CLUSTER ? `node ${NODE_IDS[i]}` : 'server'} stderr:\n${n.stderr().split('\n').slice(-30).join('\n')}`),
+        );
+        await killAll();
         process.exit(2);
     },
 );
