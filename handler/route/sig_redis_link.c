@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 #include <hiredis/hiredis.h>
@@ -56,12 +57,24 @@ struct st_sig_redis_uv_events_t {
     int events;
 };
 
+#define SIG_REDIS_READS_PER_EVENT 64 /* hiredis reads 16 KB at a time: up to 1 MB per readable event */
+
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     struct st_sig_redis_uv_events_t *ev = handle->data;
     int what = status != 0 ? ev->events : events; /* on error let hiredis try the I/O and see the failure */
-    if (ev->ac != NULL && (what & UV_READABLE) != 0)
-        redisAsyncHandleRead(ev->ac);
+    int reads, pending;
+
+    if (ev->ac != NULL && (what & UV_READABLE) != 0) {
+        /* a subscriber under load must keep up with Redis, which pushes every publish to it: one 16 KB
+         * read per loop turn falls behind a busy loop, and Redis closes a subscriber whose unread
+         * output passes client-output-buffer-limit */
+        for (reads = 0; reads != SIG_REDIS_READS_PER_EVENT && ev->ac != NULL; ++reads) {
+            redisAsyncHandleRead(ev->ac);
+            if (ev->ac == NULL || status != 0 || ioctl(ev->ac->c.fd, FIONREAD, &pending) != 0 || pending <= 0)
+                break;
+        }
+    }
     if (ev->ac != NULL && (what & UV_WRITABLE) != 0)
         redisAsyncHandleWrite(ev->ac);
 }

@@ -274,6 +274,7 @@ static void on_bound(uint64_t conn_id)
         sig_encode_create_connect_ok(&tls.out, sig_str(session->ack_id.base, session->ack_id.len), sig_binding_user_id(session->binding));
         send_reply(session, &tls.out);
     }
+    sig_buf_dispose(&session->ack_id); /* an idle registered connection keeps nothing for it */
 }
 
 static void on_dial_result(const void *cookie, size_t cookie_len, int result)

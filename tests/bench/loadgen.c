@@ -16,6 +16,17 @@
  *           messages as long as a routed dialing frame on the wire, K in flight each (or --rate).
  *   idle    N registered connections (--conns); server RSS and kernel TCP memory before and after, per connection.
  *   churn   C concurrent loops (--conns) of connect + upgrade + create_connect (ack awaited) + close handshake.
+ *   resub   no WebSocket: watches a Redis (--redis-port) through a restart. Reads its pubsub_channels (INFO stats),
+ *           prints `READY`, then PINGs it every ~1 ms; when the connection drops (someone shut Redis down) it
+ *           reconnects every ~1 ms, and once Redis is back it measures how long until pubsub_channels is back to
+ *           the count read first (the nodes re-subscribed their users) and the longest round trip of any command
+ *           meanwhile (the longest stall Redis showed). Bounded by --duration.
+ *
+ * Scale-out (several nodes on one Redis): --url2 ws://HOST:PORT[/PATH] connects the callees (the odd connections:
+ * every caller's partner) of routed there instead, so every message crosses from one node to the other; --watch
+ * NAME:PID reports the CPU of more processes (the other node, redis-server) over the same window; idle with
+ * --redis-port reads Redis's used_memory before and after registering (bytes per user), and --hold S keeps the
+ * registered connections open for up to S seconds after the RESULT line (until SIGTERM or SIGINT).
  *
  * Figures: server CPU comes from /proc/PID/stat (utime+stime) of --server-pid at the start and end of the measured
  * window; the generator's own CPU from getrusage. A saturation run in which the generator used more than 90% of its
@@ -34,6 +45,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -179,8 +191,10 @@ static double hist_quantile_us(const hist_t *h, double q)
  * Options and global state
  * -------------------------------------------------------------------------------------------------------------------*/
 
-enum workload { W_ROUTED, W_ECHO, W_IDLE, W_CHURN };
-static const char *const workload_names[] = {"routed", "echo", "idle", "churn"};
+enum workload { W_ROUTED, W_ECHO, W_IDLE, W_CHURN, W_RESUB };
+static const char *const workload_names[] = {"routed", "echo", "idle", "churn", "resub"};
+#define NUM_WORKLOADS 5
+#define MAX_WATCH 4
 
 static struct {
     const char *host, *path, *label;
@@ -188,7 +202,18 @@ static struct {
     enum workload workload;
     double duration, warmup, rate;
     uint64_t count;
-} opt = {"127.0.0.1", "/WsService", NULL, 0, 50, 1, -1, 100, 0, W_ROUTED, 5, 1, 0, 0};
+    const char *url2;            /* routed: where the callees (odd connections) go; NULL: all to --host/--port */
+    char host2[64], path2[256];  /* parsed from url2 */
+    int port2, redis_port;       /* redis_port: idle's used_memory, resub's target; 0: none */
+    double hold;                 /* idle: seconds to keep the connections after the RESULT line */
+    int nwatch;
+    struct {
+        char name[24];
+        int pid;
+        double cpu0, cpu1;
+    } watch[MAX_WATCH]; /* --watch NAME:PID: more processes whose CPU is reported per message */
+} opt = {"127.0.0.1", "/WsService", NULL, 0, 50, 1, -1, 100, 0, W_ROUTED, 5, 1, 0, 0,
+           NULL, "", "", 0, 0, 0, 0, {{"", 0, 0, 0}}};
 
 enum conn_state { S_CLOSED, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING };
 
@@ -207,7 +232,7 @@ typedef struct conn {
 
 static struct {
     int ep;
-    struct sockaddr_in addr;
+    struct sockaddr_in addr, addr2; /* addr2: --url2 */
     conn_t *conns;
     int nconns;                 /* slots in use: 2P, N or C */
     int opened, pending, ready; /* connections started, started but not ready, ready */
@@ -221,6 +246,7 @@ static struct {
     uint64_t rate_next, rate_interval; /* paced mode: when the next send is due, ns between sends */
     int rate_rr;
     hist_t hist;
+    volatile sig_atomic_t stop; /* SIGTERM or SIGINT while holding */
 } g;
 
 static void report_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -241,8 +267,8 @@ static void report_error(const char *fmt, ...)
  * Measuring the server and ourselves
  * -------------------------------------------------------------------------------------------------------------------*/
 
-/** utime+stime of the server process in microseconds (all its threads), or -1 without --server-pid. */
-static double server_cpu_us(void)
+/** utime+stime of process `pid` in microseconds (all its threads), or -1 when pid <= 0. */
+static double proc_cpu_us(int pid)
 {
     char path[64], text[1024], *p;
     unsigned long long utime, stime;
@@ -250,9 +276,9 @@ static double server_cpu_us(void)
     size_t n;
     int i;
 
-    if (opt.server_pid <= 0)
+    if (pid <= 0)
         return -1;
-    snprintf(path, sizeof(path), "/proc/%d/stat", opt.server_pid);
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
     if ((f = fopen(path, "r")) == NULL)
         die("cannot read %s: %s", path, strerror(errno));
     n = fread(text, 1, sizeof(text) - 1, f);
@@ -266,6 +292,38 @@ static double server_cpu_us(void)
     if (sscanf(p, " %llu %llu", &utime, &stime) != 2)
         die("cannot parse %s", path);
     return (double)(utime + stime) * 1e6 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/** utime+stime of the server process in microseconds, or -1 without --server-pid. */
+static double server_cpu_us(void)
+{
+    return proc_cpu_us(opt.server_pid);
+}
+
+/** Reads every --watch process's CPU into cpu0 (at the window's start) or cpu1 (at its end). */
+static void watch_sample(int end)
+{
+    int i;
+    for (i = 0; i != opt.nwatch; ++i) {
+        double v = proc_cpu_us(opt.watch[i].pid);
+        if (end)
+            opt.watch[i].cpu1 = v;
+        else
+            opt.watch[i].cpu0 = v;
+    }
+}
+
+/** The --watch processes' figures: human-readable lines (`human`) or RESULT fields; `per`: messages or cycles. */
+static void watch_print(int human, double secs, uint64_t per, const char *unit)
+{
+    int i;
+    for (i = 0; i != opt.nwatch; ++i) {
+        double d = opt.watch[i].cpu1 - opt.watch[i].cpu0, pct = d / 1e4 / secs, us = per != 0 ? d / (double)per : -1;
+        if (human)
+            printf("  %-13s %.1f %%  %.3f us/%s (pid %d)\n", opt.watch[i].name, pct, us, unit, opt.watch[i].pid);
+        else
+            printf(" %s_us_per_%s=%.3f %s_cpu_pct=%.1f", opt.watch[i].name, unit, us, opt.watch[i].name, pct);
+    }
 }
 
 /** One "Key: value" number from a /proc text file (VmRSS in kB, ...), or -1. */
@@ -407,6 +465,12 @@ static void flush_dirty(void)
     }
 }
 
+/** Whether `c` goes to --url2: the odd connections (every caller's partner) of a routed run. */
+static int on_url2(const conn_t *c)
+{
+    return opt.url2 != NULL && (c->idx & 1) != 0;
+}
+
 /** Starts a non-blocking connect for slot `c`; the rest happens in on_connected(). */
 static void conn_open(conn_t *c)
 {
@@ -416,8 +480,8 @@ static void conn_open(conn_t *c)
     if ((c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         die("socket: %s (raise the fd limit or lower --conns)", strerror(errno));
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(c->fd, (struct sockaddr *)&g.addr, sizeof(g.addr)) != 0 && errno != EINPROGRESS)
-        die("connect to %s:%d: %s", opt.host, opt.port, strerror(errno));
+    if (connect(c->fd, (struct sockaddr *)(on_url2(c) ? &g.addr2 : &g.addr), sizeof(g.addr)) != 0 && errno != EINPROGRESS)
+        die("connect to %s:%d: %s", on_url2(c) ? opt.host2 : opt.host, on_url2(c) ? opt.port2 : opt.port, strerror(errno));
     if (epoll_ctl(g.ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
         die("epoll_ctl: %s", strerror(errno));
     c->state = S_CONNECTING;
@@ -484,7 +548,7 @@ static void ws_send_upgrade(conn_t *c)
     n = snprintf(req, sizeof(req),
                  "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                 opt.path, opt.host, opt.port, key);
+                 on_url2(c) ? opt.path2 : opt.path, on_url2(c) ? opt.host2 : opt.host, on_url2(c) ? opt.port2 : opt.port, key);
     memcpy(buf_reserve(&c->out, (size_t)n), req, (size_t)n);
     c->out.len += (size_t)n;
     conn_mark_dirty(c);
@@ -902,6 +966,9 @@ static int any_lost(void)
  * Workloads
  * -------------------------------------------------------------------------------------------------------------------*/
 
+static long long redis_info_once(const char *section, const char *key);
+static int stop_requested(void);
+
 static const char *label(void)
 {
     return opt.label != NULL ? opt.label : "server";
@@ -939,12 +1006,14 @@ static int run_traffic(void)
     t0 = now_ns();
     cpu0 = self_cpu_us();
     srv0 = server_cpu_us();
+    watch_sample(0);
     host0 = host_busy_us();
     deadline = t0 + (uint64_t)(opt.duration * 1e9);
     run_loop(deadline, opt.count != 0 ? count_reached : any_lost);
     t1 = now_ns();
     cpu1 = self_cpu_us();
     srv1 = server_cpu_us();
+    watch_sample(1);
     host1 = host_busy_us();
     g.measuring = 0;
 
@@ -956,6 +1025,8 @@ static int run_traffic(void)
         /* what the rest of the host did meanwhile (other processes, kernel threads): a noise gauge */
         if (host0 >= 0) { /* tick-based counters: a small negative remainder is rounding */
             other_pct = (host1 - host0) / 1e4 / secs - server_pct - client_pct;
+            for (i = 0; i != opt.nwatch; ++i) /* the other node, redis-server: measured, not noise */
+                other_pct -= (opt.watch[i].cpu1 - opt.watch[i].cpu0) / 1e4 / secs;
             other_pct = other_pct < 0 ? 0 : other_pct;
         }
     }
@@ -969,13 +1040,16 @@ static int run_traffic(void)
                label(), g.nconns, secs, opt.warmup);
         printf("  cycles        %" PRIu64 "  (%.0f cycles/s)\n", g.delivered, (double)g.delivered / secs);
         printf("  server CPU    %.1f %%  %.2f us/cycle\n", server_pct, per);
+        watch_print(1, secs, g.delivered, "cycle");
         printf("  client CPU    %.1f %%%s\n", client_pct, limited ? "  CLIENT-LIMITED" : "");
         printf("  other CPU     %.1f %% (the rest of the host)\n  errors        %" PRIu64 "\n", other_pct, g.errors);
         printf("RESULT workload=churn server=%s conns=%d secs=%.3f cycles=%" PRIu64 " cycles_per_s=%.1f "
                "server_us_per_cycle=%.3f server_cpu_pct=%.1f client_cpu_pct=%.1f client_limited=%d other_cpu_pct=%.1f "
-               "errors=%" PRIu64 "\n",
+               "errors=%" PRIu64,
                label(), g.nconns, secs, g.delivered, (double)g.delivered / secs, per, server_pct, client_pct, limited, other_pct,
                g.errors);
+        watch_print(0, secs, g.delivered, "cycle");
+        putchar('\n');
     } else {
         double rate_got = (double)g.delivered / secs;
         int rate_ok = opt.rate == 0 || (rate_got >= 0.95 * opt.rate && g.skipped == 0);
@@ -984,6 +1058,8 @@ static int run_traffic(void)
                opt.workload == W_ECHO ? "connections" : "pairs", opt.rate > 0 ? "paced" : "ping-pong",
                opt.workload == W_ECHO ? (int)g.echo_size : opt.payload, opt.workload == W_ECHO ? "messages" : "field1", secs,
                opt.warmup);
+        if (opt.url2 != NULL)
+            printf("  callees on    %s:%d%s (callers above)\n", opt.host2, opt.port2, opt.path2);
         if (opt.rate > 0)
             printf("  paced         %.0f msgs/s asked, %.0f delivered, %" PRIu64 " skipped%s\n", opt.rate, rate_got, g.skipped,
                    rate_ok ? "" : "  RATE NOT REACHED");
@@ -991,16 +1067,19 @@ static int run_traffic(void)
             printf("  in flight     %d per connection\n", opt.inflight);
         printf("  delivered     %" PRIu64 " msgs  (%.0f msgs/s)\n", g.delivered, rate_got);
         printf("  server CPU    %.1f %%  %.3f us/msg\n", server_pct, per);
+        watch_print(1, secs, g.delivered, "msg");
         printf("  latency us    p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", hist_quantile_us(&g.hist, 0.5),
                hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3);
         printf("  client CPU    %.1f %%%s\n", client_pct, opt.rate > 0 ? " (busy-polling)" : limited ? "  CLIENT-LIMITED" : "");
         printf("  other CPU     %.1f %% (the rest of the host)\n  errors        %" PRIu64 "\n", other_pct, g.errors);
         printf("RESULT workload=%s server=%s pairs=%d inflight=%d rate=%.0f secs=%.3f delivered=%" PRIu64
                " msgs_per_s=%.1f server_us_per_msg=%.3f server_cpu_pct=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
-               "max_us=%.1f client_cpu_pct=%.1f client_limited=%d other_cpu_pct=%.1f rate_ok=%d errors=%" PRIu64 "\n",
+               "max_us=%.1f client_cpu_pct=%.1f client_limited=%d other_cpu_pct=%.1f rate_ok=%d errors=%" PRIu64,
                workload_names[opt.workload], label(), opt.pairs, opt.inflight, opt.rate, secs, g.delivered, rate_got, per,
                server_pct, hist_quantile_us(&g.hist, 0.5), hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999),
                (double)g.hist.max / 1e3, client_pct, limited, other_pct, rate_ok, g.errors);
+        watch_print(0, secs, g.delivered, "msg");
+        putchar('\n');
     }
     fflush(stdout);
     return g.errors == 0 && g.delivered > 0 ? 0 : 1;
@@ -1012,7 +1091,9 @@ static int run_idle(void)
     long rss0 = server_rss_kb(), tcp0 = tcp_mem_kb(), slab0 = slab_kb(), rss1, tcp1, slab1;
     uint64_t timeout = SETUP_TIMEOUT_NS + (uint64_t)g.nconns * 1000000; /* + 1 ms per connection */
     double rss_per, tcp_per, slab_per, secs;
+    long long redis0 = opt.redis_port ? redis_info_once("memory", "used_memory") : -1, redis1 = -1, chans = -1;
     uint64_t t0 = now_ns();
+    int status, ready;
 
     run_loop(t0 + timeout, setup_done);
     secs = (double)(now_ns() - t0) / 1e9;
@@ -1022,6 +1103,10 @@ static int run_idle(void)
     rss1 = server_rss_kb();
     tcp1 = tcp_mem_kb();
     slab1 = slab_kb();
+    if (opt.redis_port) {
+        redis1 = redis_info_once("memory", "used_memory");
+        chans = redis_info_once("stats", "pubsub_channels");
+    }
     rss_per = g.ready != 0 && rss0 >= 0 ? (double)(rss1 - rss0) / g.ready : -1;
     tcp_per = g.ready != 0 ? (double)(tcp1 - tcp0) / g.ready : -1;
     slab_per = g.ready != 0 ? (double)(slab1 - slab0) / g.ready : -1;
@@ -1033,12 +1118,220 @@ static int run_idle(void)
            tcp1, tcp_per);
     printf("  kernel slab   %ld kB -> %ld kB: %.2f kB per connection (socket structures, both ends, whole host)\n", slab0, slab1,
            slab_per);
+    if (opt.redis_port)
+        printf("  redis memory  %lld B -> %lld B: %.1f B per user (used_memory); pubsub_channels %lld\n", redis0, redis1,
+               g.ready != 0 ? (double)(redis1 - redis0) / g.ready : -1, chans);
     printf("  errors        %" PRIu64 "\n", g.errors);
     printf("RESULT workload=idle server=%s conns=%d connect_secs=%.3f rss_before_kb=%ld rss_after_kb=%ld "
-           "rss_kb_per_conn=%.3f kernel_tcp_kb_per_conn=%.3f kernel_slab_kb_per_conn=%.3f errors=%" PRIu64 "\n",
+           "rss_kb_per_conn=%.3f kernel_tcp_kb_per_conn=%.3f kernel_slab_kb_per_conn=%.3f errors=%" PRIu64,
            label(), g.ready, secs, rss0, rss1, rss_per, tcp_per, slab_per, g.errors);
+    if (opt.redis_port)
+        printf(" redis_used_before=%lld redis_used_after=%lld redis_bytes_per_user=%.1f redis_pubsub_channels=%lld", redis0,
+               redis1, g.ready != 0 ? (double)(redis1 - redis0) / g.ready : -1, chans);
+    putchar('\n');
     fflush(stdout);
-    return g.errors == 0 && g.ready == g.nconns ? 0 : 1;
+    status = g.errors == 0 && g.ready == g.nconns ? 0 : 1;
+    if (opt.hold > 0) { /* someone measures while these users stay registered; SIGTERM or SIGINT ends it */
+        ready = g.ready;
+        run_loop(now_ns() + (uint64_t)(opt.hold * 1e9), stop_requested);
+        if (g.ready < ready) {
+            fprintf(stderr, "loadgen: error: %d of %d connections lost while holding\n", ready - g.ready, ready);
+            status = 1;
+        }
+    }
+    return status;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
+ * resub: a Redis through a restart (blocking sockets, one command at a time)
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+/** run_idle --hold: until SIGTERM or SIGINT. */
+static int stop_requested(void)
+{
+    return g.stop;
+}
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    g.stop = 1;
+}
+
+/** A blocking connection to the Redis on 127.0.0.1:--redis-port with a 2 s receive timeout, or -1. */
+static int redis_connect(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.redis_port)};
+    struct timeval tv = {2, 0};
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket: %s", strerror(errno));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/** Sends one inline command and reads its whole reply (a line, or a bulk string) into `r`, NUL-terminated.
+ * Returns 0, or -1 when the connection failed or the reply is an error. */
+static int redis_call(int fd, const char *cmd, buf_t *r)
+{
+    size_t n = strlen(cmd), need = 0;
+    r->off = r->len = 0;
+    if (write(fd, cmd, n) != (ssize_t)n)
+        return -1;
+    for (;;) {
+        char *crlf;
+        ssize_t got;
+        buf_reserve(r, 4096);
+        if ((got = read(fd, r->base + r->len, r->cap - r->len - 1)) <= 0)
+            return -1;
+        r->len += (size_t)got;
+        r->base[r->len] = '\0';
+        if (need == 0 && (crlf = strstr(r->base, "\r\n")) != NULL) {
+            if (r->base[0] != '$')
+                return r->base[0] == '-' ? -1 : 0;
+            need = (size_t)(crlf - r->base) + 2 + strtoull(r->base + 1, NULL, 10) + 2;
+        }
+        if (need != 0 && r->len >= need)
+            return 0;
+    }
+}
+
+/** The number after "KEY:" in an INFO reply, or -1. */
+static long long info_field(const char *text, const char *key)
+{
+    size_t klen = strlen(key);
+    const char *p;
+    for (p = text; (p = strstr(p, key)) != NULL; p += klen)
+        if ((p == text || p[-1] == '\n') && p[klen] == ':')
+            return strtoll(p + klen + 1, NULL, 10);
+    return -1;
+}
+
+/** INFO SECTION's KEY, over a connection of its own; -1 on failure. */
+static long long redis_info_once(const char *section, const char *key)
+{
+    char cmd[64];
+    buf_t r = {0};
+    long long v = -1;
+    int fd = redis_connect();
+    if (fd < 0) {
+        report_error("cannot connect to redis on port %d", opt.redis_port);
+        return -1;
+    }
+    snprintf(cmd, sizeof(cmd), "INFO %s\r\n", section);
+    if (redis_call(fd, cmd, &r) == 0)
+        v = info_field(r.base, key);
+    if (v < 0)
+        report_error("redis on port %d: no %s in INFO %s", opt.redis_port, key, section);
+    close(fd);
+    free(r.base);
+    return v;
+}
+
+static void sleep_until(uint64_t t)
+{
+    struct timespec ts = {(time_t)(t / NS), (long)(t % NS)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/** resub: see the top of this file. */
+static int run_resub(void)
+{
+    enum { BEFORE, DOWN, BACK, DONE } state = BEFORE;
+    uint64_t deadline, t_down = 0, t_up = 0, t_first = 0, t_done = 0, t_end = 0, tick, pings = 0, max_ns = 0;
+    long long target, count = -1, max_seen = 0;
+    int fd1, fd2, i = 0;
+    buf_t r = {0};
+    hist_t *h = &g.hist;
+
+    if ((fd1 = redis_connect()) < 0 || (fd2 = redis_connect()) < 0)
+        die("cannot connect to redis on 127.0.0.1:%d", opt.redis_port);
+    if (redis_call(fd2, "INFO stats\r\n", &r) != 0 || (target = info_field(r.base, "pubsub_channels")) < 0)
+        die("redis on port %d: no pubsub_channels in INFO stats", opt.redis_port);
+    printf("READY pubsub_channels=%lld\n", target);
+    fflush(stdout);
+    deadline = now_ns() + (uint64_t)(opt.duration * 1e9);
+    for (tick = now_ns();; tick += 1000000) { /* one PING a millisecond, INFO stats every other one once back */
+        uint64_t t0, t1;
+        if (now_ns() >= deadline || (state == DONE && now_ns() >= t_end))
+            break;
+        sleep_until(tick);
+        if (state == DOWN) {
+            if ((fd1 = redis_connect()) < 0)
+                continue;
+            if ((fd2 = redis_connect()) < 0) {
+                close(fd1);
+                continue;
+            }
+            t_up = now_ns();
+            state = BACK;
+        }
+        t0 = now_ns();
+        if (redis_call(fd1, "PING\r\n", &r) != 0) {
+            if (state != BEFORE)
+                die("redis on port %d: connection lost again after the restart", opt.redis_port);
+            t_down = now_ns();
+            close(fd1);
+            close(fd2);
+            state = DOWN;
+            continue;
+        }
+        t1 = now_ns();
+        if (state == BEFORE)
+            continue;
+        pings++;
+        hist_add(h, t1 - t0);
+        if (t1 - t0 > max_ns)
+            max_ns = t1 - t0;
+        if (state != BACK || (i++ & 1) != 0)
+            continue;
+        t0 = now_ns();
+        if (redis_call(fd2, "INFO stats\r\n", &r) != 0 || (count = info_field(r.base, "pubsub_channels")) < 0)
+            die("redis on port %d: INFO stats failed after the restart", opt.redis_port);
+        t1 = now_ns();
+        if (t1 - t0 > max_ns)
+            max_ns = t1 - t0;
+        if (count > max_seen)
+            max_seen = count;
+        if (count > 0 && t_first == 0)
+            t_first = t1;
+        if (count >= target) {
+            t_done = t1;
+            t_end = t1 + NS / 5; /* a little longer: a stall right after the last SUBSCRIBE counts too */
+            state = DONE;
+        }
+    }
+    free(r.base);
+    printf("loadgen resub -> redis 127.0.0.1:%d: %lld channels before the restart\n", opt.redis_port, target);
+    if (state == BEFORE)
+        printf("  redis was never shut down within %.0f s\n", opt.duration);
+    else if (state == DOWN)
+        printf("  redis did not come back within %.0f s\n", opt.duration);
+    else {
+        printf("  down          %.1f ms (connection lost -> accepting again)\n", (double)(t_up - t_down) / 1e6);
+        printf("  first channel %.1f ms after redis was back\n", t_first ? (double)(t_first - t_up) / 1e6 : -1.0);
+        printf("  all channels  %.1f ms after redis was back (%lld of %lld)%s\n",
+               t_done ? (double)(t_done - t_up) / 1e6 : -1.0, state == DONE ? target : max_seen, target,
+               state == DONE ? "" : "  NOT ALL RE-SUBSCRIBED");
+        printf("  longest stall %.2f ms (%" PRIu64 " PINGs, p99 %.1f us)\n", (double)max_ns / 1e6, pings,
+               hist_quantile_us(h, 0.99));
+    }
+    printf("RESULT workload=resub channels=%lld resubscribed=%lld down_ms=%.1f first_ms=%.1f all_ms=%.1f total_ms=%.1f "
+           "resub_per_s=%.0f max_stall_ms=%.3f ping_p99_us=%.1f pings=%" PRIu64 " errors=%d\n",
+           target, state == DONE ? target : max_seen, state >= BACK ? (double)(t_up - t_down) / 1e6 : -1,
+           t_first ? (double)(t_first - t_up) / 1e6 : -1, t_done ? (double)(t_done - t_up) / 1e6 : -1,
+           t_done ? (double)(t_done - t_down) / 1e6 : -1,
+           t_done && t_done > t_first ? (double)target / ((double)(t_done - t_first) / 1e9) : -1, (double)max_ns / 1e6,
+           hist_quantile_us(h, 0.99), pings, state == DONE ? 0 : 1);
+    fflush(stdout);
+    return state == DONE ? 0 : 1;
 }
 
 /* ---------------------------------------------------------------------------------------------------------------------
@@ -1060,7 +1353,13 @@ static void usage(FILE *f)
                "  --conns N         idle: connections (default 1000); churn: concurrent loops (default 16)\n"
                "  --warmup S        seconds before the window (default 1); idle: settle time before measuring\n"
                "  --duration S      measured seconds (default 5)\n"
-               "  --count N         routed/echo/churn: end the window after N messages or cycles\n");
+               "  --count N         routed/echo/churn: end the window after N messages or cycles\n"
+               "  --url2 URL        routed: the callees (odd connections) connect to ws://HOST:PORT[/PATH] instead\n"
+               "  --watch NAME:PID  also report this process's CPU over the window (up to 4; NAME: a-z 0-9 _); not\n"
+               "                    counted in `other CPU`\n"
+               "  --redis-port P    idle: Redis used_memory before and after (bytes per user); resub: the Redis watched\n"
+               "  --hold S          idle: keep the connections up to S s after the RESULT line (until SIGTERM/SIGINT)\n"
+               "  resub: --redis-port P [--duration S]: READY, then the time until Redis is re-subscribed after a restart\n");
 }
 
 int main(int argc, char **argv)
@@ -1079,6 +1378,10 @@ int main(int argc, char **argv)
                                              {"payload", required_argument, NULL, 'b'},
                                              {"count", required_argument, NULL, 'C'},
                                              {"label", required_argument, NULL, 'l'},
+                                             {"url2", required_argument, NULL, 'u'},
+                                             {"watch", required_argument, NULL, 'x'},
+                                             {"redis-port", required_argument, NULL, 'R'},
+                                             {"hold", required_argument, NULL, 'o'},
                                              {"help", no_argument, NULL, 'H'},
                                              {NULL, 0, NULL, 0}};
     struct rlimit rl = {0, 0};
@@ -1096,9 +1399,9 @@ int main(int argc, char **argv)
             opt.path = optarg;
             break;
         case 'w':
-            for (i = 0; i < 4 && strcmp(optarg, workload_names[i]) != 0; ++i)
+            for (i = 0; i < NUM_WORKLOADS && strcmp(optarg, workload_names[i]) != 0; ++i)
                 ;
-            if (i == 4)
+            if (i == NUM_WORKLOADS)
                 die("unknown workload %s", optarg);
             opt.workload = (enum workload)i;
             break;
@@ -1132,6 +1435,36 @@ int main(int argc, char **argv)
         case 'l':
             opt.label = optarg;
             break;
+        case 'u': { /* ws://HOST:PORT[/PATH] */
+            int n = 0;
+            opt.url2 = optarg;
+            if (sscanf(optarg, "ws://%63[0-9.]:%d%n", opt.host2, &opt.port2, &n) != 2 || opt.port2 <= 0 || opt.port2 > 65535 ||
+                (optarg[n] != '\0' && optarg[n] != '/') || strlen(optarg + n) >= sizeof(opt.path2))
+                die("--url2 must be ws://IPV4:PORT[/PATH], not %s", optarg);
+            snprintf(opt.path2, sizeof(opt.path2), "%s", optarg[n] != '\0' ? optarg + n : "");
+            break;
+        }
+        case 'x': {
+            const char *colon = strchr(optarg, ':');
+            size_t len = colon != NULL ? (size_t)(colon - optarg) : 0;
+            if (opt.nwatch == MAX_WATCH || len == 0 || len >= sizeof(opt.watch[0].name) ||
+                strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789_") != len || atoi(colon + 1) <= 0)
+                die("--watch NAME:PID (at most %d; NAME of a-z 0-9 _), not %s", MAX_WATCH, optarg);
+            memcpy(opt.watch[opt.nwatch].name, optarg, len);
+            opt.watch[opt.nwatch].name[len] = '\0';
+            opt.watch[opt.nwatch++].pid = atoi(colon + 1);
+            break;
+        }
+        case 'R':
+            opt.redis_port = atoi(optarg);
+            if (opt.redis_port <= 0 || opt.redis_port > 65535)
+                die("--redis-port must be 1..65535");
+            break;
+        case 'o':
+            opt.hold = atof(optarg);
+            if (opt.hold < 0 || opt.hold > 3600)
+                die("--hold must be 0..3600 s");
+            break;
         case 'H':
             usage(stdout);
             return 0;
@@ -1139,6 +1472,13 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (opt.workload == W_RESUB) {
+        if (optind != argc || opt.redis_port == 0)
+            die("resub needs --redis-port");
+        if (opt.duration <= 0 || opt.duration > 3600)
+            die("--duration must be 0..3600 s");
+        return run_resub();
     }
     if (optind != argc || opt.port <= 0 || opt.port > 65535) {
         usage(stderr);
@@ -1149,6 +1489,23 @@ int main(int argc, char **argv)
     g.addr.sin_port = htons((uint16_t)opt.port);
     if (inet_pton(AF_INET, opt.host, &g.addr.sin_addr) != 1 || (ntohl(g.addr.sin_addr.s_addr) >> 24) != 127)
         die("--host must be a loopback IPv4 address (127.0.0.0/8), not %s", opt.host);
+    if (opt.url2 != NULL) {
+        if (opt.workload != W_ROUTED)
+            die("--url2 is for the routed workload");
+        if (opt.path2[0] == '\0')
+            snprintf(opt.path2, sizeof(opt.path2), "%s", opt.path);
+        g.addr2.sin_family = AF_INET;
+        g.addr2.sin_port = htons((uint16_t)opt.port2);
+        if (inet_pton(AF_INET, opt.host2, &g.addr2.sin_addr) != 1 || (ntohl(g.addr2.sin_addr.s_addr) >> 24) != 127)
+            die("--url2 must be on a loopback IPv4 address (127.0.0.0/8), not %s", opt.host2);
+    }
+    if (opt.hold > 0) { /* no SA_RESTART: the signal interrupts epoll_wait, and the loop sees g.stop */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stop_signal;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+    }
     if (opt.pairs < 1 || opt.pairs > 5000 || opt.inflight < 1 || opt.inflight > 1000 || opt.duration <= 0 || opt.duration > 3600 ||
         opt.warmup < 0 || opt.warmup > 600 || opt.rate < 0 || opt.rate > 1e7 || opt.payload < 23 || opt.payload > 4000)
         die("an option is out of range (pairs 1..5000, inflight 1..1000, duration 0..3600 s, warmup 0..600 s, "

@@ -2,7 +2,9 @@
 // TCP echo build without a warning, each workload runs with tiny counts against the real server (routed, idle,
 // churn), against the echo (echo) and against the Node `ws` reference peer (routed), and every run prints a RESULT
 // line that parses, delivers something and reports no error. The generator must also fail, loudly, when the
-// upgrade is refused. Figures are printed by the benchmark, never asserted here.
+// upgrade is refused. The scale-out instruments run against two nodes on a real redis-server: routed across nodes
+// (--url2, --watch), Redis memory per user (idle --redis-port) and the re-subscribe watcher through a Redis restart
+// (resub, idle --hold). Figures are printed by the benchmark, never asserted here.
 
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -11,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { requireRedisSupport, startNodes, startRedis, waitNodesLinked } from '../lib/redis.mjs';
 import { REPO_ROOT, freePorts, signalingConfig, startServer } from '../lib/server.mjs';
 import { withTimeout } from '../lib/wait.mjs';
 
@@ -88,6 +91,27 @@ async function startPeer(t, file, args) {
     return child;
 }
 
+/** Spawns a loadgen that keeps running; resolves once its stdout matched `pattern`. `exit` resolves with its code. */
+async function spawnUntil(t, file, args, pattern) {
+    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => child.kill('SIGKILL'));
+    const run = { child, out: '', err: '' };
+    run.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    child.stderr.setEncoding('utf8').on('data', (d) => (run.err += d));
+    await withTimeout(
+        new Promise((resolve, reject) => {
+            child.stdout.setEncoding('utf8').on('data', (d) => {
+                run.out += d;
+                if (pattern.test(run.out)) resolve();
+            });
+            run.exit.then((code) => reject(new Error(`loadgen exited (${code}):\n${run.out}${run.err}`)));
+        }),
+        15000,
+        `loadgen ${args.join(' ')} to print ${pattern}`,
+    );
+    return run;
+}
+
 describe('benchmark instruments (tests/bench)', { timeout: 60000 }, () => {
     let dir, bin, srv;
     before(async () => {
@@ -163,6 +187,34 @@ describe('benchmark instruments (tests/bench)', { timeout: 60000 }, () => {
         assert.ok(r.delivered > 0);
         const idle = await loadgen(bin, [...args, '--workload', 'idle', '--conns', '10', '--warmup', '0.1']);
         assert.equal(idle.conns, 10);
+    });
+
+    test('scale-out: routed across two nodes on one Redis, Redis memory per user, resub through a Redis restart', async (t) => {
+        await requireRedisSupport();
+        const redis = await startRedis();
+        t.after(() => redis.stop());
+        const settings = ['signaling.ping-interval: 0', 'signaling.rate-limit: 0'];
+        const [a, b] = await startNodes(t, ['a', 'b'].map((nodeId) => ({ redis: redis.addr, nodeId, settings })));
+        await waitNodesLinked(redis, [a, b]);
+        const r = await loadgen(bin, ['--port', String(a.port), '--url2', `ws://127.0.0.1:${b.port}/WsService`, '--server-pid',
+            String(a.pid), '--watch', `nodeb:${b.pid}`, '--watch', `redis:${redis.pid}`, '--pairs', '2', '--duration', '0.5',
+            '--warmup', '0.1']);
+        assert.ok(r.delivered > 0 && r.nodeb_us_per_msg >= 0 && r.redis_us_per_msg >= 0, JSON.stringify(r));
+        // 20 users held on node B: their channels in Redis, then through a restart of Redis on the same port
+        const idle = ['--port', String(b.port), '--server-pid', String(b.pid), '--workload', 'idle', '--conns', '20',
+            '--warmup', '0.1', '--redis-port', String(redis.port)];
+        const hold = await spawnUntil(t, bin, [...idle, '--hold', '30'], /^RESULT .*\n/m);
+        const held = parseResult(hold.out);
+        assert.ok(held.errors === 0 && held.redis_pubsub_channels === 22 && held.redis_bytes_per_user > 0, JSON.stringify(held));
+        const watchArgs = ['--workload', 'resub', '--redis-port', String(redis.port), '--duration', '20'];
+        const watch = await spawnUntil(t, bin, watchArgs, /^READY/m);
+        await redis.restart();
+        assert.equal(await watch.exit, 0, watch.out + watch.err);
+        const resub = parseResult(watch.out);
+        assert.ok(resub.channels === 22 && resub.resubscribed === 22 && resub.all_ms >= 0, JSON.stringify(resub));
+        hold.child.kill('SIGTERM');
+        assert.equal(await hold.exit, 0, `the held users were dropped: ${hold.err}`);
+        assert.equal(hold.err, '');
     });
 
     test('routed against the uWebSockets.js reference peer (peers/peer-uws.mjs)', async (t) => {
