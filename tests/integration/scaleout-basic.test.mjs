@@ -16,6 +16,7 @@ import {
     noMessageWithin,
     nodeChannel,
     requireRedisSupport,
+    startCluster,
     startNodes,
     startRedis,
     userChannels,
@@ -34,34 +35,7 @@ import {
     waitPeerOffline,
 } from '../lib/sigclient.mjs';
 import { waitUntil } from '../lib/wait.mjs';
-import { closeAll, connect, waitClose } from '../lib/wsclient.mjs';
-
-const NAMES = ['node-a', 'node-b', 'node-c'];
-
-/** Tracks sockets to terminate after the test. */
-function sockets(t) {
-    const list = [];
-    t.after(() => closeAll(list));
-    return list;
-}
-
-/**
- * A redis-server and `n` nodes on it (ids node-a, node-b, ...), ready: every node channel is
- * subscribed and a dialing from each node reaches each other node.
- */
-async function cluster(t, { n = 3, settings = [], redisArgs = [], redisValue, morePaths, unixsocket, threads } = {}) {
-    await requireRedisSupport();
-    const redis = await startRedis({ args: redisArgs, unixsocket });
-    t.after(() => redis.stop());
-    const value = redisValue ? redisValue(redis) : redis.addr;
-    const nodes = await startNodes(
-        t,
-        NAMES.slice(0, n).map((nodeId) => ({ redis: value, nodeId, settings, morePaths, threads })),
-    );
-    await waitNodesLinked(redis, nodes);
-    await waitCrossNode(nodes);
-    return { redis, nodes };
-}
+import { closeAfter, connect, waitClose } from '../lib/wsclient.mjs';
 
 /** Asserts `ws` gets exactly `expected` next and nothing more within 300 ms. */
 async function assertCalledOnce(ws, expected, what) {
@@ -73,8 +47,8 @@ async function assertCalledOnce(ws, expected, what) {
 
 describe('scale-out on one Redis', { timeout: 120000 }, () => {
     test('a user with a device on A and one on B, dialed from C: delivered 2, each device called exactly once', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { nodes: [A, B, C] } = await cluster(t);
+        const open = closeAfter(t);
+        const { nodes: [A, B, C] } = await startCluster(t);
         const onA = await register(A.wsUrl, 'two-dev', { name: '接收者' });
         const onB = await register(B.wsUrl, 'two-dev', { name: '接收者' });
         const caller = await register(C.wsUrl, 'two-caller', { name: '呼叫者 "C"' });
@@ -96,8 +70,8 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
     });
 
     test('same-node dials still work: local only (delivered 1) and local plus remote (delivered 2)', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { nodes: [A, B] } = await cluster(t, { n: 2 });
+        const open = closeAfter(t);
+        const { nodes: [A, B] } = await startCluster(t, { n: 2 });
         const local = await register(A.wsUrl, 'sn-local');
         const bothA = await register(A.wsUrl, 'sn-both');
         const bothB = await register(B.wsUrl, 'sn-both');
@@ -120,8 +94,8 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
     });
 
     test('nobody holds the user: peer_offline at once, byte for byte (with and without id)', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { redis, nodes: [A, B, C] } = await cluster(t);
+        const open = closeAfter(t);
+        const { redis, nodes: [A, B, C] } = await startCluster(t);
         const caller = await register(C.wsUrl, 'off-caller');
         open.push(caller);
         const started = Date.now();
@@ -148,8 +122,8 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
     });
 
     test('a holder that does not answer (SIGSTOP) counts 0 after the RESULT deadline: peer_gone, or only the others', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { nodes: [A, B] } = await cluster(t, { n: 2 });
+        const open = closeAfter(t);
+        const { nodes: [A, B] } = await startCluster(t, { n: 2 });
         const onlyB = await register(B.wsUrl, 'gone-b');
         const bothA = await register(A.wsUrl, 'gone-both');
         const bothB = await register(B.wsUrl, 'gone-both');
@@ -194,8 +168,8 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
     // SUBSCRIBE, e.g. hands it to another thread's Redis link or batches it: 4 threads, and
     // registrations one by one and in a burst.
     test('create_connect is acknowledged only after the subscription exists: NUMSUB 1 and a dial from another node right after the ack is delivered', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { redis, nodes: [A, B] } = await cluster(t, { n: 2, threads: 4 });
+        const open = closeAfter(t);
+        const { redis, nodes: [A, B] } = await startCluster(t, { n: 2, threads: 4 });
         const caller = await register(A.wsUrl, 'ack-caller');
         open.push(caller);
         const check = async (user, ws, id, from = caller) => {
@@ -231,8 +205,8 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
     });
 
     test("channel layout: sig:u:default/WsService:<user> per (user, node) holding it, sig:n:<node-id>:default/WsService per node", { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { redis, nodes: [A, B] } = await cluster(t, { n: 2 });
+        const open = closeAfter(t);
+        const { redis, nodes: [A, B] } = await startCluster(t, { n: 2 });
         for (const n of [A, B]) assert.equal(await redis.numsub(nodeChannel(n.nodeId)), 1, `PUBSUB NUMSUB ${nodeChannel(n.nodeId)}`);
         const chan = 'sig:u:default/WsService:lay-u';
         const b1 = await register(B.wsUrl, 'lay-u', { id: 'b1' });
@@ -259,8 +233,8 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
     });
 
     test('identity across nodes: the pushed sponsorUserId is the sender\'s registered identity; a spoofed one is refused', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { nodes: [A, B] } = await cluster(t, { n: 2 });
+        const open = closeAfter(t);
+        const { nodes: [A, B] } = await startCluster(t, { n: 2 });
         const alice = await register(A.wsUrl, 'id-alice', { name: 'Alice' });
         const bob = await register(B.wsUrl, 'id-bob');
         const probeB = await register(B.wsUrl, 'id-probe');
@@ -291,8 +265,8 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
     });
 
     test('max-connections-per-user is enforced per node: each node caps its own connections of a user, so a user may have the cap on each node', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { nodes: [A, B, C] } = await cluster(t, { settings: ['signaling.max-connections-per-user: 2'] });
+        const open = closeAfter(t);
+        const { nodes: [A, B, C] } = await startCluster(t, { settings: ['signaling.max-connections-per-user: 2'] });
         const devices = [];
         const refused = [];
         for (const [node, tag] of [[A, 'a'], [B, 'b']]) {
@@ -322,9 +296,9 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
     });
 
     test('only the same route shares users: a dial from another signaling path does not reach /WsService users', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
+        const open = closeAfter(t);
         const morePaths = '      /Other:\n        signaling: ON\n';
-        const { nodes: [A, B] } = await cluster(t, { n: 2, morePaths });
+        const { nodes: [A, B] } = await startCluster(t, { n: 2, morePaths });
         const user = await register(A.wsUrl, 'rt-u');
         const otherPath = await register(`ws://127.0.0.1:${B.port}/Other`, 'rt-caller');
         const samePath = await register(B.wsUrl, 'rt-caller');
@@ -336,7 +310,7 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
 
     test('nodes with another prefix on the same Redis do not share users', { timeout: 20000 }, async (t) => {
         await requireRedisSupport();
-        const open = sockets(t);
+        const open = closeAfter(t);
         const redis = await startRedis();
         t.after(() => redis.stop());
         const one = { host: '127.0.0.1', port: redis.port, prefix: 'one' };
@@ -369,7 +343,7 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
 
     test('password-file: nodes authenticate to a Redis with requirepass', { timeout: 20000 }, async (t) => {
         await requireRedisSupport();
-        const open = sockets(t);
+        const open = closeAfter(t);
         const redis = await startRedis({ password: 's3cret pass' });
         t.after(() => redis.stop());
         const file = join(redis.dir, 'password');
@@ -389,8 +363,8 @@ describe('scale-out on one Redis', { timeout: 120000 }, () => {
     });
 
     test('unix:/path.sock: nodes reach Redis over a unix socket', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { redis, nodes: [A, B] } = await cluster(t, { n: 2, unixsocket: true, redisValue: (r) => `unix:${r.socket}` });
+        const open = closeAfter(t);
+        const { redis, nodes: [A, B] } = await startCluster(t, { n: 2, unixsocket: true, redisValue: (r) => `unix:${r.socket}` });
         const user = await register(B.wsUrl, 'ux-u');
         const caller = await register(A.wsUrl, 'ux-c');
         open.push(user, caller);

@@ -14,6 +14,7 @@ import {
     noMessageWithin,
     nodeChannel,
     requireRedisSupport,
+    startCluster,
     startNodes,
     startRedis,
     userChannels,
@@ -24,28 +25,7 @@ import {
 import { freePorts } from '../lib/server.mjs';
 import { calledText, dialingOkText, nextText, register, waitPeerOffline } from '../lib/sigclient.mjs';
 import { waitUntil } from '../lib/wait.mjs';
-import { closeAll } from '../lib/wsclient.mjs';
-
-const NAMES = ['node-a', 'node-b', 'node-c'];
-
-function sockets(t) {
-    const list = [];
-    t.after(() => closeAll(list));
-    return list;
-}
-
-async function cluster(t, { n = 2, redisArgs = [] } = {}) {
-    await requireRedisSupport();
-    const redis = await startRedis({ args: redisArgs });
-    t.after(() => redis.stop());
-    const nodes = await startNodes(
-        t,
-        NAMES.slice(0, n).map((nodeId) => ({ redis: redis.addr, nodeId })),
-    );
-    await waitNodesLinked(redis, nodes);
-    await waitCrossNode(nodes);
-    return { redis, nodes };
-}
+import { closeAfter } from '../lib/wsclient.mjs';
 
 let seq = 0;
 const nextId = (tag = 'f') => `${tag}${++seq}`;
@@ -82,8 +62,8 @@ const pids = (nodes) => nodes.map((n) => n.pid);
 
 describe('scale-out faults', { timeout: 180000 }, () => {
     test('a node killed (SIGKILL): its users read peer_offline from the others within a second; other users untouched', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { redis, nodes: [A, B, C] } = await cluster(t, { n: 3 });
+        const open = closeAfter(t);
+        const { redis, nodes: [A, B, C] } = await startCluster(t, { n: 3 });
         const onB = await register(B.wsUrl, 'k-b');
         const bothA = await register(A.wsUrl, 'k-both');
         const bothB = await register(B.wsUrl, 'k-both');
@@ -118,8 +98,8 @@ describe('scale-out faults', { timeout: 180000 }, () => {
     });
 
     test('Redis restarted on the same port: cluster_unavailable for remote users during the outage, local dials work, then everything is back without restarting a node', { timeout: 25000 }, async (t) => {
-        const open = sockets(t);
-        const { redis, nodes } = await cluster(t, { n: 2 });
+        const open = closeAfter(t);
+        const { redis, nodes } = await startCluster(t, { n: 2 });
         const [A, B] = nodes;
         const before = pids(nodes);
         const onA = await register(A.wsUrl, 'rs-a');
@@ -173,7 +153,7 @@ describe('scale-out faults', { timeout: 180000 }, () => {
 
     test('Redis absent when the nodes start: they serve locally, and connect once Redis appears on that port', { timeout: 20000 }, async (t) => {
         await requireRedisSupport();
-        const open = sockets(t);
+        const open = closeAfter(t);
         const [port] = await freePorts(1);
         const nodes = await startNodes(
             t,
@@ -203,8 +183,8 @@ describe('scale-out faults', { timeout: 180000 }, () => {
     });
 
     test('CLIENT KILL TYPE pubsub (twice): the nodes resubscribe their users and node channels', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { redis, nodes } = await cluster(t, { n: 2 });
+        const open = closeAfter(t);
+        const { redis, nodes } = await startCluster(t, { n: 2 });
         const [A, B] = nodes;
         const users = [];
         for (let i = 0; i < 10; i++) users.push({ id: `ck-${i}`, node: nodes[i % 2], ws: await register(nodes[i % 2].wsUrl, `ck-${i}`) });
@@ -238,8 +218,8 @@ describe('scale-out faults', { timeout: 180000 }, () => {
     });
 
     test('a subscriber killed for its output buffer limit recovers', { timeout: 20000 }, async (t) => {
-        const open = sockets(t);
-        const { redis, nodes } = await cluster(t, { n: 2 });
+        const open = closeAfter(t);
+        const { redis, nodes } = await startCluster(t, { n: 2 });
         const [A, B] = nodes;
         const onB = await register(B.wsUrl, 'ob-b');
         const dA = await register(A.wsUrl, 'ob-dial');
@@ -265,8 +245,8 @@ describe('scale-out faults', { timeout: 180000 }, () => {
     });
 
     test('Redis stalled (SIGSTOP 2.5 s, past the probe interval): the node keeps serving, remote dials are answered, and after SIGCONT cross-node works again', { timeout: 25000 }, async (t) => {
-        const open = sockets(t);
-        const { redis, nodes } = await cluster(t, { n: 2 });
+        const open = closeAfter(t);
+        const { redis, nodes } = await startCluster(t, { n: 2 });
         const [A, B] = nodes;
         const onA = await register(A.wsUrl, 'st-a');
         const onB = await register(B.wsUrl, 'st-b');
@@ -313,7 +293,7 @@ describe('scale-out faults', { timeout: 180000 }, () => {
 
     test('two shards, one killed: users of the surviving shard stay reachable across nodes; users of the dead one get cluster_unavailable from nodes that do not hold them', { timeout: 25000 }, async (t) => {
         await requireRedisSupport();
-        const open = sockets(t);
+        const open = closeAfter(t);
         const r1 = await startRedis();
         t.after(() => r1.stop());
         const r2 = await startRedis();

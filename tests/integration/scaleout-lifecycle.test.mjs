@@ -6,20 +6,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { dialAnswer, requireRedisSupport, startNodes, startRedis, userChannels, waitCrossNode, waitNodesLinked } from '../lib/redis.mjs';
+import { dialAnswer, startCluster, userChannels } from '../lib/redis.mjs';
 import { dialingOkText, nextText, register, request } from '../lib/sigclient.mjs';
 import { waitUntil } from '../lib/wait.mjs';
-import { closeAll, waitClose } from '../lib/wsclient.mjs';
-
-async function twoNodes(t, opts = {}) {
-    await requireRedisSupport();
-    const redis = await startRedis();
-    t.after(() => redis.stop());
-    const nodes = await startNodes(t, ['node-a', 'node-b'].map((nodeId) => ({ redis: redis.addr, nodeId, ...opts })));
-    await waitNodesLinked(redis, nodes);
-    await waitCrossNode(nodes);
-    return { redis, nodes };
-}
+import { closeAfter, waitClose } from '../lib/wsclient.mjs';
 
 /** How many UNSUBSCRIBE commands Redis has executed (INFO commandstats). */
 async function unsubscribeCalls(redis) {
@@ -30,9 +20,8 @@ async function unsubscribeCalls(redis) {
 
 describe('scale-out: subscriptions over a connection life', { timeout: 60000 }, () => {
     test('a second create_connect with another id moves the subscription; the same id twice counts once', { timeout: 20000 }, async (t) => {
-        const { redis, nodes: [A, B] } = await twoNodes(t);
-        const open = [];
-        t.after(() => closeAll(open));
+        const { redis, nodes: [A, B] } = await startCluster(t, { n: 2 });
+        const open = closeAfter(t);
         const ws = await register(B.wsUrl, 'mv-first');
         const caller = await register(A.wsUrl, 'mv-caller');
         open.push(ws, caller);
@@ -58,9 +47,8 @@ describe('scale-out: subscriptions over a connection life', { timeout: 60000 }, 
     });
 
     test('SIGTERM: the node unsubscribes its users itself before it exits; the others are untouched', { timeout: 30000 }, async (t) => {
-        const { redis, nodes: [A, B] } = await twoNodes(t);
-        const open = [];
-        t.after(() => closeAll(open));
+        const { redis, nodes: [A, B] } = await startCluster(t, { n: 2 });
+        const open = closeAfter(t);
         const users = [];
         for (let i = 0; i < 20; i++) users.push(await register(B.wsUrl, `term-${i}`));
         const a1 = await register(A.wsUrl, 'stay-1');

@@ -4,10 +4,10 @@
 // memory stays bounded.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import { connectRaw, encodeFrame, OP } from '../lib/rawws.mjs';
+import { fdCount, rssKb } from '../lib/reload.mjs';
 import { signalingConfig, startServer } from '../lib/server.mjs';
 import {
     calledText,
@@ -35,16 +35,6 @@ const config = (vars) =>
             'signaling.rate-limit: 0',
         ],
     });
-
-/** VmRSS of the server in kB. */
-function rssKb(pid) {
-    return Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-}
-
-/** Number of open file descriptors of the server. */
-function fdCount(pid) {
-    return readdirSync(`/proc/${pid}/fd`).length;
-}
 
 /** A dialing of exactly `size` bytes of JSON. */
 function dialingOfSize(size, receiverUserId = 'nobody') {

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import { signalingConfig, startServer } from '../lib/server.mjs';
-import { calledText, dialingFailText, dialingOkText, register, waitPeerOffline } from '../lib/sigclient.mjs';
+import { calledText, dialAllPairs, dialingFailText, dialingOkText, register, waitPeerOffline } from '../lib/sigclient.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 import { closeAll } from '../lib/wsclient.mjs';
 
@@ -52,98 +52,20 @@ describe('num-threads 4: every user dials every other user', { timeout: 90000 },
                 sockets.push(...batch);
             }
 
-            const called = new Map(); // "sender>receiver" -> count
-            let calledTotal = 0;
-            let answers = 0;
-            const problems = [];
-            const note = (msg) => {
-                if (problems.length < 20) problems.push(msg);
-            };
-
-            const senders = users.map((me, i) => {
-                const ws = sockets[i];
-                const targets = users.filter((u) => u !== me);
-                const pending = new Map(); // id -> receiver
-                let next = 0;
-                let done;
-                const finished = new Promise((resolve) => (done = resolve));
-                const sendMore = () => {
-                    while (pending.size < WINDOW && next < targets.length) {
-                        const receiverUserId = targets[next];
-                        const id = next++;
-                        pending.set(id, receiverUserId);
-                        ws.send(
-                            JSON.stringify({
-                                type: 'dialing',
-                                receiverUserId,
-                                field1: `tag:${me}>${receiverUserId}`,
-                                id,
-                            }),
-                        );
-                    }
-                    if (pending.size === 0 && next === targets.length) done();
-                };
-                ws.on('message', (data, isBinary) => {
-                    const text = data.toString('utf8');
-                    if (isBinary) return note(`${me}: binary message`);
-                    let m;
-                    try {
-                        m = JSON.parse(text);
-                    } catch {
-                        return note(`${me}: not JSON: ${text}`);
-                    }
-                    if (m.type === 'called') {
-                        const key = `${m.data?.sponsorUserId}>${me}`;
-                        if (m.data?.field1 !== `tag:${key}`)
-                            note(`${me}: called with field1 ${m.data?.field1} from ${m.data?.sponsorUserId}`);
-                        const expected = `{"type":"called","ok":true,"msg":"","data":{"sponsorUserId":"${m.data?.sponsorUserId}","sponsorUserName":"","field1":"tag:${key}","field2":"","field3":""}}`;
-                        if (text !== expected) note(`${me}: called bytes ${text}`);
-                        called.set(key, (called.get(key) ?? 0) + 1);
-                        calledTotal++;
-                    } else if (m.type === 'dialing_response' && pending.has(m.id)) {
-                        const receiver = pending.get(m.id);
-                        pending.delete(m.id);
-                        answers++;
-                        if (text !== dialingOkText(m.id, receiver, 1))
-                            note(`${me}: dialing ${receiver} answered ${text}`);
-                        sendMore();
-                    } else {
-                        note(`${me}: unexpected ${text}`);
-                    }
-                });
-                ws.on('close', (code) => note(`${me}: connection closed (${code})`));
-                return { start: sendMore, finished };
-            });
-
-            const total = USERS * (USERS - 1);
             const cpuBefore = threadCpuMs(srv.pid);
-            const started = Date.now();
-            for (const s of senders) s.start();
-            await waitUntil(() => problems.length > 0 || (answers === total && calledTotal >= total), {
+            const { total, ms: took, answers, calledTotal, called, problems, wrong } = await dialAllPairs(users, sockets, {
+                window: WINDOW,
+                tag: 'tag:',
                 timeout: 50000,
                 interval: 50,
-                what: 'every answer and every called',
-            }).catch((err) => {
-                throw new Error(
-                    `${err.message}: after ${Date.now() - started} ms ${answers}/${total} answers, ${calledTotal}/${total} called; ` +
-                        `problems: ${problems.join(' | ')}`,
-                );
             });
             assert.deepEqual(problems, []);
             assert.equal(answers, total);
             assert.equal(calledTotal, total, 'no duplicates');
-            const wrong = [];
-            for (const a of users) {
-                for (const b of users) {
-                    if (a === b) continue;
-                    const n = called.get(`${a}>${b}`) ?? 0;
-                    if (n !== 1 && wrong.length < 20) wrong.push(`${a}>${b}: ${n}`);
-                }
-            }
             assert.deepEqual(wrong, [], 'each (sender, receiver) pair exactly once');
             assert.equal(called.size, total);
             assert.ok(srv.alive(), `the server exited; stderr:\n${srv.stderr()}`);
-            t.diagnostic(`${total} dialings + ${total} called in ${Date.now() - started} ms`);
+            t.diagnostic(`${total} dialings + ${total} called in ${took} ms`);
             // evidence that the work was spread: several event-loop threads were busy during the run
             const cpuAfter = threadCpuMs(srv.pid);
             const busy = [...cpuAfter].map(([tid, ms]) => [tid, Math.round(ms - (cpuBefore.get(tid) ?? 0))]);

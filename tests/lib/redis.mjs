@@ -38,6 +38,11 @@
 //   userChannels(redis, userId) -> the `sig:u:…:<userId>` channels that Redis has (PUBSUB CHANNELS)
 //   startNodes(t, specs) -> starts one node per startNode() spec, in parallel; each is stopped
 //       in t.after (also when another one failed to start)
+//   startCluster(t, {n, settings, morePaths, threads, redisArgs, unixsocket, redisValue})
+//       -> {redis, nodes}: requireRedisSupport(), a redis-server (startRedis args/unixsocket;
+//       stopped in t.after) and `n` nodes on it (default 3; ids node-a, node-b, ... with the
+//       same settings/morePaths/threads; `redisValue(redis)` is their signaling.redis, default
+//       redis.addr), ready: waitNodesLinked() and waitCrossNode() have passed
 //   waitNodesLinked(redis, nodes, {timeout}) -> polls until every node's nodeChannel() has
 //       a subscriber on `redis` (a node that is not linked cannot receive RESULTs)
 //   nodeLogs(nodes) -> the tail of each node's stderr, for failure messages
@@ -55,34 +60,19 @@
 //       signaling.redis yet (at the start of a test or in a before() hook: fail fast and
 //       clearly, not hang)
 
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { configErrors, freePorts, runConfigTest, signalingConfig, startServer } from './server.mjs';
+import { configErrors, freePorts, makeTempDir, runConfigTest, signalingConfig, spawnChild, startServer } from './server.mjs';
 import { register } from './sigclient.mjs';
 import { nextRaw } from './wsclient.mjs';
 import { waitUntil, withTimeout } from './wait.mjs';
 
 const HOST = '127.0.0.1';
-const live = new Set(); // redis child processes not yet seen to exit
-const tempDirs = [];
-
-process.once('exit', () => {
-    for (const child of live) {
-        try {
-            child.kill('SIGKILL'); // also ends a paused (SIGSTOPped) one
-        } catch {
-            /* already gone */
-        }
-    }
-    if (process.env.KEEP_TEST_TMP !== '1') {
-        for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-    }
-});
-// SIGINT/SIGTERM: lib/server.mjs (imported above) turns them into process.exit, which runs this.
+// Processes (spawnChild) and temp dirs (makeTempDir) are lib/server.mjs's: a redis process still
+// running when the test process exits gets SIGKILL (which also ends a paused one), and the temp
+// dirs are removed at exit unless KEEP_TEST_TMP=1.
 
 /** The redis-server binary: $REDIS_SERVER_BIN, else redis-server from PATH (Debian: /usr/bin). */
 export function redisBinary() {
@@ -211,29 +201,6 @@ export function redisCommand(port, args, { timeout = 2000, host = HOST, password
 // ---------------------------------------------------------------------------------------------
 // processes
 
-function spawnRedis(argv, dir) {
-    const proc = spawn(redisBinary(), argv, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    let out = '';
-    proc.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    proc.stderr.setEncoding('utf8').on('data', (d) => (out += d));
-    let status;
-    const exited = new Promise((res) => {
-        proc.once('error', (e) => {
-            out += `\n[spawn error] ${e.message}`;
-            live.delete(proc);
-            status ??= { code: null, signal: null };
-            res(status);
-        });
-        proc.once('close', (code, signal) => {
-            live.delete(proc);
-            status ??= { code, signal };
-            res(status);
-        });
-    });
-    return { proc, exited, output: () => out, status: () => status };
-}
-
 /** Common object for a redis-server or sentinel: spawn(), readiness, signals. */
 function redisHandle({ port, dir, logFile, argv, readyTimeout, commandTimeout, kind, password }) {
     let child = null;
@@ -276,7 +243,7 @@ function redisHandle({ port, dir, logFile, argv, readyTimeout, commandTimeout, k
         async start() {
             if (handle.alive()) throw new Error(`${kind} on ${port} is already running`);
             paused = false;
-            child = spawnRedis(argv, dir);
+            child = spawnChild(redisBinary(), argv, { cwd: dir });
             const deadline = Date.now() + readyTimeout;
             let lastError;
             for (;;) {
@@ -355,9 +322,7 @@ function makeDir(dir, prefix) {
         mkdirSync(dir, { recursive: true });
         return dir;
     }
-    const made = mkdtempSync(join(tmpdir(), prefix));
-    tempDirs.push(made);
-    return made;
+    return makeTempDir(prefix);
 }
 
 /** A redis-server on 127.0.0.1; see the top of this file. */
@@ -525,6 +490,28 @@ export async function startNodes(t, specs) {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     return results.map((r) => r.value);
+}
+
+/** The node ids startCluster() gives its nodes, in order. */
+export const NODE_NAMES = Object.freeze(['node-a', 'node-b', 'node-c', 'node-d', 'node-e']);
+
+/**
+ * A redis-server and `n` nodes on it (ids node-a, node-b, ...), ready: every node channel is
+ * subscribed and a dialing from each node reaches each other node. See the top of this file.
+ */
+export async function startCluster(t, { n = 3, settings = [], morePaths, threads, redisArgs = [], unixsocket, redisValue } = {}) {
+    if (n > NODE_NAMES.length) throw new Error(`startCluster: at most ${NODE_NAMES.length} nodes`);
+    await requireRedisSupport();
+    const redis = await startRedis({ args: redisArgs, unixsocket });
+    t.after(() => redis.stop());
+    const value = redisValue ? redisValue(redis) : redis.addr;
+    const nodes = await startNodes(
+        t,
+        NODE_NAMES.slice(0, n).map((nodeId) => ({ redis: value, nodeId, settings, morePaths, threads })),
+    );
+    await waitNodesLinked(redis, nodes);
+    await waitCrossNode(nodes);
+    return { redis, nodes };
 }
 
 /** The `sig:u:` channels of `userId` that `redis` has now (normally one: `sig:u:<route>:<user>`). */

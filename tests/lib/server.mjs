@@ -22,6 +22,9 @@
 //   configErrors(stderr, file) -> [{line, text}]: the error lines that start with
 //       `FILE:LINE: ` (1-based LINE). libh2o's own format, `[FILE:LINE] in command
 //       X, ...`, does not count: the server replaces it, and the tests check that.
+//   spawnChild(bin, args, {cwd, env}) -> {proc, exited, stdout(), stderr(), output(), status()}:
+//       any child process, killed at exit like the server (lib/redis.mjs spawns redis with it)
+//   makeTempDir(prefix) -> a fresh temp dir, removed at exit like the server's
 //   freePorts(n), isListening(port), serverBinary(), REPO_ROOT
 //
 // The config is a string or a template function called with a context object:
@@ -33,9 +36,9 @@
 // the paths from lib/tls.mjs when `tls: true`. `threads: N` prepends
 // `num-threads: N` to the config. `files` maps paths relative to `dir` to contents.
 //
-// The binary is $H2O_SIGNALING_BIN or <repo>/h2o-signaling. Any server process
-// still running when the test process exits gets SIGKILL; temp dirs are removed
-// at exit unless KEEP_TEST_TMP=1.
+// The binary is $H2O_SIGNALING_BIN or <repo>/h2o-signaling. Any process of
+// spawnChild() (every server) still running when the test process exits gets
+// SIGKILL; temp dirs are removed at exit unless KEEP_TEST_TMP=1.
 
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -133,8 +136,7 @@ export function configErrors(stderr, file) {
 
 /** Writes files and config into a fresh temp dir; returns the context and the ports the config used. */
 async function prepare({ config, files = {}, threads, tls = false, ports: nports = 2 }) {
-    const dir = mkdtempSync(join(tmpdir(), 'h2o-signaling-test-'));
-    tempDirs.push(dir);
+    const dir = makeTempDir('h2o-signaling-test-');
     for (const [rel, content] of Object.entries(files)) {
         const path = join(dir, rel);
         mkdirSync(dirname(path), { recursive: true });
@@ -172,9 +174,14 @@ async function prepare({ config, files = {}, threads, tls = false, ports: nports
     return { dir, file, text, ports, used: [...used], cert, key };
 }
 
-/** Spawns the binary with output captured; `exited` resolves with {code, signal} once it is gone. */
-function spawnServer(args, { cwd, env = {} }) {
-    const proc = spawn(serverBinary(), args, {
+/**
+ * Spawns `bin` with `args`, output captured: {proc, exited, stdout(), stderr(), output() (both,
+ * in arrival order), status()}; `exited` resolves with {code, signal} once it is gone (status()
+ * is undefined until then). The child is SIGKILLed if it is still running when this process
+ * exits (see the top of this file); `env` is added to process.env.
+ */
+export function spawnChild(bin, args, { cwd, env = {} } = {}) {
+    const proc = spawn(bin, args, {
         cwd,
         env: { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -182,12 +189,20 @@ function spawnServer(args, { cwd, env = {} }) {
     live.add(proc);
     let out = '';
     let err = '';
-    proc.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-    proc.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+    let all = '';
+    proc.stdout.setEncoding('utf8').on('data', (d) => {
+        out += d;
+        all += d;
+    });
+    proc.stderr.setEncoding('utf8').on('data', (d) => {
+        err += d;
+        all += d;
+    });
     let status;
     const exited = new Promise((res) => {
         proc.once('error', (e) => {
             err += `\n[spawn error] ${e.message}`;
+            all += `\n[spawn error] ${e.message}`;
             live.delete(proc);
             status ??= { code: null, signal: null };
             res(status);
@@ -199,7 +214,17 @@ function spawnServer(args, { cwd, env = {} }) {
             res(status);
         });
     });
-    return { proc, exited, stdout: () => out, stderr: () => err, status: () => status };
+    return { proc, exited, stdout: () => out, stderr: () => err, output: () => all, status: () => status };
+}
+
+/** Spawns the server binary (spawnChild). */
+const spawnServer = (args, opts) => spawnChild(serverBinary(), args, opts);
+
+/** A fresh temp dir named `prefix`XXXXXX, removed at exit unless KEEP_TEST_TMP=1. */
+export function makeTempDir(prefix = 'h2o-signaling-test-') {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    tempDirs.push(dir);
+    return dir;
 }
 
 /** Waits up to `ms` for the child to exit, SIGKILLing it after that; resolves {code, signal, timedOut}. */

@@ -21,10 +21,18 @@
 //   rawNextText(raw, timeout)   -> the next text frame of a RawWebSocket as a string; ping
 //       frames are skipped (and NOT answered), any other frame rejects
 //   rawRegister(port, userId, {name, id}) -> a RawWebSocket registered as userId
+//   dialAllPairs(users, sockets, opts) -> every user (its socket at the same index) dials every
+//       other user once with an id, `window` dialings in flight per socket, and waits (bounded)
+//       for every answer and every `called`; each answer must be ok/delivered 1 and each
+//       `called` the exact push from its sender (field1 `${tag}${sender}>${receiver}`). Returns
+//       {total, ms, answers, calledTotal, called, problems, wrong}: `called` counts the pushes per
+//       "sender>receiver", `problems` the first 20 unexpected messages, `wrong` the first 20
+//       pairs not called exactly once. The test asserts on them.
 //
 // All waits are bounded (default 5000 ms).
 
 import { connectRaw, OP } from './rawws.mjs';
+import { waitUntil } from './wait.mjs';
 import { connect, nextRaw } from './wsclient.mjs';
 
 export const MSG = Object.freeze({
@@ -147,4 +155,115 @@ export async function rawRegister(port, userId, { name, id = 'reg', timeout = 50
         raw.destroy();
         throw err;
     }
+}
+
+/**
+ * Every user in `users` dials every other user once, from `sockets[i]` (user i's only socket),
+ * at most `window` dialings in flight per socket; see the top of this file. Options:
+ *   window      dialings in flight per socket (default 8)
+ *   tag         field1 is `${tag}${sender}>${receiver}` (default '')
+ *   id          (key, n) -> the id of the n-th dialing of a sender, key "sender>receiver"
+ *               (default: n, a number)
+ *   nameOf      (userId) -> the sponsorUserName its `called` pushes carry (default: none, "")
+ *   where       (index) -> a label for user `index` in problem messages (e.g. its node)
+ *   timeout, interval   of the wait for every answer and every `called`
+ *   settle      ms to wait after that for late duplicates (default 0)
+ * The listeners it adds are removed before it returns.
+ */
+export async function dialAllPairs(
+    users,
+    sockets,
+    { window = 8, tag = '', id: idOf = (key, n) => n, nameOf, where, timeout = 30000, interval = 50, settle = 0 } = {},
+) {
+    const problems = [];
+    const note = (msg) => {
+        if (problems.length < 20) problems.push(msg);
+    };
+    const called = new Map(); // "sender>receiver" -> count
+    let calledTotal = 0;
+    let answers = 0;
+    const detach = [];
+    const senders = users.map((me, i) => {
+        const ws = sockets[i];
+        const who = where ? `${me} (${where(i)})` : me;
+        const targets = users.filter((u) => u !== me);
+        const pending = new Map(); // id -> receiver
+        let next = 0;
+        const sendMore = () => {
+            while (pending.size < window && next < targets.length) {
+                const receiverUserId = targets[next];
+                const key = `${me}>${receiverUserId}`;
+                const id = idOf(key, next++);
+                pending.set(id, receiverUserId);
+                ws.send(JSON.stringify({ type: 'dialing', receiverUserId, field1: `${tag}${key}`, id }));
+            }
+        };
+        const onMessage = (data, isBinary) => {
+            const text = data.toString('utf8');
+            if (isBinary) return note(`${who}: binary message`);
+            let m;
+            try {
+                m = JSON.parse(text);
+            } catch {
+                return note(`${who}: not JSON: ${text}`);
+            }
+            if (m.type === 'called') {
+                const from = m.data?.sponsorUserId;
+                const key = `${from}>${me}`;
+                const expected = calledText({ sponsorUserId: from, sponsorUserName: nameOf?.(from), field1: `${tag}${key}` });
+                if (text !== expected) note(`${who}: expected ${expected}, got ${text}`);
+                called.set(key, (called.get(key) ?? 0) + 1);
+                calledTotal++;
+            } else if (m.type === 'dialing_response' && pending.has(m.id)) {
+                const receiver = pending.get(m.id);
+                pending.delete(m.id);
+                answers++;
+                const expected = dialingOkText(m.id, receiver, 1);
+                if (text !== expected) {
+                    const r = users.indexOf(receiver);
+                    note(`${who} -> ${where ? `${receiver} (${where(r)})` : receiver}: expected ${expected}, got ${text}`);
+                }
+                sendMore();
+            } else note(`${who}: unexpected ${text}`);
+        };
+        const onClose = (code) => note(`${who}: connection closed (${code})`);
+        ws.on('message', onMessage);
+        ws.on('close', onClose);
+        detach.push(() => {
+            ws.off('message', onMessage);
+            ws.off('close', onClose);
+        });
+        return sendMore;
+    });
+
+    const total = users.length * (users.length - 1);
+    const started = Date.now();
+    let ms;
+    try {
+        for (const start of senders) start();
+        await waitUntil(() => problems.length > 0 || (answers === total && calledTotal >= total), {
+            timeout,
+            interval,
+            what: `${total} answers and ${total} called`,
+        }).catch((err) => {
+            throw new Error(
+                `${err.message}: after ${Date.now() - started} ms ${answers}/${total} answers, ${calledTotal}/${total} called; ` +
+                    `problems: ${problems.join(' | ')}`,
+            );
+        });
+        ms = Date.now() - started;
+        // duplicates would come after the last answer
+        if (settle > 0) await new Promise((r) => setTimeout(r, settle));
+    } finally {
+        for (const off of detach) off();
+    }
+    const wrong = [];
+    for (const a of users) {
+        for (const b of users) {
+            if (a === b) continue;
+            const n = called.get(`${a}>${b}`) ?? 0;
+            if (n !== 1 && wrong.length < 20) wrong.push(`${a}>${b}: ${n}`);
+        }
+    }
+    return { total, ms, answers, calledTotal, called, problems, wrong };
 }

@@ -13,6 +13,7 @@
 //                                            the TCP connection ended without one)
 //   ping(ws, timeout = 5000)              -> resolves when the pong arrives
 //   closeAll(sockets)                     -> terminates every socket still open
+//   closeAfter(t)                         -> a list whose sockets are closeAll()ed in t.after
 
 import WebSocket from 'ws';
 
@@ -126,4 +127,11 @@ export function closeAll(sockets) {
     for (const ws of sockets) {
         if (ws && ws.readyState !== WebSocket.CLOSED) ws.terminate();
     }
+}
+
+/** A list for the sockets of test `t`: every one still open is terminated in t.after. */
+export function closeAfter(t) {
+    const list = [];
+    t.after(() => closeAll(list));
+    return list;
 }

@@ -84,7 +84,7 @@
 // Options: --nodes N (1: one server, no Redis; 2 to 4: cluster), --redis-restart-at SECONDS (into the
 //   run; default --seconds / 2), --redis-down SECONDS (1).
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -99,6 +99,7 @@ import {
     startRedis,
     waitNodesLinked,
 } from '../lib/redis.mjs';
+import { fdCount, rssKb, underMemoryTool } from '../lib/reload.mjs';
 import { signalingConfig, startServer } from '../lib/server.mjs';
 import { calledText, createConnectOkText, dialingFailText, dialingOkText, MSG, register } from '../lib/sigclient.mjs';
 import { waitForHandoff, waitUntil, withTimeout } from '../lib/wait.mjs';
@@ -266,22 +267,10 @@ const perNode = (values, unit = '') =>
 
 // ---------------------------------------------------------------- server figures
 
-const rssKb = (pid) => Number(/^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-const fdCount = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+// rssKb, fdCount, underMemoryTool: lib/reload.mjs
 function cpuSeconds(pid) {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 10 ms
-}
-function underMemoryTool(pid) {
-    if (process.env.VALGRIND_LOG_DIR) return 'valgrind';
-    try {
-        const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
-        if (/libasan|libtsan|libmsan/.test(maps)) return 'a sanitizer runtime';
-        if (/vgpreload|valgrind/.test(maps)) return 'valgrind';
-    } catch {
-        /* process gone: reported elsewhere */
-    }
-    return null;
 }
 
 // ---------------------------------------------------------------- dialings
