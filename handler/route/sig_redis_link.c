@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <hiredis/hiredis.h>
@@ -275,6 +276,20 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     fail(link, ac->errstr[0] != '\0' ? ac->errstr : "closed by the server");
 }
 
+static int is_self_connected(int fd)
+{
+    struct sockaddr_storage local, peer;
+    socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+    if (getsockname(fd, (struct sockaddr *)&local, &local_len) != 0 || getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0)
+        return 0;
+    return local.ss_family != AF_UNIX && local_len == peer_len && memcmp(&local, &peer, local_len) == 0;
+}
+
+static void on_self_connected(uv_timer_t *timer)
+{
+    fail(timer->data, "connected to itself: nothing listens there");
+}
+
 static void on_connect(const redisAsyncContext *_ac, int status)
 {
     redisAsyncContext *ac = (redisAsyncContext *)_ac;
@@ -290,6 +305,14 @@ static void on_connect(const redisAsyncContext *_ac, int status)
     }
     if (link->state == STOPPING) {
         drop_context(link);
+        return;
+    }
+    if (is_self_connected(ac->c.fd)) {
+        /* nothing listens on that port of this host, and the kernel picked the same port as our
+         * source: the socket talks to itself (and holds the port Redis wants back). hiredis goes on
+         * using the context after this callback (it is not one it defers a free from): drop it from
+         * the loop instead */
+        uv_timer_start(&link->deadline_timer, on_self_connected, 0, 0);
         return;
     }
     link->state = HANDSHAKE;

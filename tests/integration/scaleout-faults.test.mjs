@@ -22,7 +22,7 @@ import {
     waitDelivered,
     waitNodesLinked,
 } from '../lib/redis.mjs';
-import { freePorts } from '../lib/server.mjs';
+import { freeServicePort } from '../lib/server.mjs';
 import { calledText, dialingOkText, nextText, register, waitPeerOffline } from '../lib/sigclient.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 import { closeAfter } from '../lib/wsclient.mjs';
@@ -154,7 +154,7 @@ describe('scale-out faults', { timeout: 180000 }, () => {
     test('Redis absent when the nodes start: they serve locally, and connect once Redis appears on that port', { timeout: 20000 }, async (t) => {
         await requireRedisSupport();
         const open = closeAfter(t);
-        const [port] = await freePorts(1);
+        const port = await freeServicePort();
         const nodes = await startNodes(
             t,
             ['node-a', 'node-b'].map((nodeId) => ({ redis: `127.0.0.1:${port}`, nodeId })),

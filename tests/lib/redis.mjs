@@ -64,7 +64,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
-import { configErrors, freePorts, makeTempDir, runConfigTest, signalingConfig, spawnChild, startServer } from './server.mjs';
+import { configErrors, freeServicePort, makeTempDir, runConfigTest, signalingConfig, spawnChild, startServer } from './server.mjs';
 import { register } from './sigclient.mjs';
 import { nextRaw } from './wsclient.mjs';
 import { waitUntil, withTimeout } from './wait.mjs';
@@ -327,7 +327,7 @@ function makeDir(dir, prefix) {
 
 /** A redis-server on 127.0.0.1; see the top of this file. */
 export async function startRedis({ port, args = [], dir, unixsocket = false, password, readyTimeout = 5000, commandTimeout = 2000 } = {}) {
-    const p = port ?? (await freePorts(1))[0];
+    const p = port ?? (await freeServicePort()); // nodes reconnect to it while it is down: see freeServicePort
     const d = makeDir(dir, 'h2o-signaling-redis-');
     const logFile = join(d, 'redis.log');
     const socket = unixsocket ? join(d, 'redis.sock') : undefined;
@@ -361,7 +361,7 @@ export async function startSentinel({
     commandTimeout = 2000,
 } = {}) {
     if (!masterPort) throw new Error('startSentinel: masterPort is required');
-    const p = port ?? (await freePorts(1))[0];
+    const p = port ?? (await freeServicePort()); // nodes reconnect to it while it is down: see freeServicePort
     const d = makeDir(dir, 'h2o-signaling-sentinel-');
     const logFile = join(d, 'sentinel.log');
     const conf = join(d, 'sentinel.conf');

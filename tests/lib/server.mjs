@@ -41,7 +41,7 @@
 // SIGKILL; temp dirs are removed at exit unless KEEP_TEST_TMP=1.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -105,6 +105,32 @@ export async function freePorts(n = 1) {
     } finally {
         await Promise.all(servers.map((s) => new Promise((res) => s.close(() => res()))));
     }
+}
+
+/**
+ * A free port below the kernel's ephemeral range, for a server that clients may try to reach while it
+ * is down (Redis restarted, or started late). Connecting to a free port of the ephemeral range can
+ * pick that very port as the source and connect the socket to itself, which then holds the port: the
+ * server cannot bind it when it comes back. Ports below the range are never picked as sources.
+ */
+export async function freeServicePort() {
+    let low = 32768;
+    try {
+        low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+    } catch {
+        /* not Linux: keep the usual bound */
+    }
+    const floor = Math.max(1024, Math.min(10000, low - 1000));
+    for (let attempt = 0; attempt < 200; attempt++) {
+        const port = floor + Math.floor(Math.random() * (low - floor));
+        const ok = await new Promise((res) => {
+            const srv = net.createServer();
+            srv.once('error', () => res(false));
+            srv.listen(port, HOST, () => srv.close(() => res(true)));
+        });
+        if (ok) return port;
+    }
+    throw new Error(`no free port between ${floor} and ${low}`);
 }
 
 /** True when 127.0.0.1:port completes a TCP handshake within `timeout` ms. */
