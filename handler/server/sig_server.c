@@ -13,8 +13,10 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
@@ -68,10 +70,59 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
+static unsigned long long fd_limit;   /* the open-files limit in force after raise_fd_limit; 0: none */
+static unsigned long long fd_reserve; /* descriptors the server needs beside its clients */
+
+/* Descriptors open now (Linux: /proc/self/fd), plus what each thread opens (loop, queue, listeners,
+ * Redis links) and some slack for files served and logs. */
+static unsigned long long estimate_fd_reserve(const sig_server_conf_t *conf)
+{
+    unsigned long long open_now = 0;
+    DIR *dir = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (dir != NULL) {
+        while ((e = readdir(dir)) != NULL)
+            open_now += e->d_name[0] != '.';
+        closedir(dir);
+    } else {
+        open_now = 16;
+    }
+    return open_now + conf->num_threads * (8 + conf->listeners.size) + 32;
+}
+
+/* The soft open-files limit is often 1024 while the hard one is far higher: use what is allowed
+ * (stock h2o does the same), and say at start when max-connections cannot be reached under it,
+ * instead of refusing clients silently past about a thousand. */
+static void raise_fd_limit(const sig_server_conf_t *conf)
+{
+    struct rlimit lim;
+    unsigned long long need, fit;
+
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return;
+    if (lim.rlim_cur < lim.rlim_max) {
+        rlim_t soft = lim.rlim_cur;
+        lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+            lim.rlim_cur = soft;
+    }
+    fd_limit = lim.rlim_cur == RLIM_INFINITY ? 0 : (unsigned long long)lim.rlim_cur;
+    fd_reserve = estimate_fd_reserve(conf);
+    need = (unsigned long long)conf->max_connections + fd_reserve;
+    if (lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= need)
+        return;
+    fit = lim.rlim_cur > fd_reserve ? (unsigned long long)lim.rlim_cur - fd_reserve : 0;
+    fprintf(stderr,
+            "h2o-signaling: max-connections is %d, but the open-files limit is %llu (hard limit %llu): about %llu connections "
+            "fit; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) or lower max-connections\n",
+            conf->max_connections, (unsigned long long)lim.rlim_cur, (unsigned long long)lim.rlim_max, fit);
+}
+
 int sig_server_bind(sig_server_t *server)
 {
     sig_server_conf_t *conf = server->conf;
 
+    raise_fd_limit(conf);
     if (sig_server_bind_listeners(conf, NULL, conf->num_threads) != 0)
         return -1;
     if (conf->error_log != NULL && sig_server_open_error_log(conf->error_log) != 0)
@@ -111,6 +162,19 @@ static void free_handle(uv_handle_t *handle)
     free(handle);
 }
 
+/* One line a second at most, from any thread (a lost update of the time costs one line more or less). */
+static void log_accept_trouble(sig_thread_t *thread, const char *why)
+{
+    static uint64_t last_logged;
+    uint64_t now = uv_now(&thread->loop);
+    if (last_logged != 0 && now - last_logged < 1000)
+        return;
+    last_logged = now;
+    fprintf(stderr, "h2o-signaling: cannot accept more connections: %s (open-files limit %llu, %d connections open); new clients "
+                    "are refused until descriptors are free\n",
+            why, fd_limit, thread->server->num_connections);
+}
+
 void sig_server_on_connection(uv_stream_t *listener_stream, int status)
 {
     sig_listener_t *listener = (sig_listener_t *)listener_stream;
@@ -120,8 +184,10 @@ void sig_server_on_connection(uv_stream_t *listener_stream, int status)
     uv_tcp_t *conn;
     h2o_socket_t *sock;
 
-    if (status != 0)
+    if (status != 0) {
+        log_accept_trouble(thread, uv_strerror(status));
         return;
+    }
     conn = h2o_mem_alloc(sizeof(*conn));
     uv_tcp_init(&thread->loop, conn);
     if (uv_accept(listener_stream, (uv_stream_t *)conn) != 0) {
@@ -134,6 +200,10 @@ void sig_server_on_connection(uv_stream_t *listener_stream, int status)
         uv_close((uv_handle_t *)conn, free_handle);
         return;
     }
+    /* at the open-files limit libuv accepts and closes the next clients itself, silently (and without
+     * spinning): say so while the count of connections stands there */
+    if (fd_limit != 0 && (unsigned long long)thread->server->num_connections + fd_reserve >= fd_limit)
+        log_accept_trouble(thread, "the open-files limit is reached");
     /* small WebSocket frames must not wait ~40 ms for the peer's delayed ACK (Nagle) */
     uv_tcp_nodelay(conn, 1);
     ++thread->num_connections;
