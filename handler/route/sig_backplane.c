@@ -171,20 +171,58 @@ static void ack_waiters(struct st_shard_owner_t *o, struct st_sub_entry_t *e)
 static void on_sub_reply(redisAsyncContext *ac, void *_reply, void *privdata);
 static void resync_next_batch(struct st_shard_owner_t *o);
 
-static void send_subscribe(struct st_shard_owner_t *o, redisAsyncContext *ac, const char **argv, const size_t *lens, int argc)
+/* One SUBSCRIBE or UNSUBSCRIBE of up to RESUBSCRIBE_BATCH channels. hiredis registers on_sub_reply
+ * per channel for a SUBSCRIBE and takes no callback for an UNSUBSCRIBE (it is ignored there). */
+struct st_channel_batch_t {
+    const char *argv[RESUBSCRIBE_BATCH + 1];
+    size_t lens[RESUBSCRIBE_BATCH + 1];
+    int argc;
+};
+
+static void batch_init(struct st_channel_batch_t *b, const char *command)
 {
-    redisAsyncCommandArgv(ac, on_sub_reply, o, argc, argv, lens);
+    b->argv[0] = command;
+    b->lens[0] = strlen(command);
+    b->argc = 1;
+}
+
+/* Sends what the batch holds; `*sent` counts the channels whose confirmations are now due. */
+static void batch_flush(struct st_shard_owner_t *o, redisAsyncContext *ac, struct st_channel_batch_t *b, size_t *sent)
+{
+    if (b->argc == 1)
+        return;
+    redisAsyncCommandArgv(ac, on_sub_reply, o, b->argc, b->argv, b->lens);
+    if (sent != NULL)
+        *sent += (size_t)b->argc - 1;
+    b->argc = 1;
+}
+
+static void batch_add(struct st_shard_owner_t *o, redisAsyncContext *ac, struct st_channel_batch_t *b, const char *channel,
+                      size_t len, size_t *sent)
+{
+    b->argv[b->argc] = channel;
+    b->lens[b->argc++] = len;
+    if (b->argc == RESUBSCRIBE_BATCH + 1)
+        batch_flush(o, ac, b, sent);
+}
+
+/* A single SUBSCRIBE or UNSUBSCRIBE. */
+static void send_one(struct st_shard_owner_t *o, redisAsyncContext *ac, const char *command, const char *channel, size_t len,
+                     size_t *sent)
+{
+    struct st_channel_batch_t b;
+    batch_init(&b, command);
+    batch_add(o, ac, &b, channel, len, sent);
+    batch_flush(o, ac, &b, sent);
 }
 
 static void subscribe_one(struct st_shard_owner_t *o, struct st_sub_entry_t *e)
 {
     redisAsyncContext *ac = sig_redis_link_context(o->sub);
-    const char *argv[2] = {"SUBSCRIBE", e->channel};
-    size_t lens[2] = {9, e->channel_len};
     if (ac == NULL)
         return;
     e->state = SUB_PENDING;
-    send_subscribe(o, ac, argv, lens, 2);
+    send_one(o, ac, "SUBSCRIBE", e->channel, e->channel_len, NULL);
 }
 
 static void on_confirmed(struct st_shard_owner_t *o, const char *channel, size_t len)
@@ -212,38 +250,26 @@ static void on_confirmed(struct st_shard_owner_t *o, const char *channel, size_t
 }
 
 /* Sends the next batch of subscriptions that a reconnect lost, once the previous batch is confirmed:
- * an unread pipeline of a million replies gets a subscriber killed by client-output-buffer-limit. */
+ * an unread pipeline of a million replies gets a subscriber killed by client-output-buffer-limit.
+ * A bucket is sent whole (it holds a few entries), so a round may pass the bound by a few. */
 static void resync_next_batch(struct st_shard_owner_t *o)
 {
     redisAsyncContext *ac = sig_redis_link_context(o->sub);
-    const char *argv[RESUBSCRIBE_BATCH + 1];
-    size_t lens[RESUBSCRIBE_BATCH + 1];
-    int argc = 1;
+    struct st_channel_batch_t b;
 
     if (ac == NULL)
         return;
-    argv[0] = "SUBSCRIBE";
-    lens[0] = 9;
-    for (; o->resync_bucket < o->num_buckets && argc <= RESUBSCRIBE_BATCH; ++o->resync_bucket) {
+    batch_init(&b, "SUBSCRIBE");
+    for (; o->resync_bucket < o->num_buckets && o->resync_outstanding == 0; ++o->resync_bucket) {
         struct st_sub_entry_t *e;
-        /* a bucket is sent whole (it holds a few entries), so the batch may pass the bound by a few */
         for (e = o->buckets[o->resync_bucket]; e != NULL; e = e->next) {
             if (e->state != SUB_NONE || e->refs == 0)
                 continue;
             e->state = SUB_PENDING;
-            if (argc == RESUBSCRIBE_BATCH + 1) {
-                send_subscribe(o, ac, argv, lens, argc);
-                o->resync_outstanding += (size_t)argc - 1;
-                argc = 1;
-            }
-            argv[argc] = e->channel;
-            lens[argc++] = e->channel_len;
+            batch_add(o, ac, &b, e->channel, e->channel_len, &o->resync_outstanding);
         }
     }
-    if (argc > 1) {
-        send_subscribe(o, ac, argv, lens, argc);
-        o->resync_outstanding += (size_t)argc - 1;
-    }
+    batch_flush(o, ac, &b, &o->resync_outstanding);
 }
 
 static void on_bus_message(struct st_shard_owner_t *o, const char *bytes, size_t len)
@@ -305,11 +331,9 @@ static void on_sub_up(sig_redis_link_t *link, void *data)
 {
     struct st_shard_owner_t *o = data;
     sig_backplane_t *bp = o->bp;
-    const char *argv[2] = {"SUBSCRIBE", bp->node_channels[o->shard]};
-    size_t lens[2] = {9, bp->node_channel_lens[o->shard]};
 
     o->up_at = now_ms(bp->threads + owner_of(bp, o->shard));
-    send_subscribe(o, sig_redis_link_context(link), argv, lens, 2);
+    send_one(o, sig_redis_link_context(link), "SUBSCRIBE", bp->node_channels[o->shard], bp->node_channel_lens[o->shard], NULL);
 }
 
 static void on_sub_down(sig_redis_link_t *link, void *data)
@@ -373,12 +397,8 @@ static void on_unsubscribe_request(struct st_shard_owner_t *o, const char *chann
         return;
     if (--e->refs != 0)
         return;
-    if (e->state != SUB_NONE && (ac = sig_redis_link_context(o->sub)) != NULL) {
-        const char *argv[2] = {"UNSUBSCRIBE", e->channel};
-        size_t lens[2] = {11, e->channel_len};
-        redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, lens);
-        ++o->unsub_outstanding;
-    }
+    if (e->state != SUB_NONE && (ac = sig_redis_link_context(o->sub)) != NULL)
+        send_one(o, ac, "UNSUBSCRIBE", e->channel, e->channel_len, &o->unsub_outstanding);
     *slot = e->next;
     --o->num_entries;
     free(e->waiters.entries);
@@ -641,35 +661,23 @@ static void on_timer_closed(uv_handle_t *handle)
 static void unsubscribe_all(struct st_shard_owner_t *o)
 {
     redisAsyncContext *ac = sig_redis_link_context(o->sub);
-    const char *argv[RESUBSCRIBE_BATCH + 1];
-    size_t lens[RESUBSCRIBE_BATCH + 1], i;
-    int argc = 1;
+    struct st_channel_batch_t b;
+    size_t i;
 
     if (ac == NULL)
         return;
-    argv[0] = "UNSUBSCRIBE";
-    lens[0] = 11;
-    argv[argc] = o->bp->node_channels[o->shard];
-    lens[argc++] = o->bp->node_channel_lens[o->shard];
+    batch_init(&b, "UNSUBSCRIBE");
+    batch_add(o, ac, &b, o->bp->node_channels[o->shard], o->bp->node_channel_lens[o->shard], &o->unsub_outstanding);
     for (i = 0; i != o->num_buckets; ++i) {
         struct st_sub_entry_t *e;
         for (e = o->buckets[i]; e != NULL; e = e->next) {
             if (e->state == SUB_NONE)
                 continue;
             e->state = SUB_NONE;
-            argv[argc] = e->channel;
-            lens[argc++] = e->channel_len;
-            if (argc == RESUBSCRIBE_BATCH + 1) {
-                redisAsyncCommandArgv(ac, NULL, NULL, argc, argv, lens);
-                o->unsub_outstanding += (size_t)argc - 1;
-                argc = 1;
-            }
+            batch_add(o, ac, &b, e->channel, e->channel_len, &o->unsub_outstanding);
         }
     }
-    if (argc > 1) {
-        redisAsyncCommandArgv(ac, NULL, NULL, argc, argv, lens);
-        o->unsub_outstanding += (size_t)argc - 1;
-    }
+    batch_flush(o, ac, &b, &o->unsub_outstanding);
 }
 
 static int unsubscribes_pending(sig_backplane_t *bp, uint32_t thread)
@@ -768,10 +776,9 @@ void sig_backplane_unsubscribe(sig_backplane_t *bp, sig_str_t user_id)
     send_msg(bp, owner_of(bp, shard), MSG_UNSUBSCRIBE, shard, 0, 0, 0, 0, scratch.base, scratch.len);
 }
 
-int sig_backplane_publish_dial(sig_backplane_t *bp, sig_str_t user_id, uint64_t seq, sig_str_t payload)
+int sig_backplane_publish_dial(sig_backplane_t *bp, sig_str_t user_id, uint32_t shard, uint64_t seq, sig_str_t payload)
 {
     struct st_bp_thread_t *t = this_thread_of(bp);
-    uint32_t shard = sig_backplane_shard_of(bp, user_id);
 
     if (t == NULL || !atomic_load(&bp->shard_ready[shard]))
         return -1; /* RESULTs could not come back: the cluster is out of reach */
@@ -804,13 +811,4 @@ void sig_backplane_stop_messages(void)
 unsigned sig_backplane_shard_epoch(sig_backplane_t *bp, uint32_t shard)
 {
     return atomic_load(&bp->shard_epoch[shard]);
-}
-
-int sig_backplane_is_up(sig_backplane_t *bp)
-{
-    size_t s;
-    for (s = 0; s != bp->config->num_shards; ++s)
-        if (!atomic_load(&bp->shard_ready[s]))
-            return 0;
-    return 1;
 }

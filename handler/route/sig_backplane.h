@@ -78,10 +78,11 @@ void sig_backplane_subscribe(sig_backplane_t *bp, sig_str_t user_id, uint32_t th
 void sig_backplane_unsubscribe(sig_backplane_t *bp, sig_str_t user_id);
 
 /**
- * Publishes a DIAL of `payload` to `user_id` from the calling thread, as dial `seq`. Returns 0
- * (on_publish_reply follows), or -1 when the shard cannot be reached now (nothing was sent).
+ * Publishes a DIAL of `payload` to `user_id` (on `shard`, its sig_backplane_shard_of) from the calling
+ * thread, as dial `seq`. Returns 0 (on_publish_reply follows), or -1 when the shard cannot be reached
+ * now (nothing was sent).
  */
-int sig_backplane_publish_dial(sig_backplane_t *bp, sig_str_t user_id, uint64_t seq, sig_str_t payload);
+int sig_backplane_publish_dial(sig_backplane_t *bp, sig_str_t user_id, uint32_t shard, uint64_t seq, sig_str_t payload);
 /** Answers a DIAL received on `shard` from node `origin`: `delivered` of our connections took it. */
 void sig_backplane_publish_result(sig_backplane_t *bp, uint32_t shard, sig_str_t origin, uint32_t thread, uint64_t seq,
                                   uint64_t delivered);
@@ -94,8 +95,5 @@ void sig_backplane_stop_messages(void);
  * whose shard's epoch changed meanwhile cannot tell "not delivered" from "answer lost".
  */
 unsigned sig_backplane_shard_epoch(sig_backplane_t *bp, uint32_t shard);
-
-/** Whether every shard's subscriber is up (for status and metrics). */
-int sig_backplane_is_up(sig_backplane_t *bp);
 
 #endif

@@ -36,7 +36,6 @@ struct st_sig_redis_link_t {
     size_t next_sentinel, sentinels_tried;
     unsigned failures;           /* in a row, for the backoff */
     unsigned handshake_pending;  /* replies still due before UP */
-    uint64_t reconnects;
     int was_up;                  /* has been up at least once: the next up is a reconnect */
     int logged_failure;          /* one line per outage, not one per attempt */
     unsigned rand_state;
@@ -253,8 +252,6 @@ static void on_handshake_reply(redisAsyncContext *ac, void *_reply, void *privda
     uv_timer_stop(&link->deadline_timer);
     link->state = UP;
     link->failures = 0;
-    if (link->was_up)
-        ++link->reconnects;
     if (link->logged_failure || !link->was_up)
         log_line(link, "%s", link->was_up ? "connected again" : "connected");
     link->was_up = 1;
@@ -456,11 +453,6 @@ sig_redis_link_t *sig_redis_link_start(uv_loop_t *loop, const sig_redis_target_t
 redisAsyncContext *sig_redis_link_context(sig_redis_link_t *link)
 {
     return link->state == UP ? link->ac : NULL;
-}
-
-uint64_t sig_redis_link_reconnects(sig_redis_link_t *link)
-{
-    return link->reconnects;
 }
 
 void sig_redis_link_reset(sig_redis_link_t *link, const char *why)

@@ -56,8 +56,6 @@ sig_redis_link_t *sig_redis_link_start(uv_loop_t *loop, const sig_redis_target_t
                                        void *data);
 /** The connection while the link is up, else NULL. */
 redisAsyncContext *sig_redis_link_context(sig_redis_link_t *link);
-/** How many times the link came up after losing its connection (reconnects). */
-uint64_t sig_redis_link_reconnects(sig_redis_link_t *link);
 /** Drops the connection (on_down runs if it was up) and reconnects after the backoff; `why` is logged. */
 void sig_redis_link_reset(sig_redis_link_t *link, const char *why);
 /**

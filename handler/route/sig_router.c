@@ -227,15 +227,12 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
 void sig_router_global_init(size_t num_threads, sig_router_deliver_cb deliver, sig_router_result_cb on_result,
                             sig_router_bound_cb on_bound)
 {
-    sig_router_t *router;
-
     global.num_threads = num_threads;
     global.receivers = h2o_mem_alloc(sizeof(*global.receivers) * num_threads);
     memset(global.receivers, 0, sizeof(*global.receivers) * num_threads);
     global.deliver = deliver;
     global.on_result = on_result;
     global.on_bound = on_bound;
-    (void)router;
     sig_router_activate_new();
 }
 
@@ -520,7 +517,7 @@ int sig_router_dial(sig_router_t *router, sig_str_t user_id, const char *payload
         ticket->seq = ticket_register(ticket);
         ticket->shard = sig_backplane_shard_of(router->backplane, user_id);
         ticket->shard_epoch = sig_backplane_shard_epoch(router->backplane, ticket->shard);
-        if (sig_backplane_publish_dial(router->backplane, user_id, ticket->seq, sig_str(payload, len)) != 0)
+        if (sig_backplane_publish_dial(router->backplane, user_id, ticket->shard, ticket->seq, sig_str(payload, len)) != 0)
             sig_dial_tally_publish_reply(&ticket->tally, -1); /* Redis is out of reach: local only */
         else
             h2o_timeout_link(this_loop, router->deadlines + this_thread, &ticket->deadline);

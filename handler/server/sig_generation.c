@@ -113,7 +113,7 @@ void sig_server_conf_dispose(sig_server_conf_t *conf)
 
 /* ---- binding ---- */
 
-static const sig_listener_conf_t *find_listener(const sig_server_conf_t *conf, const struct sockaddr_storage *addr, socklen_t len)
+sig_listener_conf_t *sig_server_conf_find_listener(const sig_server_conf_t *conf, const void *addr, socklen_t len)
 {
     size_t i;
     for (i = 0; conf != NULL && i != conf->listeners.size; ++i)
@@ -171,7 +171,7 @@ int sig_server_bind_listeners(sig_server_conf_t *conf, const sig_server_conf_t *
         sig_listener_conf_t *l = conf->listeners.entries[i];
         if (l->is_global)
             l->hosts = conf->globalconf.hosts; /* read after apply: registering hosts reallocates the array */
-        if (find_listener(running, &l->addr, l->addrlen) != NULL)
+        if (sig_server_conf_find_listener(running, &l->addr, l->addrlen) != NULL)
             continue; /* the running generation's sockets go on listening */
         l->fds = h2o_mem_alloc(sizeof(int) * num_threads);
         for (t = 0; t != num_threads; ++t)
@@ -247,10 +247,10 @@ void sig_generation_switch(sig_thread_t *thread, sig_gen_t *gen)
     /* listeners: the kept addresses point at the new configuration, removed ones close, new ones open */
     for (i = 0; i != thread->listeners.size;) {
         sig_listener_t *l = thread->listeners.entries[i];
-        for (j = 0; j != conf->listeners.size; ++j)
-            if (conf->listeners.entries[j]->addrlen == l->addrlen && memcmp(&conf->listeners.entries[j]->addr, &l->addr, l->addrlen) == 0)
-                break;
-        if (j != conf->listeners.size) {
+        sig_listener_conf_t *kept = sig_server_conf_find_listener(conf, &l->addr, l->addrlen);
+        if (kept != NULL) {
+            for (j = 0; conf->listeners.entries[j] != kept; ++j)
+                ;
             l->conf_index = j;
             ++i;
             continue;
@@ -348,8 +348,7 @@ static int same_string(const char *a, const char *b)
 }
 
 /* Where to point at a restart-only directive: its line in the new file, else where it was (removed). */
-static void print_restart_only(const sig_server_conf_t *running, const sig_server_conf_t *conf, const char *name,
-                               const char *new_origin, const char *old_origin)
+static void print_restart_only(const sig_server_conf_t *conf, const char *name, const char *new_origin, const char *old_origin)
 {
     if (new_origin != NULL)
         fprintf(stderr, "%s: %s: cannot be changed by a reload; restart the server\n", new_origin, name);
@@ -357,7 +356,6 @@ static void print_restart_only(const sig_server_conf_t *running, const sig_serve
         fprintf(stderr, "%s: %s: cannot be removed by a reload; restart the server\n", old_origin, name);
     else
         fprintf(stderr, "%s:1: %s: cannot be changed by a reload; restart the server\n", conf->config_file, name);
-    (void)running;
 }
 
 /* The directives a running process cannot take: one line each. */
@@ -365,11 +363,11 @@ static int check_restart_only(const sig_server_conf_t *running, const sig_server
 {
     int ok = 1;
     if (conf->num_threads != running->num_threads) {
-        print_restart_only(running, conf, "num-threads", conf->num_threads_origin, running->num_threads_origin);
+        print_restart_only(conf, "num-threads", conf->num_threads_origin, running->num_threads_origin);
         ok = 0;
     }
     if (!same_string(conf->user, running->user)) {
-        print_restart_only(running, conf, "user", conf->user_origin, running->user_origin);
+        print_restart_only(conf, "user", conf->user_origin, running->user_origin);
         ok = 0;
     }
     return ok;

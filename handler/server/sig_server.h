@@ -66,6 +66,8 @@ typedef struct st_sig_server_t {
  * Errors are printed as `FILE:LINE: directive: message`. Returns NULL on error.
  */
 sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run);
+/** The listener of `conf` (NULL: none) on address `addr`, or NULL. */
+sig_listener_conf_t *sig_server_conf_find_listener(const sig_server_conf_t *conf, const void *addr, socklen_t len);
 /** Releases a configuration that never served (no context was made for it), with its bound sockets. */
 void sig_server_conf_dispose(sig_server_conf_t *conf);
 

@@ -29,17 +29,6 @@ static char *format_origin(yoml_t *node)
     return h2o_strdup(NULL, buf, SIZE_MAX).base;
 }
 
-static sig_listener_conf_t *find_listener(sig_server_conf_t *server, const struct sockaddr *addr, socklen_t addrlen)
-{
-    size_t i;
-    for (i = 0; i != server->listeners.size; ++i) {
-        sig_listener_conf_t *l = server->listeners.entries[i];
-        if (l->addrlen == addrlen && memcmp(&l->addr, addr, addrlen) == 0)
-            return l;
-    }
-    return NULL;
-}
-
 /* `listen: PORT` or `listen: {port: N, host: H, ssl: {...}}`, at global or host level. */
 static int on_config_listen(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
 {
@@ -114,7 +103,7 @@ static int on_config_listen(h2o_configurator_command_t *cmd, h2o_configurator_co
     }
 
     for (ai = res; ai != NULL; ai = ai->ai_next) {
-        sig_listener_conf_t *listener = find_listener(server, ai->ai_addr, ai->ai_addrlen);
+        sig_listener_conf_t *listener = sig_server_conf_find_listener(server, ai->ai_addr, ai->ai_addrlen);
         if (listener == NULL) {
             listener = h2o_mem_alloc(sizeof(*listener));
             memset(listener, 0, sizeof(*listener));
