@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <h2o.h>
 #include "config.h"
+#include "server/sig_crash.h"
+#include "server/sig_directives.h"
 #include "server/sig_server.h"
 
 #ifndef SIG_DEFAULT_CONFIG
@@ -20,6 +22,8 @@ static void usage(FILE *fp)
                 "\n"
                 "  -c, --conf FILE   configuration file (default: " SIG_DEFAULT_CONFIG ")\n"
                 "  -t, --test        test the configuration and exit (0 if it is valid)\n"
+                "      --list-directives\n"
+                "                    print the name of every directive this binary knows, one a line, and exit\n"
                 "  -v, --version     print the version and exit\n"
                 "  -h, --help        print this help and exit\n"
                 "\n"
@@ -32,6 +36,7 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"conf", required_argument, NULL, 'c'},
                                              {"test", no_argument, NULL, 't'},
+                                             {"list-directives", no_argument, NULL, 'L'},
                                              {"version", no_argument, NULL, 'v'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
@@ -47,6 +52,8 @@ int main(int argc, char **argv)
         case 't':
             test_only = 1;
             break;
+        case 'L':
+            return sig_directives_print(stdout) == 0 ? 0 : 1;
         case 'v':
             printf("h2o-signaling version %s (libh2o %s)\n", PACKAGE_VERSION, H2O_VERSION);
             return 0;
@@ -78,6 +85,7 @@ int main(int argc, char **argv)
         sig_server_dispose(&server);
         return 0;
     }
+    sig_crash_install(server.conf); /* before anything is bound or spawned: the handler inherits no socket */
     if (sig_server_bind(&server) != 0) {
         sig_server_dispose(&server);
         return 1;

@@ -3,6 +3,13 @@
  * every thread to the new generation, and the disposal of what old generations leave.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +17,9 @@
 #include <unistd.h>
 #include <h2o.h>
 #include <h2o/configurator.h>
+#include "server/sig_crash.h"
 #include "server/sig_server.h"
+#include "server/sig_tls_resumption.h"
 #include "server/sig_yaml.h"
 #include "signaling/sig_signaling.h"
 
@@ -31,6 +40,8 @@ sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run)
     conf->config_file = path;
     conf->num_threads = 1;
     conf->max_connections = 1024;
+    conf->tcp_fastopen = 4096; /* stock h2o's H2O_DEFAULT_LENGTH_TCP_FASTOPEN_QUEUE */
+    conf->num_name_resolution_threads = h2o_hostinfo_max_threads;
     h2o_config_init(&conf->globalconf);
 
     /* the stock directive families, in the order h2o's own main registers them */
@@ -60,6 +71,9 @@ sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run)
             h2o_mimemap_define_mimetype(conf->globalconf.mimemap, utf8_types[i][0], utf8_types[i][1], NULL);
     }
     sig_server_register_configurator(conf);
+    sig_crash_register_configurator(conf);
+    sig_tls_resumption_register_configurator(conf);
+    sig_tls_register_configurator(conf);
     sig_signaling_register_configurator(&conf->globalconf);
 
     if ((root = sig_yaml_load_file(path, errbuf, sizeof(errbuf))) == NULL) {
@@ -74,6 +88,8 @@ sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run)
         else
             ok = 1;
     }
+    if (ok)
+        sig_tls_resumption_setup(conf, dry_run); /* every TLS identity's SSL_CTX; the ticket keys outlive this configuration */
     yoml_free(root, NULL);
     if (!ok) {
         sig_server_conf_dispose(conf);
@@ -96,8 +112,8 @@ void sig_server_conf_dispose(sig_server_conf_t *conf)
         }
         if (!l->is_global)
             free(l->hosts);
-        if (l->ssl_ctx != NULL)
-            SSL_CTX_free(l->ssl_ctx);
+        sig_tls_dispose_identities(&l->tls);
+        free(l->unix_owner);
         free(l->origin);
         free(l);
     }
@@ -107,6 +123,8 @@ void sig_server_conf_dispose(sig_server_conf_t *conf)
     free(conf->user);
     free(conf->num_threads_origin);
     free(conf->user_origin);
+    free(conf->temp_buffer_path);
+    free(conf->temp_buffer_path_origin);
     h2o_config_dispose(&conf->globalconf);
     free(conf);
 }
@@ -122,8 +140,8 @@ sig_listener_conf_t *sig_server_conf_find_listener(const sig_server_conf_t *conf
     return NULL;
 }
 
-/* Opens a socket bound to the listener's address; `reuseport` lets each thread have its own. */
-static int open_listener(const sig_listener_conf_t *l, int reuseport)
+/* Opens a TCP socket bound to the listener's address; `reuseport` lets each thread have its own. */
+static int open_tcp_listener(const sig_listener_conf_t *l, int reuseport, int tcp_fastopen)
 {
     int fd, on = 1;
 
@@ -139,6 +157,9 @@ static int open_listener(const sig_listener_conf_t *l, int reuseport)
      * before a thread is there to serve it */
     if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) != 0)
         goto Error;
+    /* as stock h2o: a kernel without TCP Fast Open costs a warning, not the listener */
+    if (tcp_fastopen > 0 && setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &tcp_fastopen, sizeof(tcp_fastopen)) != 0)
+        fprintf(stderr, "%s: listen: [warning] failed to set TCP_FASTOPEN: %s\n", l->origin, strerror(errno));
     return fd;
 Error: {
     int saved = errno;
@@ -146,6 +167,81 @@ Error: {
     errno = saved;
 }
     return -1;
+}
+
+/* Opens the unix socket of a `type: unix` listener: a stale socket file is replaced (as stock h2o
+ * does), any other file at the path is an error; then `owner` and `permission` are applied. */
+static int open_unix_listener(const sig_listener_conf_t *l)
+{
+    const struct sockaddr_un *sa = (const void *)&l->addr;
+    struct stat st;
+    int fd;
+
+    if (lstat(sa->sun_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            fprintf(stderr, "%s: listen: %s already exists and is not a unix socket\n", l->origin, sa->sun_path);
+            return -1;
+        }
+        unlink(sa->sun_path);
+    }
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 || bind(fd, (const void *)sa, sizeof(*sa)) != 0) {
+        fprintf(stderr, "%s: listen: cannot listen on unix socket %s: %s\n", l->origin, sa->sun_path, strerror(errno));
+        goto Error;
+    }
+    if (l->unix_owner != NULL) {
+        struct passwd *pw = getpwnam(l->unix_owner);
+        if (pw == NULL || chown(sa->sun_path, pw->pw_uid, pw->pw_gid) != 0) {
+            fprintf(stderr, "%s: listen: cannot chown unix socket %s to %s: %s\n", l->origin, sa->sun_path, l->unix_owner,
+                    pw == NULL ? "no such user" : strerror(errno));
+            goto Error;
+        }
+    }
+    if (l->unix_permission != UINT_MAX && chmod(sa->sun_path, l->unix_permission) != 0) {
+        fprintf(stderr, "%s: listen: cannot chmod unix socket %s to %o: %s\n", l->origin, sa->sun_path, l->unix_permission,
+                strerror(errno));
+        goto Error;
+    }
+    return fd;
+Error:
+    if (fd != -1)
+        close(fd);
+    return -1;
+}
+
+/* One socket per thread for `l`: a unix socket is bound once and shared (dup), a TCP address gets an
+ * SO_REUSEPORT socket per thread. Returns 0 or -1 (printed). */
+static int open_listener_fds(sig_listener_conf_t *l, size_t num_threads, int tcp_fastopen)
+{
+    size_t t;
+    for (t = 0; t != num_threads; ++t) {
+        if (l->is_unix) {
+            l->fds[t] = t == 0 ? open_unix_listener(l) : fcntl(l->fds[0], F_DUPFD_CLOEXEC, 0);
+            if (l->fds[t] == -1) {
+                if (t != 0)
+                    fprintf(stderr, "%s: listen: cannot share the unix socket: %s\n", l->origin, strerror(errno));
+                return -1;
+            }
+            continue;
+        }
+        /* SO_REUSEPORT would also let a second server (same user) share the port silently: a probe
+         * without it must bind first, so "address in use" is reported as it would be by h2o */
+        if (t == 0) {
+            int probe = open_tcp_listener(l, 0, 0);
+            if (probe != -1)
+                close(probe);
+            l->fds[t] = probe == -1 ? -1 : open_tcp_listener(l, 1, tcp_fastopen);
+        } else {
+            l->fds[t] = open_tcp_listener(l, 1, tcp_fastopen);
+        }
+        if (l->fds[t] == -1) {
+            char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+            getnameinfo((struct sockaddr *)&l->addr, l->addrlen, host, sizeof(host), port, sizeof(port),
+                        NI_NUMERICHOST | NI_NUMERICSERV);
+            fprintf(stderr, "%s: listen: cannot listen on %s port %s: %s\n", l->origin, host, port, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static void unbind_listeners(sig_server_conf_t *conf, size_t num_threads)
@@ -176,25 +272,9 @@ int sig_server_bind_listeners(sig_server_conf_t *conf, const sig_server_conf_t *
         l->fds = h2o_mem_alloc(sizeof(int) * num_threads);
         for (t = 0; t != num_threads; ++t)
             l->fds[t] = -1;
-        for (t = 0; t != num_threads; ++t) {
-            /* SO_REUSEPORT would also let a second server (same user) share the port silently: a probe
-             * without it must bind first, so "address in use" is reported as it would be by h2o */
-            if (t == 0) {
-                int probe = open_listener(l, 0);
-                if (probe != -1)
-                    close(probe);
-                l->fds[t] = probe == -1 ? -1 : open_listener(l, 1);
-            } else {
-                l->fds[t] = open_listener(l, 1);
-            }
-            if (l->fds[t] == -1) {
-                char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
-                getnameinfo((struct sockaddr *)&l->addr, l->addrlen, host, sizeof(host), port, sizeof(port),
-                            NI_NUMERICHOST | NI_NUMERICSERV);
-                fprintf(stderr, "%s: listen: cannot listen on %s port %s: %s\n", l->origin, host, port, strerror(errno));
-                unbind_listeners(conf, num_threads);
-                return -1;
-            }
+        if (open_listener_fds(l, num_threads, conf->tcp_fastopen) != 0) {
+            unbind_listeners(conf, num_threads);
+            return -1;
         }
     }
     return 0;
@@ -235,7 +315,8 @@ void sig_generation_switch(sig_thread_t *thread, sig_gen_t *gen)
         memset(gt->accept + i, 0, sizeof(gt->accept[i]));
         gt->accept[i].ctx = &gt->ctx;
         gt->accept[i].hosts = conf->listeners.entries[i]->hosts;
-        gt->accept[i].ssl_ctx = conf->listeners.entries[i]->ssl_ctx;
+        /* the first certificate's context; its SNI callback switches to the others */
+        gt->accept[i].ssl_ctx = conf->listeners.entries[i]->tls.size != 0 ? conf->listeners.entries[i]->tls.entries[0]->ctx : NULL;
     }
     thread->current = gt;
     if (old != NULL) {
@@ -255,7 +336,7 @@ void sig_generation_switch(sig_thread_t *thread, sig_gen_t *gen)
             ++i;
             continue;
         }
-        uv_close((uv_handle_t *)&l->tcp, free_listener); /* sockets it accepted stay */
+        uv_close((uv_handle_t *)&l->stream, free_listener); /* sockets it accepted stay */
         thread->listeners.entries[i] = thread->listeners.entries[--thread->listeners.size];
     }
     for (j = 0; j != conf->listeners.size; ++j) {
@@ -269,10 +350,16 @@ void sig_generation_switch(sig_thread_t *thread, sig_gen_t *gen)
         memcpy(&l->addr, &lc->addr, lc->addrlen);
         l->addrlen = lc->addrlen;
         l->conf_index = j;
-        uv_tcp_init(&thread->loop, &l->tcp);
-        uv_tcp_open(&l->tcp, lc->fds[thread->index]);
+        l->is_unix = lc->is_unix;
+        if (l->is_unix) {
+            uv_pipe_init(&thread->loop, &l->pipe, 0);
+            uv_pipe_open(&l->pipe, lc->fds[thread->index]);
+        } else {
+            uv_tcp_init(&thread->loop, &l->tcp);
+            uv_tcp_open(&l->tcp, lc->fds[thread->index]);
+        }
         lc->fds[thread->index] = -1; /* owned by the handle now */
-        uv_listen((uv_stream_t *)&l->tcp, SOMAXCONN, sig_server_on_connection);
+        uv_listen(&l->stream, SOMAXCONN, sig_server_on_connection);
         h2o_vector_reserve(NULL, &thread->listeners, thread->listeners.size + 1);
         thread->listeners.entries[thread->listeners.size++] = l;
     }
@@ -370,6 +457,11 @@ static int check_restart_only(const sig_server_conf_t *running, const sig_server
         print_restart_only(conf, "user", conf->user_origin, running->user_origin);
         ok = 0;
     }
+    if (!same_string(conf->temp_buffer_path, running->temp_buffer_path)) {
+        /* libh2o has one process-wide template that other threads read while they allocate */
+        print_restart_only(conf, "temp-buffer-path", conf->temp_buffer_path_origin, running->temp_buffer_path_origin);
+        ok = 0;
+    }
     return ok;
 }
 
@@ -389,6 +481,9 @@ void sig_server_reload(sig_server_t *server)
         goto Rejected;
     }
     sig_signaling_config_commit();
+    sig_tls_stop_ocsp(server->conf);
+    sig_tls_start_ocsp(conf);
+    h2o_hostinfo_max_threads = conf->num_name_resolution_threads;
     gen = sig_generation_create(server, conf);
     gen->next = server->gens;
     __atomic_store_n(&server->gens, gen, __ATOMIC_RELEASE);

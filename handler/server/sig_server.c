@@ -23,6 +23,7 @@
 #include <h2o.h>
 #include <h2o/socket/uv-binding.h>
 #include "server/sig_server.h"
+#include "core/sig_proxyline.h"
 #include "signaling/sig_signaling.h"
 
 #define SIG_SHUTDOWN_GRACE_MS 5000 /* in-flight HTTP gets this long after SIGTERM */
@@ -37,6 +38,13 @@ int sig_server_configure(sig_server_t *server, const char *path, int dry_run)
     server->config_file = path;
     if ((server->conf = sig_server_conf_load(path, dry_run)) == NULL)
         return -1;
+    /* process-wide settings of libh2o, from the first configuration (temp-buffer-path is restart-only) */
+    h2o_hostinfo_max_threads = server->conf->num_name_resolution_threads;
+    if (server->conf->temp_buffer_path != NULL) {
+        char *base = strrchr(h2o_socket_buffer_mmap_settings.fn_template, '/'), tmpl[sizeof(h2o_socket_buffer_mmap_settings.fn_template)];
+        snprintf(tmpl, sizeof(tmpl), "%s%s", server->conf->temp_buffer_path, base != NULL ? base : "/h2o.b.XXXXXX");
+        strcpy(h2o_socket_buffer_mmap_settings.fn_template, tmpl);
+    }
     sig_signaling_config_commit(); /* the first build serves from the start */
     return 0;
 }
@@ -138,6 +146,7 @@ int sig_server_bind(sig_server_t *server)
     }
     if (conf->user != NULL && drop_privileges(conf->user) != 0)
         return -1;
+    sig_tls_start_ocsp(conf);
     return 0;
 }
 
@@ -175,13 +184,78 @@ static void log_accept_trouble(sig_thread_t *thread, const char *why)
             why, fd_limit, thread->server->num_connections);
 }
 
+/* A connection on a `proxy-protocol: ON` listener, until its PROXY line is read. */
+struct st_sig_proxy_wait_t {
+    h2o_accept_ctx_t *accept;
+    h2o_socket_t *sock;
+    h2o_timeout_entry_t deadline;
+};
+
+static void end_proxy_wait(struct st_sig_proxy_wait_t *wait, int accept)
+{
+    h2o_socket_t *sock = wait->sock;
+    h2o_accept_ctx_t *accept_ctx = wait->accept;
+    h2o_timeout_unlink(&wait->deadline);
+    free(wait);
+    sock->data = NULL;
+    if (!accept) {
+        h2o_socket_close(sock);
+        return;
+    }
+    h2o_socket_read_stop(sock);
+    h2o_accept(accept_ctx, sock); /* the bytes after the line are in sock->input: HTTP/1 and TLS read them first */
+}
+
+static void on_proxy_deadline(h2o_timeout_entry_t *entry)
+{
+    end_proxy_wait(H2O_STRUCT_FROM_MEMBER(struct st_sig_proxy_wait_t, deadline, entry), 0);
+}
+
+/* libh2o 2.2.5 has its own PROXY reader (expect_proxy_line), but it passes a connection without the line
+ * on as if it came directly; behind a load balancer that would let anyone who reaches the port claim
+ * any address in X-Forwarded-For and the per-address limits. Here a connection without it is closed. */
+static void on_proxy_read(h2o_socket_t *sock, const char *err)
+{
+    struct st_sig_proxy_wait_t *wait = sock->data;
+    sig_proxyline_t line;
+    long len;
+
+    if (err != NULL) {
+        end_proxy_wait(wait, 0);
+        return;
+    }
+    len = sig_proxyline_parse(sock->input->bytes, sock->input->size, &line);
+    if (len == SIG_PROXYLINE_INCOMPLETE)
+        return;
+    if (len == SIG_PROXYLINE_INVALID) {
+        end_proxy_wait(wait, 0);
+        return;
+    }
+    h2o_buffer_consume(&sock->input, (size_t)len);
+    if (line.family == 4) {
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(line.port)};
+        memcpy(&sin.sin_addr, line.addr, 4);
+        h2o_socket_setpeername(sock, (struct sockaddr *)&sin, sizeof(sin));
+    } else if (line.family == 6) {
+        struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(line.port)};
+        memcpy(&sin6.sin6_addr, line.addr, 16);
+        h2o_socket_setpeername(sock, (struct sockaddr *)&sin6, sizeof(sin6));
+    } /* PROXY UNKNOWN: the connection's own address stays */
+    end_proxy_wait(wait, 1);
+}
+
 void sig_server_on_connection(uv_stream_t *listener_stream, int status)
 {
     sig_listener_t *listener = (sig_listener_t *)listener_stream;
     sig_thread_t *thread = listener->thread;
     sig_gen_thread_t *gt = thread->current;
+    h2o_accept_ctx_t *accept = gt->accept + listener->conf_index;
     struct st_sig_socket_owner_t *owner;
-    uv_tcp_t *conn;
+    union {
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } * conn;
     h2o_socket_t *sock;
 
     if (status != 0) {
@@ -189,8 +263,11 @@ void sig_server_on_connection(uv_stream_t *listener_stream, int status)
         return;
     }
     conn = h2o_mem_alloc(sizeof(*conn));
-    uv_tcp_init(&thread->loop, conn);
-    if (uv_accept(listener_stream, (uv_stream_t *)conn) != 0) {
+    if (listener->is_unix)
+        uv_pipe_init(&thread->loop, &conn->pipe, 0);
+    else
+        uv_tcp_init(&thread->loop, &conn->tcp);
+    if (uv_accept(listener_stream, &conn->stream) != 0) {
         uv_close((uv_handle_t *)conn, free_handle);
         return;
     }
@@ -205,16 +282,29 @@ void sig_server_on_connection(uv_stream_t *listener_stream, int status)
     if (fd_limit != 0 && (unsigned long long)thread->server->num_connections + fd_reserve >= fd_limit)
         log_accept_trouble(thread, "the open-files limit is reached");
     /* small WebSocket frames must not wait ~40 ms for the peer's delayed ACK (Nagle) */
-    uv_tcp_nodelay(conn, 1);
+    if (!listener->is_unix)
+        uv_tcp_nodelay(&conn->tcp, 1);
     ++thread->num_connections;
     ++gt->num_connections;
     owner = h2o_mem_alloc(sizeof(*owner));
     owner->thread = thread;
     owner->gen = gt;
-    sock = h2o_uv_socket_create((uv_stream_t *)conn, free_handle);
+    sock = h2o_uv_socket_create(&conn->stream, free_handle);
     sock->on_close.cb = on_socket_close;
     sock->on_close.data = owner;
-    h2o_accept(gt->accept + listener->conf_index, sock);
+    if (gt->gen->conf->listeners.entries[listener->conf_index]->proxy_protocol) {
+        struct st_sig_proxy_wait_t *wait = h2o_mem_alloc(sizeof(*wait));
+        memset(wait, 0, sizeof(*wait));
+        wait->accept = accept;
+        wait->sock = sock;
+        wait->deadline.cb = on_proxy_deadline;
+        /* the line comes first or never: it gets the TLS handshake's deadline */
+        h2o_timeout_link(&thread->loop, &accept->ctx->handshake_timeout, &wait->deadline);
+        sock->data = wait;
+        h2o_socket_read_start(sock, on_proxy_read);
+        return;
+    }
+    h2o_accept(accept, sock);
 }
 
 /* ---- shutdown ---- */

@@ -19,12 +19,17 @@
 #include <uv.h>
 #include <h2o.h>
 #include <h2o/configurator.h>
+#include "server/sig_tls.h"
 
-/** A `listen` entry: one address, bound once per thread (SO_REUSEPORT). */
+/** A `listen` address: TCP (bound once per thread, SO_REUSEPORT) or a unix socket (bound once, shared). */
 typedef struct st_sig_listener_conf_t {
-    struct sockaddr_storage addr;
+    struct sockaddr_storage addr; /* a sockaddr_un for `type: unix` */
     socklen_t addrlen;
-    SSL_CTX *ssl_ctx;          /* NULL for plain TCP */
+    int is_unix;
+    int proxy_protocol;           /* every connection starts with a PROXY v1 line, which names the client */
+    char *unix_owner;             /* type: unix: `owner` (NULL: the server's user) */
+    unsigned unix_permission;     /* type: unix: `permission`; UINT_MAX: as created */
+    sig_tls_identities_t tls;     /* empty for plain HTTP; else [0] is the default certificate (SNI) */
     h2o_hostconf_t **hosts;    /* NULL-terminated; for a global listener, all hosts once applied */
     int is_global;             /* declared at global level (serves every host) */
     char *origin;              /* "FILE:LINE" of the directive, for bind errors */
@@ -39,10 +44,14 @@ typedef struct st_sig_server_conf_t {
     H2O_VECTOR(sig_listener_conf_t *) listeners;
     size_t num_threads;
     int max_connections;
+    int tcp_fastopen;        /* TCP_FASTOPEN queue length of TCP listeners; 0: off */
+    size_t num_name_resolution_threads; /* libh2o's getaddrinfo threads (proxy upstreams) */
+    char *temp_buffer_path;  /* directory of libh2o's file-backed buffers; NULL: /tmp */
     char *pid_file;
     char *error_log;
     char *user;
-    char *num_threads_origin, *user_origin; /* "FILE:LINE" of those directives (restart-only), NULL when absent */
+    /* "FILE:LINE" of the restart-only directives, NULL when absent */
+    char *num_threads_origin, *user_origin, *temp_buffer_path_origin;
 } sig_server_conf_t;
 
 typedef struct st_sig_thread_t sig_thread_t;
@@ -76,12 +85,6 @@ int sig_server_configure(sig_server_t *server, const char *path, int dry_run);
 
 /** Registers the server-level directives (sig_server_config.c). */
 void sig_server_register_configurator(sig_server_conf_t *conf);
-
-/**
- * Creates the SSL_CTX of a `listen: {ssl: ...}` mapping, or reports the error at the node and
- * returns NULL. Serves HTTP/2 through ALPN.
- */
-SSL_CTX *sig_tls_create_context(h2o_configurator_command_t *cmd, yoml_t *ssl_node);
 
 /**
  * Binds every listener of `conf` that `running` (NULL at start) does not already listen on, once per
@@ -131,7 +134,12 @@ struct st_sig_gen_t {
 
 /** A persistent listening socket of one thread; it outlives generations while its address is configured. */
 typedef struct st_sig_listener_t {
-    uv_tcp_t tcp;
+    union {
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe; /* type: unix */
+    };
+    int is_unix;
     sig_thread_t *thread;
     struct sockaddr_storage addr;
     socklen_t addrlen;

@@ -307,7 +307,8 @@ static int origin_is_allowed(const sig_signaling_config_t *config, h2o_req_t *re
     return 0;
 }
 
-/* The client address as text, the key of max-connections-per-ip. */
+/* The client address as text, the key of max-connections-per-ip; empty when the peer has no IP
+ * address (a unix socket without a PROXY line: every client of the proxy in front would share it). */
 static sig_str_t peer_address(h2o_req_t *req, char *buf, size_t size)
 {
     struct sockaddr_storage ss;
@@ -318,7 +319,9 @@ static sig_str_t peer_address(h2o_req_t *req, char *buf, size_t size)
         addr = &((struct sockaddr_in *)&ss)->sin_addr;
     else if (len != 0 && ss.ss_family == AF_INET6)
         addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-    if (addr == NULL || inet_ntop(ss.ss_family, addr, buf, (socklen_t)size) == NULL)
+    if (len != 0 && ss.ss_family == AF_UNIX)
+        buf[0] = '\0';
+    else if (addr == NULL || inet_ntop(ss.ss_family, addr, buf, (socklen_t)size) == NULL)
         snprintf(buf, size, "unknown");
     return sig_str_cstr(buf);
 }
@@ -384,6 +387,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     struct st_sig_handler_t *self = (void *)_self;
     sig_session_t *session;
     char addrbuf[INET6_ADDRSTRLEN + 8];
+    sig_str_t address;
 
     if (sig_route_is_retired(self->route)) { /* a connection of an older configuration that no longer has this path */
         h2o_send_error_generic(req, 404, "File Not Found", "not found\n", 0);
@@ -397,8 +401,9 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     memset(session, 0, sizeof(*session));
     session->handler = self;
     session->epoch = sig_route_epoch(self->route);
-    if (sig_router_bind_address(self->router, peer_address(req, addrbuf, sizeof(addrbuf)),
-                                (sig_endpoint_t){sig_router_thread_index(), 0}, &session->address) != 0) {
+    address = peer_address(req, addrbuf, sizeof(addrbuf));
+    if (address.len != 0 && sig_router_bind_address(self->router, address, (sig_endpoint_t){sig_router_thread_index(), 0},
+                                                    &session->address) != 0) {
         free(session);
         h2o_send_error_generic(req, 429, "Too Many Requests", "too many connections from this address\n", 0);
         return 0;
