@@ -110,6 +110,7 @@ enum {
     F_FIELD2,
     F_FIELD3,
     F_AUTH,
+    F_USER_ID, /* push bodies only */
     NUM_TEXT_FIELDS,
     F_TYPE = NUM_TEXT_FIELDS,
     F_ID,
@@ -124,6 +125,7 @@ static const sig_str_t key_names[] = {
     [F_FIELD2] = SIG_STRLIT("field2"),
     [F_FIELD3] = SIG_STRLIT("field3"),
     [F_AUTH] = SIG_STRLIT("auth"),
+    [F_USER_ID] = SIG_STRLIT("userId"),
     [F_TYPE] = SIG_STRLIT("type"),
     [F_ID] = SIG_STRLIT("id"),
 };
@@ -139,6 +141,7 @@ struct st_slice_t {
 
 struct st_decoder_t {
     sig_buf_t *scratch;
+    int push;       /* a push API body (sig_push_decode), not a client message */
     size_t depth;   /* 0: outside the top value; 1: inside the top-level object; more: inside a value being skipped */
     int key;        /* the field the next value at depth 1 belongs to */
     int not_object; /* the top-level value is not an object */
@@ -186,7 +189,14 @@ static void on_type(struct st_decoder_t *d, int kind, const char *s, size_t len)
         d->type_state = TYPE_ABSENT;
         break;
     case V_STRING:
-        if (sig_str_eq(sig_str(s, len), SIG_STRLIT("create_connect"))) {
+        if (d->push) {
+            if (sig_str_eq(sig_str(s, len), SIG_STRLIT("disconnect"))) {
+                d->type_state = TYPE_KNOWN;
+                d->type = SIG_MSG_PUSH_DISCONNECT;
+            } else {
+                d->type_state = TYPE_UNKNOWN;
+            }
+        } else if (sig_str_eq(sig_str(s, len), SIG_STRLIT("create_connect"))) {
             d->type_state = TYPE_KNOWN;
             d->type = SIG_MSG_CREATE_CONNECT;
         } else if (sig_str_eq(sig_str(s, len), SIG_STRLIT("dialing"))) {
@@ -238,7 +248,7 @@ static void on_text_field(struct st_decoder_t *d, int field, int kind, const cha
     case V_NUMBER:
         /* a user id sent as a number means its decimal text (the old server's JSON library converted it); a fraction
          * or an exponent is no id anybody registered. Other fields keep the number as the client wrote it. */
-        if ((field == F_SPONSOR_USER_ID || field == F_RECEIVER_USER_ID) && !is_integer(s, len))
+        if ((field == F_SPONSOR_USER_ID || field == F_RECEIVER_USER_ID || field == F_USER_ID) && !is_integer(s, len))
             d->field_bad = 1;
         else
             set_text_field(d, field, s, len);
@@ -263,7 +273,7 @@ static void on_value(struct st_decoder_t *d, int kind, const char *s, size_t len
     }
     if (d->depth != 1)
         return; /* inside a value we skip */
-    switch (d->key) {
+    switch (d->key == F_USER_ID && !d->push ? F_UNKNOWN : d->key) {
     case F_UNKNOWN:
         break; /* forward compatible: later levels add keys */
     case F_TYPE:
@@ -364,16 +374,17 @@ static int check_message(const struct st_decoder_t *d)
         return SIG_ERR_NOT_OBJECT;
     if (d->type_bad)
         return SIG_ERR_BAD_FIELD;
-    if (d->type_state == TYPE_ABSENT)
+    if (d->type_state == TYPE_ABSENT && !d->push)
         return SIG_ERR_MISSING_TYPE;
     if (d->type_state == TYPE_UNKNOWN)
         return SIG_ERR_UNKNOWN_TYPE; /* before field checks: a later level's message is judged by its type alone */
     if (d->field_bad)
         return SIG_ERR_BAD_FIELD;
-    required = d->type == SIG_MSG_CREATE_CONNECT ? F_SPONSOR_USER_ID : F_RECEIVER_USER_ID;
+    required = d->type == SIG_MSG_CREATE_CONNECT ? F_SPONSOR_USER_ID : d->type == SIG_MSG_PUSH_DISCONNECT ? F_USER_ID : F_RECEIVER_USER_ID;
     if ((d->present & (1u << required)) == 0)
         return SIG_ERR_MISSING_FIELD;
-    if ((ret = check_user_id(d, F_SPONSOR_USER_ID)) != 0 || (ret = check_user_id(d, F_RECEIVER_USER_ID)) != 0)
+    if ((ret = check_user_id(d, F_SPONSOR_USER_ID)) != 0 || (ret = check_user_id(d, F_RECEIVER_USER_ID)) != 0 ||
+        (ret = check_user_id(d, F_USER_ID)) != 0)
         return ret;
     return 0;
 }
@@ -383,18 +394,19 @@ static sig_str_t slice_str(const sig_buf_t *scratch, struct st_slice_t slice)
     return sig_str(scratch->base + slice.off, slice.len);
 }
 
-int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch)
+static int decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch, int push)
 {
     struct st_arena_t arena;
     yajl_alloc_funcs funcs = {arena_malloc, arena_realloc, arena_free, &arena};
-    struct st_decoder_t d = {.scratch = scratch, .key = F_UNKNOWN, .type_state = TYPE_ABSENT};
+    struct st_decoder_t d = {.scratch = scratch, .push = push, .key = F_UNKNOWN, .type_state = TYPE_ABSENT, .type = SIG_MSG_PUSH_CALL};
     sig_str_t *texts[NUM_TEXT_FIELDS] = {&msg->sponsor_user_id,
                                          &msg->sponsor_user_name,
                                          &msg->receiver_user_id,
                                          &msg->field1,
                                          &msg->field2,
                                          &msg->field3,
-                                         &msg->auth};
+                                         &msg->auth,
+                                         &msg->user_id};
     yajl_handle parser;
     int ret, i;
 
@@ -422,7 +434,7 @@ int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scra
 Exit:
     yajl_free(parser);
     /* fill the message on every path: an error reply echoes msg->id */
-    if (d.type_state == TYPE_KNOWN)
+    if (d.type_state == TYPE_KNOWN || (push && d.type_state == TYPE_ABSENT))
         msg->type = d.type;
     for (i = 0; i != NUM_TEXT_FIELDS; ++i)
         if ((d.present & (1u << i)) != 0)
@@ -433,6 +445,16 @@ Exit:
     if (d.id.len != 0 && (ret != SIG_ERR_BAD_JSON || sig_json_check_escapes(json, len, 1) == 0))
         msg->id = slice_str(scratch, d.id);
     return ret;
+}
+
+int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch)
+{
+    return decode(json, len, msg, scratch, 0);
+}
+
+int sig_push_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch)
+{
+    return decode(json, len, msg, scratch, 1);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------------

@@ -9,9 +9,14 @@
 #include "common/sig_common.h"
 
 /**
- * The client messages this level knows.
+ * The client messages this level knows, and the push API's two bodies (sig_push_decode).
  */
-typedef enum en_sig_msg_type_t { SIG_MSG_CREATE_CONNECT = 1, SIG_MSG_DIALING } sig_msg_type_t;
+typedef enum en_sig_msg_type_t {
+    SIG_MSG_CREATE_CONNECT = 1,
+    SIG_MSG_DIALING,
+    SIG_MSG_PUSH_CALL,      /* push body without "type": `called` to every connection of receiverUserId */
+    SIG_MSG_PUSH_DISCONNECT /* push body {"type":"disconnect","userId":..} */
+} sig_msg_type_t;
 
 /**
  * Bits of sig_msg_t.present: set when the field was given a value (a string or a number); clear when it was absent or
@@ -24,6 +29,7 @@ typedef enum en_sig_msg_type_t { SIG_MSG_CREATE_CONNECT = 1, SIG_MSG_DIALING } s
 #define SIG_FIELD_FIELD2 0x10u
 #define SIG_FIELD_FIELD3 0x20u
 #define SIG_FIELD_AUTH 0x40u
+#define SIG_FIELD_USER_ID 0x80u /* push bodies only */
 
 /**
  * A decoded client message. Every string points into the scratch buffer given to sig_msg_decode() and stays valid
@@ -33,7 +39,8 @@ typedef enum en_sig_msg_type_t { SIG_MSG_CREATE_CONNECT = 1, SIG_MSG_DIALING } s
 typedef struct st_sig_msg_t {
     sig_msg_type_t type; /* 0 when the message has no known type */
     sig_str_t sponsor_user_id, sponsor_user_name, receiver_user_id, field1, field2, field3, auth;
-    unsigned present; /* SIG_FIELD_* bits for the seven fields above */
+    sig_str_t user_id; /* push bodies only: a client message's "userId" is an unknown key */
+    unsigned present;  /* SIG_FIELD_* bits for the eight fields above */
     sig_str_t id;     /* the request's "id" as canonical JSON to echo verbatim (`7`, `"abc"`); len 0: no id */
 } sig_msg_t;
 
@@ -58,6 +65,22 @@ typedef struct st_sig_msg_t {
  * msg->type the type if it was known.
  */
 int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch);
+
+/**
+ * Decodes a push API body (docs/operations.md) with the same rules and errors as sig_msg_decode, except for "type":
+ * absent (or null) means SIG_MSG_PUSH_CALL, which requires receiverUserId; "disconnect" means SIG_MSG_PUSH_DISCONNECT,
+ * which requires "userId" (a string or an integer, like the other user ids); any other string is
+ * SIG_ERR_UNKNOWN_TYPE. Other fields are read as in a `dialing`.
+ */
+int sig_push_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch);
+
+/**
+ * A dial payload that is no message: the connections it reaches are closed with 4000 (the push API's disconnect).
+ * Every message is a JSON object, and no JSON text starts with a control character, so it cannot be one.
+ */
+#define SIG_PAYLOAD_DISCONNECT "\x01" "disconnect"
+/** The close the disconnect payload asks for. */
+#define SIG_CLOSE_DISCONNECTED 4000
 
 /**
  * Appends `s` as a JSON string: quoted, with `"` `\` escaped, control characters below 0x20 as \b \f \n \r \t or

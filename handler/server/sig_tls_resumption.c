@@ -308,8 +308,8 @@ static struct st_ticket_key_t *parse_key_entry(yoml_t *element, size_t *line, ch
     memcpy(key->name, name, sizeof(name));
     *line = v[3]->line;
     if (hex_decode(key->keys, v[3]->data.scalar, key->cipher_key_len + key->hmac_key_len) != 0) {
-        snprintf(err, errlen, "`key` must be %zu hex digits (%s key, then %s HMAC key)", (key->cipher_key_len + key->hmac_key_len) * 2,
-                 v[1]->data.scalar, v[2]->data.scalar);
+        snprintf(err, errlen, "`key` must be %zu hex digits (%s key, then %s HMAC key)",
+                 (key->cipher_key_len + key->hmac_key_len) * 2, v[1]->data.scalar, v[2]->data.scalar);
         free_key(key);
         return NULL;
     }
@@ -410,7 +410,14 @@ static int on_ticket_key(SSL *ssl, unsigned char *key_name, unsigned char *iv, E
         return 0;
     pthread_rwlock_rdlock(&ring->lock);
     if (enc) {
-        if ((key = key_for_encryption(&ring->keys, now)) == NULL)
+        if ((key = key_for_encryption(&ring->keys, now)) == NULL && ring->store == STORE_INTERNAL) {
+            /* the thread's tick has not come yet (a lifetime shorter than the tick): rotate here */
+            pthread_rwlock_unlock(&ring->lock);
+            pthread_rwlock_wrlock(&ring->lock);
+            rotate_internal(ring, now);
+            key = key_for_encryption(&ring->keys, now);
+        }
+        if (key == NULL)
             goto Exit; /* a file whose keys all expired: no ticket, the session still works */
         if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(key->cipher)) != 1)
             goto Fail;
@@ -451,8 +458,8 @@ static void refresh_file_ring(struct st_key_ring_t *ring)
 
     if (stat(ring->filename, &st) != 0) {
         if (ring->mtime != 0)
-            fprintf(stderr, "h2o-signaling: cannot read session ticket secrets %s: %s (the keys read before stay)\n", ring->filename,
-                    strerror(errno));
+            fprintf(stderr, "h2o-signaling: cannot read session ticket secrets %s: %s (the keys read before stay)\n",
+                    ring->filename, strerror(errno));
         ring->mtime = 0;
         return;
     }
@@ -589,9 +596,9 @@ static int check_memcached(h2o_configurator_command_t *cmd, yoml_t *node)
 
 static int on_config(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
 {
-    static const char *const known[] = {"mode",        "cache-store",    "cache-memcached-num-threads", "cache-memcached-prefix",
-                                        "ticket-store", "ticket-cipher", "ticket-hash",                 "ticket-file",
-                                        "ticket-memcached-key", "ticket-memcached-prefix", "lifetime", "memcached"};
+    static const char *const known[] = {
+        "mode",        "cache-store", "cache-memcached-num-threads", "cache-memcached-prefix",  "ticket-store", "ticket-cipher",
+        "ticket-hash", "ticket-file", "ticket-memcached-key",        "ticket-memcached-prefix", "lifetime",     "memcached"};
     resumption_settings_t *s = &((struct st_resumption_configurator_t *)cmd->configurator)->settings;
     yoml_t *t;
     size_t i, j;
@@ -628,8 +635,9 @@ static int on_config(h2o_configurator_command_t *cmd, h2o_configurator_context_t
     /* attributes of a method that is off are not looked at (stock's rule) */
     if ((s->modes & MODE_CACHE) != 0 && (t = mapping_get(node, "cache-store")) != NULL) {
         if (scalar_is(t, "memcached")) {
-            h2o_configurator_errprintf(cmd, t, "`cache-store: memcached` is not supported by h2o-signaling; use `internal` "
-                                               "(tickets, on by default, resume across servers sharing a `ticket-file`)");
+            h2o_configurator_errprintf(cmd, t,
+                                       "`cache-store: memcached` is not supported by h2o-signaling; use `internal` "
+                                       "(tickets, on by default, resume across servers sharing a `ticket-file`)");
             return -1;
         }
         if (!scalar_is(t, "internal")) {
@@ -645,8 +653,9 @@ static int on_config(h2o_configurator_command_t *cmd, h2o_configurator_context_t
             } else if (scalar_is(t, "file")) {
                 s->ticket_store = STORE_FILE;
             } else if (scalar_is(t, "memcached")) {
-                h2o_configurator_errprintf(cmd, t, "`ticket-store: memcached` is not supported by h2o-signaling; use `internal`, or "
-                                                   "`file` with one secrets file shared by the servers");
+                h2o_configurator_errprintf(cmd, t,
+                                           "`ticket-store: memcached` is not supported by h2o-signaling; use `internal`, or "
+                                           "`file` with one secrets file shared by the servers");
                 return -1;
             } else {
                 h2o_configurator_errprintf(cmd, t, "value of `ticket-store` must be one of: internal | file | memcached");
@@ -714,8 +723,8 @@ void sig_tls_resumption_register_configurator(sig_server_conf_t *conf)
     memset(&c->settings, 0, sizeof(c->settings));
     reset_settings(&c->settings); /* stock's defaults when the directive is absent */
     c->super.dispose = on_dispose;
-    h2o_configurator_define_command(&c->super, "ssl-session-resumption", H2O_CONFIGURATOR_FLAG_GLOBAL | H2O_CONFIGURATOR_FLAG_EXPECT_MAPPING,
-                                    on_config);
+    h2o_configurator_define_command(&c->super, "ssl-session-resumption",
+                                    H2O_CONFIGURATOR_FLAG_GLOBAL | H2O_CONFIGURATOR_FLAG_EXPECT_MAPPING, on_config);
 }
 
 /* ---- applying ---- */

@@ -17,6 +17,7 @@
 #include "core/sig_shard.h"
 #include "route/sig_router.h"
 #include "route/sig_routes.h"
+#include "signaling/sig_push.h"
 #include "signaling/sig_redis_config.h"
 #include "signaling/sig_signaling.h"
 #include "ws/sig_ws.h"
@@ -45,12 +46,8 @@ typedef struct st_sig_session_t {
     unsigned epoch;            /* the route's identity epoch it was accepted under */
 } sig_session_t;
 
-/* What answering a dialing later needs (the router keeps a copy when delivery crosses threads):
- * the sender, then the request's id and the receiver id, packed after this header. */
-struct st_sig_pending_dial_t {
-    uint64_t sender_conn_id;
-    size_t id_len;
-};
+/* What answering a dialing later needs (the router keeps a copy when delivery crosses threads): a
+ * sig_dial_cookie_t naming the sender, then the request's id and the receiver id, packed after it. */
 
 static __thread struct {
     uv_loop_t *loop;
@@ -163,7 +160,7 @@ static void answer_dial(sig_session_t *session, sig_str_t id, sig_str_t receiver
 static void on_dialing(sig_session_t *session, const sig_msg_t *msg)
 {
     sig_str_t self, name;
-    struct st_sig_pending_dial_t pending;
+    sig_dial_cookie_t pending = {0};
     int result;
 
     if (session->binding == NULL) {
@@ -241,6 +238,9 @@ static void on_message(sig_ws_conn_t *conn, const char *json, size_t len)
     case SIG_MSG_DIALING:
         on_dialing(session, &msg);
         break;
+    case SIG_MSG_PUSH_CALL:
+    case SIG_MSG_PUSH_DISCONNECT:
+        break; /* push bodies: sig_msg_decode never returns them */
     }
 }
 
@@ -259,6 +259,10 @@ static const sig_ws_callbacks_t ws_callbacks = {on_message, on_close, NULL};
 static int deliver_local(uint64_t conn_id, const char *payload, size_t len)
 {
     sig_ws_conn_t *conn = sig_ws_find(conn_id);
+    if (conn != NULL && h2o_memis(payload, len, H2O_STRLIT(SIG_PAYLOAD_DISCONNECT))) {
+        sig_ws_close(conn, SIG_CLOSE_DISCONNECTED, "disconnected by the server"); /* the push API's disconnect */
+        return 1;
+    }
     return conn != NULL && sig_ws_send_text(conn, payload, len) == 0;
 }
 
@@ -279,11 +283,15 @@ static void on_bound(uint64_t conn_id)
 
 static void on_dial_result(const void *cookie, size_t cookie_len, int result)
 {
-    struct st_sig_pending_dial_t pending;
+    sig_dial_cookie_t pending;
     const char *bytes = (const char *)cookie + sizeof(pending);
     sig_ws_conn_t *conn;
 
     memcpy(&pending, cookie, sizeof(pending)); /* the router's copy need not be aligned for it */
+    if (pending.push_id != 0) {
+        sig_push_on_result(pending.push_id, result);
+        return;
+    }
     if ((conn = sig_ws_find(pending.sender_conn_id)) != NULL) { /* the sender may have left meanwhile */
         answer_dial(sig_ws_get_data(conn), sig_str(bytes, pending.id_len),
                     sig_str(bytes + pending.id_len, cookie_len - sizeof(pending) - pending.id_len), result);
@@ -393,6 +401,8 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
         h2o_send_error_generic(req, 404, "File Not Found", "not found\n", 0);
         return 0;
     }
+    if (self->config.push_key != NULL && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")))
+        return sig_push_on_req(req, self->router, &self->config);
     if (!origin_is_allowed(&self->config, req)) {
         h2o_send_error_generic(req, 403, "Forbidden", "this Origin may not open a WebSocket here\n", 0);
         return 0;

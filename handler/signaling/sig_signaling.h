@@ -21,6 +21,7 @@ typedef struct st_sig_signaling_config_t {
     size_t rate_limit;             /* messages per second per connection, 0: off */
     size_t rate_limit_burst;
     h2o_iovec_t *auth_key;         /* HS256 key; NULL: authentication off. Owned by the configurator. */
+    h2o_iovec_t *push_key;         /* the push API's bearer key; NULL: no push API. Owned by the configurator. */
     const char **allowed_origins;  /* NULL-terminated; NULL: any Origin. Owned by the configurator. */
     const struct st_sig_redis_conf_t *redis; /* NULL: this node alone. Owned by the configurator. */
     const char *node_id;                     /* NULL: sig_redis_config_default_node_id(). Owned by the configurator. */

@@ -37,6 +37,8 @@ const sig_directive_t sig_signaling_directives[] = {
      "messages a connection may send at once above the rate; a client that goes on past another burst is closed with 1008"},
     {"signaling.auth.hmac-key-file", SIG_DIRECTIVE_KEY_FILE, FIELD(auth_key), 0, 0, 0, "(none: level-1, no tokens) | a file",
      "file holding the HS256 key (32 bytes or more; one trailing newline is ignored); set, create_connect needs a valid token"},
+    {"signaling.push-key-file", SIG_DIRECTIVE_KEY_FILE, FIELD(push_key), 0, 0, 0, "(none: no push API) | a file",
+     "file holding the bearer key (32 bytes or more; one trailing newline is ignored) of the push API: `POST` to the path delivers to users"},
     {"signaling.allowed-origins", SIG_DIRECTIVE_ORIGINS, FIELD(allowed_origins), 0, 0, 0, "(any) | an origin or a list; `*` is any",
      "Origin values a browser handshake may carry (exact match); any other gets 403 before the upgrade"},
     {"signaling.drain-timeout", SIG_DIRECTIVE_U64, FIELD(drain_timeout), 10000, 0, 3600000, NULL,
@@ -129,6 +131,7 @@ static int on_config_node_id(h2o_configurator_command_t *cmd, h2o_configurator_c
 static int on_config_key_file(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
 {
     struct st_sig_signaling_configurator_t *self = (void *)cmd->configurator;
+    const sig_directive_t *d = find_directive(cmd->name);
     const char *path = node->data.scalar;
     h2o_iovec_t *key;
     char buf[4096];
@@ -156,7 +159,7 @@ static int on_config_key_file(h2o_configurator_command_t *cmd, h2o_configurator_
     key->len = len;
     memcpy(key->base, buf, len);
     OPENSSL_cleanse(buf, sizeof(buf));
-    self->vars->auth_key = key;
+    *(h2o_iovec_t **)((char *)self->vars + d->offset) = key;
     return 0;
 }
 
