@@ -45,6 +45,8 @@ struct st_shard_owner_t {
     size_t unsub_outstanding;   /* UNSUBSCRIBE confirmations still due (a stopping link waits for them) */
     uv_timer_t probe_timer;
     uint64_t probe_seq, probe_seen_at, up_at;
+    int was_up;                  /* the subscriber has been up before: the next up is a reconnect */
+    _Atomic uint64_t reconnects; /* written by the owner thread, read by scrapes */
 };
 
 /* ---- per thread ---- */
@@ -333,6 +335,9 @@ static void on_sub_up(sig_redis_link_t *link, void *data)
     sig_backplane_t *bp = o->bp;
 
     o->up_at = now_ms(bp->threads + owner_of(bp, o->shard));
+    if (o->was_up)
+        atomic_fetch_add_explicit(&o->reconnects, 1, memory_order_relaxed);
+    o->was_up = 1;
     send_one(o, sig_redis_link_context(link), "SUBSCRIBE", bp->node_channels[o->shard], bp->node_channel_lens[o->shard], NULL);
 }
 
@@ -811,4 +816,15 @@ void sig_backplane_stop_messages(void)
 unsigned sig_backplane_shard_epoch(sig_backplane_t *bp, uint32_t shard)
 {
     return atomic_load(&bp->shard_epoch[shard]);
+}
+
+void sig_backplane_health(sig_backplane_t *bp, int *up, uint64_t *reconnects)
+{
+    uint32_t s;
+    *up = 1;
+    *reconnects = 0;
+    for (s = 0; s != bp->config->num_shards; ++s) {
+        *up &= atomic_load_explicit(&bp->shard_ready[s], memory_order_relaxed) != 0;
+        *reconnects += atomic_load_explicit(&bp->owners[s].reconnects, memory_order_relaxed);
+    }
 }

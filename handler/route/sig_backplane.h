@@ -96,4 +96,10 @@ void sig_backplane_stop_messages(void);
  */
 unsigned sig_backplane_shard_epoch(sig_backplane_t *bp, uint32_t shard);
 
+/**
+ * Any thread: `*up` is 1 when the subscriber of every shard is up (its node channel subscribed: RESULTs can come),
+ * else 0; `*reconnects` how many times a shard's subscriber came back after it was lost (since the start).
+ */
+void sig_backplane_health(sig_backplane_t *bp, int *up, uint64_t *reconnects);
+
 #endif

@@ -244,8 +244,11 @@ void sig_router_activate_new(void)
     for (router = global.routers; router != NULL; router = router->next) {
         if (router->cluster == NULL || router->backplane != NULL)
             continue;
-        router->backplane = sig_backplane_create(router->cluster, sig_str(router->route.base, router->route.len), global.num_threads,
-                                                 &backplane_callbacks, router);
+        /* published with a release store: a scrape on another thread reads it (sig_router_backplane_health) */
+        __atomic_store_n(&router->backplane,
+                         sig_backplane_create(router->cluster, sig_str(router->route.base, router->route.len), global.num_threads,
+                                              &backplane_callbacks, router),
+                         __ATOMIC_RELEASE);
         router->deadlines = h2o_mem_alloc(sizeof(*router->deadlines) * global.num_threads);
         memset(router->deadlines, 0, sizeof(*router->deadlines) * global.num_threads);
         router->thread_ready = h2o_mem_alloc(global.num_threads);
@@ -577,4 +580,24 @@ static void on_backplane_dial(void *data, uint32_t shard, const sig_bus_msg_t *d
     ticket->origin_seq = dial->seq;
     ticket->origin_len = dial->node.len;
     memcpy(ticket->origin, dial->node.base, dial->node.len);
+}
+
+/* ---- figures for the metrics (any thread) ---- */
+
+size_t sig_router_num_users(sig_router_t *router)
+{
+    size_t n;
+    pthread_mutex_lock(&router->lock);
+    n = sig_registry_num_users(router->registry);
+    pthread_mutex_unlock(&router->lock);
+    return n;
+}
+
+int sig_router_backplane_health(sig_router_t *router, int *up, uint64_t *reconnects)
+{
+    sig_backplane_t *bp = __atomic_load_n(&router->backplane, __ATOMIC_ACQUIRE);
+    if (bp == NULL)
+        return 0;
+    sig_backplane_health(bp, up, reconnects);
+    return 1;
 }

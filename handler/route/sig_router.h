@@ -114,4 +114,11 @@ void sig_router_unbind_address(sig_router_t *router, sig_binding_t **binding);
 int sig_router_dial(sig_router_t *router, sig_str_t user_id, const char *payload, size_t len, const void *cookie,
                     size_t cookie_len);
 
+/** Any thread: how many user ids have a connection on this node (sig_registry_num_users under the lock). */
+size_t sig_router_num_users(sig_router_t *router);
+/**
+ * Any thread: with a backplane running, sets what sig_backplane_health says and returns 1; else returns 0.
+ */
+int sig_router_backplane_health(sig_router_t *router, int *up, uint64_t *reconnects);
+
 #endif

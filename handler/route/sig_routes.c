@@ -18,6 +18,7 @@ struct st_sig_route_t {
     _Atomic unsigned epoch;
     uint8_t *retire_seen;       /* per thread: on_retired was called there */
     unsigned *epoch_seen;       /* per thread: the epoch on_epoch last reported there */
+    sig_metrics_t *metrics;     /* per thread: the route's counters */
     sig_route_t *next;
 };
 
@@ -34,6 +35,7 @@ static void alloc_thread_state(sig_route_t *route)
         return;
     route->retire_seen = calloc(table.num_threads, sizeof(*route->retire_seen));
     route->epoch_seen = calloc(table.num_threads, sizeof(*route->epoch_seen));
+    route->metrics = sig_metrics_create(table.num_threads);
     if (route->retire_seen == NULL || route->epoch_seen == NULL)
         sig_fatal("out of memory");
 }
@@ -111,6 +113,7 @@ void sig_routes_release(sig_route_t *route)
     sig_buf_dispose(&route->key);
     free(route->retire_seen);
     free(route->epoch_seen);
+    sig_metrics_destroy(route->metrics);
     free(route);
 }
 
@@ -145,6 +148,21 @@ sig_router_t *sig_route_router(const sig_route_t *route)
 int sig_route_is_retired(const sig_route_t *route)
 {
     return atomic_load(&((sig_route_t *)route)->retired);
+}
+
+sig_metrics_t *sig_route_metrics(const sig_route_t *route)
+{
+    return route->metrics;
+}
+
+void sig_routes_foreach_serving(void (*cb)(sig_route_t *route, sig_str_t key, void *data), void *data)
+{
+    sig_route_t *route;
+    pthread_mutex_lock(&table.lock);
+    for (route = table.routes; route != NULL; route = route->next)
+        if (route->committed && !atomic_load(&route->retired) && route->metrics != NULL)
+            cb(route, sig_str(route->key.base, route->key.len), data);
+    pthread_mutex_unlock(&table.lock);
 }
 
 unsigned sig_route_epoch(const sig_route_t *route)

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/sig_common.h"
+#include "core/sig_metrics.h"
 #include "route/sig_router.h"
 
 typedef struct st_sig_route_t sig_route_t;
@@ -65,6 +66,14 @@ typedef struct st_sig_routes_sync_cb_t {
 
 /** Called on each thread (`thread` < the number given to sig_routes_init) after a commit. */
 void sig_routes_thread_sync(uint32_t thread, const sig_routes_sync_cb_t *cb, void *data);
+
+/** The route's counters, one block per thread (kept with the route across reloads); NULL before sig_routes_init. */
+sig_metrics_t *sig_route_metrics(const sig_route_t *route);
+/**
+ * Calls `cb` for every route that serves (a commit saw it, not retired), under the table's lock (any thread; `cb`
+ * must not call into the table). `key` ("HOST/PATH") is valid during the call.
+ */
+void sig_routes_foreach_serving(void (*cb)(sig_route_t *route, sig_str_t key, void *data), void *data);
 
 /** Sizes the per-thread bookkeeping; before the threads run. */
 void sig_routes_init(size_t num_threads);

@@ -20,14 +20,10 @@
 #include <h2o/configurator.h>
 #include <h2o/serverutil.h>
 #include "server/sig_crash.h"
+#include "server/sig_share.h"
 
-/* Where our share/ is (Makefile.am: the source tree's). Without it, stock h2o's default, which
- * h2o_configurator_get_cmd_path resolves under $H2O_ROOT (libh2o's: /usr). */
-#ifdef SIG_SHAREDIR
-#define SIG_CRASH_DEFAULT_HANDLER SIG_SHAREDIR "/annotate-backtrace-symbols"
-#else
-#define SIG_CRASH_DEFAULT_HANDLER "share/h2o/annotate-backtrace-symbols"
-#endif
+/* Ours, in our share/ (sig_share.h: the installed copy, or the source tree's for the uninstalled binary). */
+#define SIG_CRASH_DEFAULT_HANDLER sig_share_path("annotate-backtrace-symbols")
 
 #define SIG_CRASH_MAX_FRAMES 128
 

@@ -6,12 +6,8 @@
 #include <string.h>
 #include <h2o.h>
 #include <h2o/configurator.h>
-#include "server/sig_crash.h"
 #include "server/sig_directives.h"
 #include "server/sig_server.h"
-#include "server/sig_tls.h"
-#include "server/sig_tls_resumption.h"
-#include "signaling/sig_signaling.h"
 
 static int compare_names(const void *a, const void *b)
 {
@@ -20,34 +16,11 @@ static int compare_names(const void *a, const void *b)
 
 int sig_directives_print(FILE *fp)
 {
-    sig_server_conf_t *conf = h2o_mem_alloc(sizeof(*conf));
+    sig_server_conf_t *conf = sig_server_conf_new(NULL);
     H2O_VECTOR(const char *) names = {NULL};
     h2o_linklist_t *node;
     size_t i;
     int ret = 0;
-
-    /* The registrations of sig_server_conf_load (sig_generation.c), without the file. Keep them in step
-     * (tests/integration/server-directives.test.mjs fails on a stock directive registered there only). */
-    memset(conf, 0, sizeof(*conf));
-    h2o_config_init(&conf->globalconf);
-    h2o_access_log_register_configurator(&conf->globalconf);
-    h2o_compress_register_configurator(&conf->globalconf);
-    h2o_expires_register_configurator(&conf->globalconf);
-    h2o_errordoc_register_configurator(&conf->globalconf);
-    h2o_fastcgi_register_configurator(&conf->globalconf);
-    h2o_file_register_configurator(&conf->globalconf);
-    h2o_throttle_resp_register_configurator(&conf->globalconf);
-    h2o_headers_register_configurator(&conf->globalconf);
-    h2o_proxy_register_configurator(&conf->globalconf);
-    h2o_reproxy_register_configurator(&conf->globalconf);
-    h2o_redirect_register_configurator(&conf->globalconf);
-    h2o_status_register_configurator(&conf->globalconf);
-    h2o_http2_debug_state_register_configurator(&conf->globalconf);
-    sig_server_register_configurator(conf);
-    sig_crash_register_configurator(conf);
-    sig_tls_resumption_register_configurator(conf);
-    sig_tls_register_configurator(conf);
-    sig_signaling_register_configurator(&conf->globalconf);
 
     for (node = conf->globalconf.configurators.next; node != &conf->globalconf.configurators; node = node->next) {
         h2o_configurator_t *c = H2O_STRUCT_FROM_MEMBER(h2o_configurator_t, _link, node);

@@ -29,17 +29,14 @@
 
 /* ---- configurations ---- */
 
-sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run)
+sig_server_conf_t *sig_server_conf_new(const char *path)
 {
     sig_server_conf_t *conf = h2o_mem_alloc(sizeof(*conf));
-    char errbuf[1024];
-    yoml_t *root;
-    int ok = 0;
 
     memset(conf, 0, sizeof(*conf));
     conf->config_file = path;
     conf->num_threads = 1;
-    conf->max_connections = 1024;
+    conf->max_connections = 16384; /* docs/operations.md "Limits": why not h2o's 1024 */
     conf->tcp_fastopen = 4096; /* stock h2o's H2O_DEFAULT_LENGTH_TCP_FASTOPEN_QUEUE */
     conf->num_name_resolution_threads = h2o_hostinfo_max_threads;
     h2o_config_init(&conf->globalconf);
@@ -75,6 +72,16 @@ sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run)
     sig_tls_resumption_register_configurator(conf);
     sig_tls_register_configurator(conf);
     sig_signaling_register_configurator(&conf->globalconf);
+
+    return conf;
+}
+
+sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run)
+{
+    sig_server_conf_t *conf = sig_server_conf_new(path);
+    char errbuf[1024];
+    yoml_t *root;
+    int ok = 0;
 
     if ((root = sig_yaml_load_file(path, errbuf, sizeof(errbuf))) == NULL) {
         fprintf(stderr, "%s\n", errbuf);

@@ -53,7 +53,8 @@ int sig_server_configure(sig_server_t *server, const char *path, int dry_run)
 
 int sig_server_open_error_log(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* `| command`: as stock h2o, a logger process reads the messages on its stdin (libh2o spawns it) */
+    int fd = path[0] == '|' ? h2o_access_log_open_log(path) : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd == -1) {
         fprintf(stderr, "error-log: cannot open `%s`: %s\n", path, strerror(errno));
         return -1;
@@ -361,8 +362,9 @@ static void on_signal(uv_signal_t *handle, int signum)
     size_t i;
 
     if (signum == SIGHUP) {
-        /* the log first: logrotate's HUP must work even when the edited file is broken */
-        if (server->conf->error_log != NULL)
+        /* the log first: logrotate's HUP must work even when the edited file is broken (a piped logger
+         * rotates by itself: it keeps its process) */
+        if (server->conf->error_log != NULL && server->conf->error_log[0] != '|')
             sig_server_open_error_log(server->conf->error_log);
         sig_server_reload(server);
         return;

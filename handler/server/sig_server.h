@@ -70,6 +70,8 @@ typedef struct st_sig_server_t {
     volatile int num_connections; /* accepted sockets open in the whole process (atomic) */
 } sig_server_t;
 
+/** A configuration with the defaults and every directive registered (stock h2o's, ours), nothing read yet. */
+sig_server_conf_t *sig_server_conf_new(const char *path);
 /**
  * Reads and applies `path` into a new configuration. In `dry_run` mode nothing is bound or opened.
  * Errors are printed as `FILE:LINE: directive: message`. Returns NULL on error.

@@ -22,13 +22,12 @@
 #include <h2o/configurator.h>
 #include <h2o/serverutil.h>
 #include "server/sig_server.h"
+#include "server/sig_share.h"
 #include "server/sig_tls.h"
 
-#ifndef SIG_SHAREDIR
-#error "SIG_SHAREDIR (the directory of share/fetch-ocsp-response) must be defined by the build"
-#endif
-/* The default `ocsp-update-cmd`: ours, in POSIX sh (stock's is share/h2o/fetch-ocsp-response, in Perl). */
-#define SIG_DEFAULT_OCSP_CMD SIG_SHAREDIR "/fetch-ocsp-response"
+/* The default `ocsp-update-cmd`: ours, in POSIX sh (stock's is share/h2o/fetch-ocsp-response, in Perl), in our
+ * share/ (sig_share.h: the installed copy, or the source tree's for the uninstalled binary). */
+#define SIG_DEFAULT_OCSP_CMD sig_share_path("fetch-ocsp-response")
 /* `num-ocsp-updaters` by default: stock's H2O_DEFAULT_OCSP_UPDATER_MAX_THREADS */
 #define SIG_DEFAULT_OCSP_UPDATERS 10
 

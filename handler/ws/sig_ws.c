@@ -33,6 +33,7 @@
 
 #define SIG_WS_LINGER_MS 3000 /* longest a closing connection may take to finish */
 #define SIG_WS_MAX_CLOSE_REASON 123 /* a control frame carries 125 bytes at most, 2 are the code */
+#define SIG_WS_CLOSE_ABNORMAL 1006  /* RFC 6455 7.1.5: never sent; "closed without a close frame" */
 
 /* The heartbeat timeouts of one (ping-interval, ping-timeout) pair, on one thread: shared by every
  * path and every configuration generation with the same values. */
@@ -56,6 +57,7 @@ struct st_sig_ws_conn_t {
     h2o_linklist_t dirty_link; /* in thread.dirty while `out` waits for a flush */
     unsigned holds;            /* answers the application still owes: the echo of the peer's close waits */
     uint16_t echo_code;        /* the code of the peer's close, to echo once no answer is owed (0: none due) */
+    uint16_t close_code;       /* of the first close frame sent or received (0: none yet) */
     unsigned closing : 1;      /* a close frame is queued or received: no more messages are delivered */
     unsigned close_in_out : 1; /* our close frame is in `out` or `writing` */
     unsigned close_received : 1;
@@ -183,6 +185,8 @@ static void append_close(sig_ws_conn_t *conn, uint16_t code, const char *reason)
     }
     append_frame(conn, SIG_WSFRAME_CLOSE, payload, len);
     conn->close_in_out = 1;
+    if (conn->close_code == 0)
+        conn->close_code = code;
 }
 
 void sig_ws_close(sig_ws_conn_t *conn, uint16_t code, const char *reason)
@@ -251,6 +255,8 @@ static void read_frames(sig_ws_conn_t *conn)
             /* the echo goes out at the next flush, once no answer is owed (sig_ws_hold_close) */
             conn->close_received = 1;
             conn->read_stopped = 1;
+            if (conn->close_code == 0)
+                conn->close_code = event.code;
             if (!conn->close_in_out)
                 conn->echo_code = event.code;
             enter_closing(conn);
@@ -522,6 +528,11 @@ void *sig_ws_get_data(const sig_ws_conn_t *conn)
 uint64_t sig_ws_get_id(const sig_ws_conn_t *conn)
 {
     return conn->id;
+}
+
+uint16_t sig_ws_close_code(const sig_ws_conn_t *conn)
+{
+    return conn->close_code != 0 ? conn->close_code : SIG_WS_CLOSE_ABNORMAL;
 }
 
 size_t sig_ws_num_connections(void)

@@ -82,6 +82,12 @@ uint64_t sig_ws_get_id(const sig_ws_conn_t *conn);
 /** The connection with that id on the calling thread, or NULL if it is gone (or on another thread). */
 sig_ws_conn_t *sig_ws_find(uint64_t id);
 
+/**
+ * The code of the connection's close handshake: the first close frame sent or received (1005 for a peer's close
+ * without a code), or 1006 when none was (dropped: no pong, a write error, EOF). Final once on_close runs.
+ */
+uint16_t sig_ws_close_code(const sig_ws_conn_t *conn);
+
 /** Number of open WebSocket connections on the calling thread. */
 size_t sig_ws_num_connections(void);
 

@@ -10,6 +10,11 @@
  *
  * As a second, independent property, sig_json_append_string() of the raw input (when it is valid UTF-8) must parse
  * back to the same bytes.
+ *
+ * The same input is also decoded as a push API body (sig_push_decode(), into a scratch of its own): the contract on
+ * sig_msg_t holds for it too (with "userId"), what it accepts carries its required user id, the `called` the push
+ * handler (sig_push.c) encodes from it passes check_reply(), and everything but "type" and "userId" reads the same as
+ * the client decoder read it.
  */
 #include <stdint.h>
 #include <string.h>
@@ -173,6 +178,7 @@ static void check_reply(const sig_buf_t *out, struct st_reply_t *r)
  * -------------------------------------------------------------------------------------------------------------------*/
 
 static sig_buf_t scratch = SIG_BUF_INIT, out = SIG_BUF_INIT, tmp = SIG_BUF_INIT;
+static sig_buf_t push_scratch = SIG_BUF_INIT; /* the push decode's strings live beside the client decode's */
 static const char wrap_open[] = "{\"type\":\"x\",\"data\":{\"field1\":";
 
 /* What sig_protocol.h promises about the fields of a decoded message, whatever the result. */
@@ -206,6 +212,50 @@ static void check_message(const sig_msg_t *msg, int ret)
         FUZZ_CHECK(msg->receiver_user_id.len >= 1 && msg->receiver_user_id.len <= SIG_USER_ID_MAX, "accepted bad receiverUserId");
 }
 
+/* What sig_protocol.h promises about a push body, and what it must share with the client decoder's reading (`cmsg`,
+ * `cret`) of the same bytes: JSON and object errors, every field but "userId", and the id. */
+static void check_push_message(const sig_msg_t *msg, int ret, const sig_msg_t *cmsg, int cret)
+{
+    const sig_str_t *texts[] = {&msg->sponsor_user_id, &msg->sponsor_user_name, &msg->receiver_user_id, &msg->field1,
+                                &msg->field2,          &msg->field3,            &msg->auth,             &msg->user_id};
+    const sig_str_t *ctexts[] = {&cmsg->sponsor_user_id, &cmsg->sponsor_user_name, &cmsg->receiver_user_id, &cmsg->field1,
+                                 &cmsg->field2,          &cmsg->field3,            &cmsg->auth};
+    size_t i;
+
+    FUZZ_CHECK(ret == 0 || (ret <= SIG_ERR_BAD_JSON && ret >= SIG_ERR_BAD_ID), "push decoder returned a code outside -100..-106");
+    FUZZ_CHECK(ret != SIG_ERR_MISSING_TYPE, "a push body needs no type");
+    FUZZ_CHECK(ret == 0 || strcmp(sig_err_code(ret), "internal") != 0, "push error without a code for its 400");
+    FUZZ_CHECK(msg->type == 0 || msg->type == SIG_MSG_PUSH_CALL || msg->type == SIG_MSG_PUSH_DISCONNECT, "unknown push msg.type");
+    FUZZ_CHECK((msg->present & ~0xffu) == 0, "unknown present bits in a push");
+    for (i = 0; i != sizeof(texts) / sizeof(texts[0]); ++i) {
+        if ((msg->present & (1u << i)) != 0) {
+            FUZZ_CHECK(texts[i]->base != NULL && texts[i]->base[texts[i]->len] == '\0', "present push field not NUL-terminated");
+            if (ret == 0)
+                FUZZ_CHECK(fuzz_utf8_valid(texts[i]->base, texts[i]->len), "accepted push field is not valid UTF-8");
+        } else {
+            FUZZ_CHECK(texts[i]->base == NULL && texts[i]->len == 0, "absent push field is not {NULL, 0}");
+        }
+    }
+    /* both decoders read the same bytes with the same rules but for "type" and "userId" */
+    FUZZ_CHECK((ret == SIG_ERR_BAD_JSON) == (cret == SIG_ERR_BAD_JSON), "bad_json for one decoder only");
+    FUZZ_CHECK((ret == SIG_ERR_NOT_OBJECT) == (cret == SIG_ERR_NOT_OBJECT), "not_object for one decoder only");
+    FUZZ_CHECK((msg->present & 0x7fu) == cmsg->present, "push and client decoders disagree on present fields");
+    for (i = 0; i != sizeof(ctexts) / sizeof(ctexts[0]); ++i)
+        FUZZ_CHECK(sig_str_eq(*texts[i], *ctexts[i]), "push and client decoders read a field differently");
+    FUZZ_CHECK(sig_str_eq(msg->id, cmsg->id), "push and client decoders read the id differently");
+    if (ret != 0)
+        return;
+    FUZZ_CHECK(msg->type != 0, "accepted push without a type");
+    FUZZ_CHECK((msg->present & (msg->type == SIG_MSG_PUSH_DISCONNECT ? SIG_FIELD_USER_ID : SIG_FIELD_RECEIVER_USER_ID)) != 0,
+               "accepted push without its required user id");
+    if ((msg->present & SIG_FIELD_SPONSOR_USER_ID) != 0)
+        FUZZ_CHECK(msg->sponsor_user_id.len >= 1 && msg->sponsor_user_id.len <= SIG_USER_ID_MAX, "accepted push, bad sponsorUserId");
+    if ((msg->present & SIG_FIELD_RECEIVER_USER_ID) != 0)
+        FUZZ_CHECK(msg->receiver_user_id.len >= 1 && msg->receiver_user_id.len <= SIG_USER_ID_MAX, "accepted push, bad receiverUserId");
+    if ((msg->present & SIG_FIELD_USER_ID) != 0)
+        FUZZ_CHECK(msg->user_id.len >= 1 && msg->user_id.len <= SIG_USER_ID_MAX, "accepted push with a bad userId");
+}
+
 static void start_reply(struct st_reply_t *r, sig_str_t id)
 {
     memset(r, 0, sizeof(*r));
@@ -218,11 +268,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *json = (const char *)data;
     struct st_reply_t r;
-    sig_msg_t msg;
-    int ret;
+    sig_msg_t msg, pmsg;
+    int ret, pret;
 
     ret = sig_msg_decode(json, size, &msg, &scratch);
     check_message(&msg, ret);
+
+    /* the same bytes as a push API body: its own contract, and what it shares with the client decoder */
+    pret = sig_push_decode(json, size, &pmsg, &push_scratch);
+    check_push_message(&pmsg, pret, &msg, ret);
+    if (pret == 0 && pmsg.type == SIG_MSG_PUSH_CALL) {
+        /* what every connection of the receiver gets (sig_push.c): the sponsor fields as given, absent ones "" */
+        start_reply(&r, sig_str(NULL, 0));
+        sig_encode_called(&out, pmsg.sponsor_user_id, pmsg.sponsor_user_name, pmsg.field1, pmsg.field2, pmsg.field3);
+        expect_field(&r, "sponsorUserId", pmsg.sponsor_user_id);
+        expect_field(&r, "sponsorUserName", pmsg.sponsor_user_name);
+        expect_field(&r, "field1", pmsg.field1);
+        expect_field(&r, "field2", pmsg.field2);
+        expect_field(&r, "field3", pmsg.field3);
+        check_reply(&out, &r);
+    }
 
     if (ret == 0) {
         /* what the receiver gets (an absent field is sent as "") */

@@ -4,7 +4,7 @@
 // `error-log` when the new file is broken, and the rejection lines land in the reopened file.
 
 import assert from 'node:assert/strict';
-import { existsSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 
@@ -119,4 +119,26 @@ ${broken ? '        signaling.ping-interval: [not, a, number]\n' : ''}      /:
     assert.deepEqual([good.ok, good.generation], [true, 2], good.line);
     await expectReloaded(srv, undefined, { read: fileLog(log), generation: 3, what: 'SIGHUP with the file unchanged' });
     await ping(ws);
+});
+
+test('error-log: "| COMMAND" pipes the messages to one logger process, which SIGHUP keeps', { timeout: 30000 * SLOW }, async (t) => {
+    // each logger notes its pid once: a second logger spawned by a reload would show up
+    const piped = (vars) =>
+        `error-log: "| echo $$ >> ${vars.dir}/loggers; exec cat >> ${vars.dir}/piped.log"
+listen: {host: 127.0.0.1, port: ${vars.port}}
+hosts:
+  default:
+    paths:
+      /WsService:
+        signaling: ON
+`;
+    const srv = await startServer({ config: piped });
+    t.after(() => srv.stop('SIGKILL'));
+    const log = join(srv.dir, 'piped.log');
+    await waitUntil(() => existsSync(log) && /serving/.test(readFileSync(log, 'utf8')), { timeout: 5000 * SLOW, what: 'the start line in the piped log' });
+    const good = await reload(srv, piped, { read: fileLog(log), since: 0 });
+    assert.deepEqual([good.ok, good.generation], [true, 2], good.line);
+    const loggers = readFileSync(join(srv.dir, 'loggers'), 'utf8').trim().split('\n');
+    assert.equal(loggers.length, 1, `one logger for the whole run: ${loggers.join(', ')}`);
+    assert.doesNotMatch(srv.stderr(), /serving|reloaded/, 'the messages went to the logger, not to stderr');
 });

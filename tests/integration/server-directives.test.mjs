@@ -16,6 +16,7 @@ const FIXTURE = join(REPO_ROOT, 'tests', 'fixtures', 'h2o-2.2.5-directives.txt')
 const DOC = join(REPO_ROOT, 'docs', 'configuration.md');
 const SECTION = '## Stock h2o 2.2.5 directives';
 const SAME = 'same as h2o';
+const RUN_MS = process.env.VALGRIND_LOG_DIR ? 60000 : 10000; // one `-t`
 
 /** The fixture's names (comment lines start with #). */
 function fixtureNames() {
@@ -193,7 +194,7 @@ const EXAMPLES = {
     'proxy.preserve-x-forwarded-proto': onOff('proxy.preserve-x-forwarded-proto'),
     'proxy.proxy-protocol': onOff('proxy.proxy-protocol', 'path'),
     'proxy.reverse.url': { at: 'path', with: () => [], ok: 'proxy.reverse.url: http://127.0.0.1:9/api/', bad: 'proxy.reverse.url: not a url' },
-    'proxy.ssl.cafile': scalar('proxy.ssl.cafile', '/etc/ssl/certs/ca-certificates.crt', 'path'),
+    'proxy.ssl.cafile': { at: 'path', tls: true, ok: (v) => `proxy.ssl.cafile: ${v.cert}`, bad: 'proxy.ssl.cafile: [not, a, scalar]' },
     'proxy.ssl.session-cache': { at: 'path', ok: 'proxy.ssl.session-cache: OFF', bad: 'proxy.ssl.session-cache: sometimes' },
     'proxy.ssl.verify-peer': onOff('proxy.ssl.verify-peer', 'path'),
     'proxy.timeout.io': num('proxy.timeout.io', 30000, 'path'),
@@ -241,10 +242,11 @@ test('each registered stock directive: a valid value passes -t, a bad one fails 
     for (const name of fixtureNames().filter((n) => names.has(n) && n in EXAMPLES)) {
         const example = EXAMPLES[name];
         runs.push(t.test(name, async () => {
-            const good = await runConfigTest(exampleConfig(example, 'ok'));
+            const opts = { tls: example.tls, timeout: RUN_MS };
+            const good = await runConfigTest(exampleConfig(example, 'ok'), opts);
             assert.equal(good.code, 0, `${name}: valid example fails -t\n--- config\n${good.config}\n--- ${how(good)}`);
 
-            const bad = await runConfigTest(exampleConfig(example, 'bad'));
+            const bad = await runConfigTest(exampleConfig(example, 'bad'), opts);
             assert.equal(bad.code, 1, `${name}: bad example passes -t\n--- config\n${bad.config}\n--- ${how(bad)}`);
             // the directive's own line (the bad value's line(s) follow it)
             const lines = bad.config.split('\n');

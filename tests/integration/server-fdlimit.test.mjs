@@ -67,7 +67,7 @@ test('hard limit 100: a warning at start names both numbers; running out is logg
     const srv = await startLimited(t, 100, 100, { config: (vars) => signalingConfig(vars) });
     assert.match(
         srv.stderr(),
-        /max-connections is 1024, but the open-files limit is 100 \(hard limit 100\): about \d+ connections fit; raise the limit/,
+        /max-connections is 16384, but the open-files limit is 100 \(hard limit 100\): about \d+ connections fit; raise the limit/,
         `the warning at start: ${srv.stderr()}`,
     );
     const sockets = [];

@@ -356,6 +356,167 @@ static void test_decode_deep_nesting(void)
 }
 
 /* ---------------------------------------------------------------------------------------------------------------------
+ * decoding push API bodies (sig_push_decode)
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+static int push_n(const char *json, size_t len)
+{
+    return sig_push_decode(json, len, &msg, &scratch);
+}
+
+static int push(const char *json)
+{
+    return push_n(json, strlen(json));
+}
+
+static void test_push_decode_call(void)
+{
+    is_int(push("{\"receiverUserId\":\"2211\",\"sponsorUserId\":\"system\",\"sponsorUserName\":\"客服\",\"field1\":\"hello\","
+                "\"field2\":\"\",\"field3\":\"房间 3\"}"),
+           0, "push body of operations.md decodes");
+    is_int(msg.type, SIG_MSG_PUSH_CALL, "no type: a call");
+    is_field(msg.receiver_user_id, "2211", "receiverUserId");
+    is_field(msg.sponsor_user_id, "system", "sponsorUserId taken as given");
+    is_field(msg.sponsor_user_name, "客服", "sponsorUserName in UTF-8");
+    is_field(msg.field1, "hello", "field1");
+    is_field(msg.field2, "", "field2 present and empty");
+    is_field(msg.field3, "房间 3", "field3");
+    is_int(msg.present,
+           SIG_FIELD_RECEIVER_USER_ID | SIG_FIELD_SPONSOR_USER_ID | SIG_FIELD_SPONSOR_USER_NAME | SIG_FIELD_FIELD1 |
+               SIG_FIELD_FIELD2 | SIG_FIELD_FIELD3,
+           "present bits");
+    is_absent(msg.user_id, "no userId");
+
+    is_int(push("{\"receiverUserId\":\"2211\"}"), 0, "only receiverUserId");
+    is_int(msg.type, SIG_MSG_PUSH_CALL, "a call");
+    is_int(msg.present, SIG_FIELD_RECEIVER_USER_ID, "nothing else present");
+    is_absent(msg.sponsor_user_id, "sponsorUserId absent");
+    is_absent(msg.sponsor_user_name, "sponsorUserName absent");
+    is_absent(msg.field1, "field1 absent");
+    is_int(push("{\"type\":null,\"receiverUserId\":\"2211\",\"field1\":null}"), 0, "type null");
+    is_int(msg.type, SIG_MSG_PUSH_CALL, "type null is no type: a call");
+    ok((msg.present & SIG_FIELD_FIELD1) == 0, "field1 null is absent");
+    is_int(push("{\"receiverUserId\":2211,\"sponsorUserId\":-7,\"field1\":1.5e3}"), 0, "numbers");
+    is_field(msg.receiver_user_id, "2211", "receiverUserId 2211 means \"2211\"");
+    is_field(msg.sponsor_user_id, "-7", "sponsorUserId -7 means \"-7\"");
+    is_field(msg.field1, "1.5e3", "a number field keeps its text");
+    is_int(push("{\"receiverUserId\":\"2\",\"extra\":{\"type\":\"disconnect\",\"userId\":\"9\"},\"ok\":true}"), 0,
+           "unknown keys, nested known names ignored");
+    is_int(msg.type, SIG_MSG_PUSH_CALL, "a nested type does not count");
+    is_absent(msg.user_id, "a nested userId does not count");
+    is_int(push("{\"receiverUserId\":\"2\",\"id\":7}"), 0, "an id is read as in a dialing");
+    is_field(msg.id, "7", "... and kept");
+}
+
+static void test_push_decode_disconnect(void)
+{
+    is_int(push("{\"type\":\"disconnect\",\"userId\":\"2211\"}"), 0, "disconnect of operations.md decodes");
+    is_int(msg.type, SIG_MSG_PUSH_DISCONNECT, "type disconnect");
+    is_field(msg.user_id, "2211", "userId");
+    is_int(msg.present, SIG_FIELD_USER_ID, "only userId present");
+    is_absent(msg.receiver_user_id, "no receiverUserId");
+    is_int(push("{\"userId\":2211,\"type\":\"disconnect\"}"), 0, "numeric userId, type last");
+    is_field(msg.user_id, "2211", "2211 means \"2211\"");
+    is_int(push("{\"type\":\"disconnect\",\"userId\":123456789012345678901234567890}"), 0, "userId beyond 64 bits");
+    is_field(msg.user_id, "123456789012345678901234567890", "kept digit for digit");
+    is_int(push("{\"type\":\"disconnect\",\"userId\":\"1\",\"field1\":\"x\",\"receiverUserId\":\"3\"}"), 0,
+           "other fields are allowed");
+    is_field(msg.user_id, "1", "userId is the one that counts");
+    is_int(push("{\"type\":\"disconnect\",\"userId\":null,\"userId\":\"5\"}"), 0, "null then a value");
+    is_field(msg.user_id, "5", "the last userId wins");
+    is_int(push("{\"type\":\"x\",\"type\":\"disconnect\",\"userId\":\"5\"}"), 0, "the last type wins");
+    is_int(msg.type, SIG_MSG_PUSH_DISCONNECT, "... disconnect");
+}
+
+static void test_push_decode_errors(void)
+{
+    static const struct {
+        const char *json;
+        int err;
+        const char *what;
+    } cases[] = {
+        {"", SIG_ERR_BAD_JSON, "empty body"},
+        {"receiverUserId=2211", SIG_ERR_BAD_JSON, "a form, not JSON"},
+        {"{\"receiverUserId\":\"2211\"", SIG_ERR_BAD_JSON, "truncated"},
+        {"{\"receiverUserId\":\"2211\"} x", SIG_ERR_BAD_JSON, "trailing garbage"},
+        {"{\"receiverUserId\":\"\xff\"}", SIG_ERR_BAD_JSON, "invalid UTF-8"},
+        {"{\"receiverUserId\":\"1\",\"field1\":\"\\udc00\"}", SIG_ERR_BAD_JSON, "half a surrogate pair"},
+        {"[{\"receiverUserId\":\"2211\"}]", SIG_ERR_NOT_OBJECT, "an array of bodies"},
+        {"\"2211\"", SIG_ERR_NOT_OBJECT, "a string"},
+        {"null", SIG_ERR_NOT_OBJECT, "null"},
+        {"{}", SIG_ERR_MISSING_FIELD, "empty object: a call without receiverUserId"},
+        {"{\"sponsorUserId\":\"system\",\"field1\":\"x\"}", SIG_ERR_MISSING_FIELD, "call without receiverUserId"},
+        {"{\"userId\":\"2211\"}", SIG_ERR_MISSING_FIELD, "userId without type: a call, which needs receiverUserId"},
+        {"{\"receiverUserId\":null}", SIG_ERR_MISSING_FIELD, "receiverUserId null"},
+        {"{\"type\":\"disconnect\"}", SIG_ERR_MISSING_FIELD, "disconnect without userId"},
+        {"{\"type\":\"disconnect\",\"receiverUserId\":\"2211\"}", SIG_ERR_MISSING_FIELD, "disconnect names userId, not receiverUserId"},
+        {"{\"type\":\"disconnect\",\"userId\":null}", SIG_ERR_MISSING_FIELD, "userId null"},
+        {"{\"receiverUserId\":\"\"}", SIG_ERR_BAD_ID, "empty receiverUserId"},
+        {"{\"type\":\"disconnect\",\"userId\":\"\"}", SIG_ERR_BAD_ID, "empty userId"},
+        {"{\"receiverUserId\":\"2\",\"sponsorUserId\":\"\"}", SIG_ERR_BAD_ID, "empty sponsorUserId"},
+        {"{\"receiverUserId\":1.5}", SIG_ERR_BAD_FIELD, "1.5 is no receiverUserId"},
+        {"{\"type\":\"disconnect\",\"userId\":1.5}", SIG_ERR_BAD_FIELD, "1.5 is no userId"},
+        {"{\"type\":\"disconnect\",\"userId\":1e3}", SIG_ERR_BAD_FIELD, "1e3 is no userId"},
+        {"{\"type\":\"disconnect\",\"userId\":[\"2211\"]}", SIG_ERR_BAD_FIELD, "userId array"},
+        {"{\"type\":\"disconnect\",\"userId\":{\"id\":1}}", SIG_ERR_BAD_FIELD, "userId object"},
+        {"{\"type\":\"disconnect\",\"userId\":true}", SIG_ERR_BAD_FIELD, "userId bool"},
+        {"{\"receiverUserId\":\"2\",\"field1\":{}}", SIG_ERR_BAD_FIELD, "field1 object"},
+        {"{\"receiverUserId\":\"2\",\"id\":null}", SIG_ERR_BAD_FIELD, "id null, as in a dialing"},
+        {"{\"type\":1,\"receiverUserId\":\"2\"}", SIG_ERR_BAD_FIELD, "type number"},
+        {"{\"type\":\"dialing\",\"receiverUserId\":\"2\"}", SIG_ERR_UNKNOWN_TYPE, "dialing is a client message, not a push"},
+        {"{\"type\":\"create_connect\",\"sponsorUserId\":\"2\"}", SIG_ERR_UNKNOWN_TYPE, "create_connect neither"},
+        {"{\"type\":\"called\",\"receiverUserId\":\"2\"}", SIG_ERR_UNKNOWN_TYPE, "called neither"},
+        {"{\"type\":\"Disconnect\",\"userId\":\"2\"}", SIG_ERR_UNKNOWN_TYPE, "type is case-sensitive"},
+        {"{\"type\":\"\",\"receiverUserId\":\"2\"}", SIG_ERR_UNKNOWN_TYPE, "empty type is not absent"},
+        {"{\"type\":\"kick\",\"field1\":{}}", SIG_ERR_UNKNOWN_TYPE, "unknown type wins over its fields"},
+        {"{\"type\":\"disconnect\",\"userId\":\"\",\"field1\":[]}", SIG_ERR_BAD_FIELD, "bad field before bad id"},
+    };
+    char json[1024], id[300];
+    size_t i;
+    int n;
+
+    for (i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i)
+        is_int(push(cases[i].json), cases[i].err, "push %s -> %s", cases[i].what, sig_err_code(cases[i].err));
+    is_int(push_n(NULL, 0), SIG_ERR_BAD_JSON, "push NULL with length 0");
+    is_int(push("{\"type\":\"ring\",\"userId\":\"1\"}"), SIG_ERR_UNKNOWN_TYPE, "an unknown type");
+    is_int(msg.type, 0, "... leaves type 0");
+
+    memset(id, '7', sizeof(id));
+    n = snprintf(json, sizeof(json), "{\"type\":\"disconnect\",\"userId\":\"%.*s\"}", 256, id);
+    is_int(push_n(json, (size_t)n), 0, "256-byte userId accepted");
+    is_int(msg.user_id.len, 256, "and kept whole");
+    n = snprintf(json, sizeof(json), "{\"type\":\"disconnect\",\"userId\":\"%.*s\"}", 257, id);
+    is_int(push_n(json, (size_t)n), SIG_ERR_BAD_ID, "257-byte userId refused");
+    n = snprintf(json, sizeof(json), "{\"type\":\"disconnect\",\"userId\":%.*s}", 257, id);
+    is_int(push_n(json, (size_t)n), SIG_ERR_BAD_ID, "257-digit numeric userId refused");
+    n = snprintf(json, sizeof(json), "{\"receiverUserId\":\"%.*s\"}", 257, id);
+    is_int(push_n(json, (size_t)n), SIG_ERR_BAD_ID, "257-byte receiverUserId refused");
+}
+
+/* the push API's keys and absent type do not leak into the client protocol */
+static void test_push_decode_client_messages_unchanged(void)
+{
+    is_int(decode("{\"type\":\"dialing\",\"receiverUserId\":\"2\",\"userId\":\"9\"}"), 0, "a dialing with a userId");
+    is_absent(msg.user_id, "userId is an unknown key of a client message");
+    is_int(msg.present, SIG_FIELD_RECEIVER_USER_ID, "... and sets no present bit");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"userId\":{\"x\":[true]}}"), 0,
+           "a userId of any kind is ignored");
+    is_absent(msg.user_id, "... and not read");
+    is_int(decode("{\"type\":\"dialing\",\"receiverUserId\":\"2\",\"userId\":\"\"}"), 0, "an empty userId is no bad id");
+    is_int(decode("{\"receiverUserId\":\"2211\"}"), SIG_ERR_MISSING_TYPE, "a client message still needs a type");
+    is_int(decode("{\"type\":null,\"receiverUserId\":\"2211\"}"), SIG_ERR_MISSING_TYPE, "... and null is still no type");
+    is_int(msg.type, 0, "... and no push type comes back");
+    is_int(decode("{\"type\":\"disconnect\",\"userId\":\"2211\"}"), SIG_ERR_UNKNOWN_TYPE, "a client cannot send a disconnect");
+    is_int(msg.type, 0, "... type 0");
+
+    /* one scratch serves both decoders, as one thread's would */
+    is_int(push("{\"type\":\"disconnect\",\"userId\":\"p\"}"), 0, "a push");
+    is_int(decode("{\"type\":\"dialing\",\"receiverUserId\":\"c\"}"), 0, "then a client message on the same scratch");
+    is_field(msg.receiver_user_id, "c", "... reads its own fields");
+    is_absent(msg.user_id, "... and none of the push's");
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
  * scratch reuse
  * -------------------------------------------------------------------------------------------------------------------*/
 
@@ -731,6 +892,10 @@ int main(void)
     test_decode_id_lengths();
     test_decode_deep_nesting();
     test_decode_surrogates();
+    test_push_decode_call();
+    test_push_decode_disconnect();
+    test_push_decode_errors();
+    test_push_decode_client_messages_unchanged();
     test_scratch();
     test_encode_examples();
     test_escaping();
