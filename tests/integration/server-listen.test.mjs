@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import tls from 'node:tls';
 
-import { httpRequest } from '../lib/http.mjs';
+import { httpRequest, startUpstream } from '../lib/http.mjs';
 import { expectReloaded, requireReload, SLOW } from '../lib/reload.mjs';
 import { configErrors, how, makeTempDir, runConfigTest, startServer } from '../lib/server.mjs';
 import { createConnectOkText, request } from '../lib/sigclient.mjs';
@@ -332,7 +332,7 @@ describe('listen: {type: unix}', () => {
 
 // ---------------------------------------------------------------- 3. proxy-protocol
 
-const proxyConfig = (log, { cap = 2, tlsCert } = {}) => (vars) => {
+const proxyConfig = (log, { cap = 2, tlsCert, upstream } = {}) => (vars) => {
     let listen = `listen: {host: ${HOST}, port: ${vars.port}, proxy-protocol: ON}\n`;
     if (tlsCert) {
         listen += `listen: {host: ${HOST}, port: ${vars.tlsPort}, proxy-protocol: ON, ssl: {certificate-file: ${tlsCert.cert}, key-file: ${tlsCert.key}}}\n`;
@@ -346,7 +346,7 @@ hosts:
       /WsService:
         signaling: ON
         signaling.max-connections-per-ip: ${cap}
-      /:
+${upstream ? `      /api:\n        proxy.reverse.url: ${upstream}/api\n` : ''}      /:
         file.dir: ${vars.dir}/www
 `;
 };
@@ -380,6 +380,18 @@ describe('proxy-protocol: ON', () => {
         const other = await viaProxy('203.0.113.8');
         sockets.push(other);
         await assertRegisters(other, 'pp-other', 'one from 203.0.113.8');
+    });
+
+    test("a proxied API sees the PROXY line's address in X-Forwarded-For", T, async (t) => {
+        const api = await startUpstream();
+        t.after(() => api.close());
+        const srv = await startServer({ config: proxyConfig(log, { upstream: api.url }), files });
+        t.after(() => srv.stop('SIGKILL'));
+        const line = `PROXY TCP4 203.0.113.7 127.0.0.1 5555 ${srv.port}\r\n`;
+        const r = await rawGet(await proxied(srv.port, line), `${HOST}:${srv.port}`, '/api/me');
+        assert.match(r, /^HTTP\/1\.1 200/, r);
+        assert.equal(api.requests.length, 1, 'the API got the request');
+        assert.equal(api.requests[0].headers['x-forwarded-for'], '203.0.113.7');
     });
 
     test('a connection without the PROXY line is closed without a response; a silent one within 15 s', { timeout: 40000 * SLOW }, async (t) => {
