@@ -187,6 +187,7 @@ static void on_type(struct st_decoder_t *d, int kind, const char *s, size_t len)
     switch (kind) {
     case V_NULL:
         d->type_state = TYPE_ABSENT;
+        d->type = SIG_MSG_PUSH_CALL; /* what an absent type means in a push body (unused otherwise) */
         break;
     case V_STRING:
         if (d->push) {

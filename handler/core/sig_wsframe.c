@@ -44,6 +44,25 @@ static void unmask(uint8_t *p, size_t len, const uint8_t key[4])
         p[i] ^= key[i & 3];
 }
 
+/* Feeds payload bytes [from, to) of a frame that is still incomplete to the UTF-8 decoder, unmasked on the way into
+ * a block on the stack: the input keeps its masked bytes (the frame is unmasked in place once it is complete). */
+static uint32_t utf8_feed_masked(uint32_t state, const uint8_t *payload, size_t from, size_t to, const uint8_t key[4])
+{
+    uint8_t block[512], rkey[4]; /* a multiple of 4: the key rotated for `from` fits every block */
+    int i;
+
+    for (i = 0; i != 4; ++i)
+        rkey[i] = key[(from + (size_t)i) & 3];
+    while (from != to && state != SIG_UTF8_REJECT) {
+        size_t n = to - from < sizeof(block) ? to - from : sizeof(block);
+        memcpy(block, payload + from, n);
+        unmask(block, n, rkey);
+        state = sig_utf8_feed(state, block, n);
+        from += n;
+    }
+    return state;
+}
+
 /* RFC 6455 7.4: what a peer may send (1004-1006 and 1015 are never sent; 1012+ unassigned then). */
 static int is_valid_close_code(uint16_t code)
 {
@@ -85,7 +104,6 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
         size_t avail = len - off, header_len = 2;
         uint64_t payload_len;
         char *payload;
-        uint32_t utf8_state = SIG_UTF8_ACCEPT;
         int is_text;
 
         *consumed = off;
@@ -137,8 +155,19 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
         /* the size is known before the payload arrives: refuse it now rather than buffer it */
         if (opcode < 0x8 && payload_len > reader->max_message_size - (opcode == SIG_WSFRAME_CONTINUATION ? reader->msg.len : 0))
             FAIL(SIG_WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
-        if (avail - header_len < 4 || avail - header_len - 4 < payload_len)
+        is_text = opcode == SIG_WSFRAME_TEXT || (opcode == SIG_WSFRAME_CONTINUATION && reader->msg_opcode == SIG_WSFRAME_TEXT);
+        if (avail - header_len < 4 || avail - header_len - 4 < payload_len) {
+            /* text is checked as it arrives: the part of the payload here now that was not checked on a previous call */
+            size_t have = avail - header_len < 4 ? 0 : avail - header_len - 4;
+            if (is_text && have > reader->frame_checked) {
+                reader->utf8_state = utf8_feed_masked(reader->utf8_state, p + header_len + 4, reader->frame_checked, have,
+                                                      p + header_len);
+                reader->frame_checked = have;
+                if (reader->utf8_state == SIG_UTF8_REJECT)
+                    FAIL(SIG_WS_CLOSE_INVALID_PAYLOAD, "text is not UTF-8");
+            }
             goto NeedMore;
+        }
         payload = (char *)p + header_len + 4;
         unmask((uint8_t *)payload, (size_t)payload_len, p + header_len);
         off += header_len + 4 + (size_t)payload_len;
@@ -171,12 +200,13 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
             break;
         }
 
-        /* a data frame: checked as it comes, so bad text fails before the rest of its message */
-        is_text = opcode == SIG_WSFRAME_TEXT || (opcode == SIG_WSFRAME_CONTINUATION && reader->msg_opcode == SIG_WSFRAME_TEXT);
+        /* a data frame: text is checked from where the calls that saw this frame incomplete stopped (nothing twice) and
+         * across the fragments of its message; at the end of the message it must not stop inside a character */
         if (is_text) {
-            utf8_state = sig_utf8_feed(opcode == SIG_WSFRAME_CONTINUATION ? reader->utf8_state : SIG_UTF8_ACCEPT,
-                                       (const uint8_t *)payload, (size_t)payload_len);
-            if (utf8_state == SIG_UTF8_REJECT || (fin && utf8_state != SIG_UTF8_ACCEPT))
+            size_t from = reader->frame_checked;
+            reader->frame_checked = 0;
+            reader->utf8_state = sig_utf8_feed(reader->utf8_state, (const uint8_t *)payload + from, (size_t)payload_len - from);
+            if (reader->utf8_state == SIG_UTF8_REJECT || (fin && reader->utf8_state != SIG_UTF8_ACCEPT))
                 FAIL(SIG_WS_CLOSE_INVALID_PAYLOAD, "text is not UTF-8");
         }
         if (fin && opcode != SIG_WSFRAME_CONTINUATION) {
@@ -190,7 +220,6 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
         }
         if (opcode != SIG_WSFRAME_CONTINUATION)
             reader->msg_opcode = opcode;
-        reader->utf8_state = utf8_state;
         sig_buf_append(&reader->msg, payload, (size_t)payload_len);
         if (fin) {
             event->type = SIG_WSFRAME_MESSAGE;
@@ -200,8 +229,7 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
             *consumed = off;
             reader->delivered = reader->msg.base; /* freed on the next call: an idle reader holds nothing */
             reader->msg = (sig_buf_t)SIG_BUF_INIT;
-            reader->msg_opcode = 0;
-            reader->utf8_state = SIG_UTF8_ACCEPT;
+            reader->msg_opcode = 0; /* utf8_state is back to SIG_UTF8_ACCEPT: the text ended valid */
             return;
         }
     }
@@ -217,4 +245,5 @@ void sig_wsframe_reader_dispose(sig_wsframe_reader_t *reader)
     reader->delivered = NULL;
     reader->msg_opcode = 0;
     reader->utf8_state = SIG_UTF8_ACCEPT;
+    reader->frame_checked = 0;
 }

@@ -11,8 +11,8 @@
  * It is strict where RFC 6455 is (section 5, 7.4, 8.1) and reports each violation as the close
  * code to send: 1002 (reserved bits or opcode, unmasked frame, fragmented or long control frame,
  * stray or missing continuation, non-minimal or 64-bit-negative length, bad close body),
- * 1007 (text or close reason that is not UTF-8, checked frame by frame so a bad fragment fails
- * before the message ends), 1009 (message past `max_message_size`, known from the frame header
+ * 1007 (text or close reason that is not UTF-8; text is checked as its bytes arrive, so bad bytes
+ * fail at once, in a fragment before the message ends or in a frame before the rest of it), 1009 (message past `max_message_size`, known from the frame header
  * before its payload arrives), 1003 (binary message when `binary_ok` is 0).
  */
 #ifndef SIG_WSFRAME_H
@@ -76,7 +76,8 @@ typedef struct st_sig_wsframe_reader_t {
     uint16_t error_code;
     const char *error_reason;
     uint8_t msg_opcode;      /* opcode of the fragmented message in progress, 0 when none */
-    uint32_t utf8_state;     /* UTF-8 decoder state across the fragments of a text message */
+    uint32_t utf8_state;     /* UTF-8 decoder state after the text checked so far: fragments and frame_checked */
+    size_t frame_checked;    /* payload bytes of the incomplete text frame at the front of the input already checked */
     sig_buf_t msg;           /* the fragments gathered so far (base NULL when none) */
     char *delivered;         /* a gathered message handed out last call: freed on the next */
 } sig_wsframe_reader_t;
@@ -84,7 +85,10 @@ typedef struct st_sig_wsframe_reader_t {
 /**
  * Reads the next event from `input` (`len` bytes not yet consumed), unmasking frames in place.
  * `*consumed` is set to the bytes the caller must drop from the front of its input after handling
- * the event (fragments absorbed on the way included); with NEED_MORE the rest must be kept. After
+ * the event (fragments absorbed on the way included); with NEED_MORE the rest must be kept and be the
+ * front of the next call's input, with what arrived since after it. The payload of an incomplete text
+ * frame is checked then (its bytes are left as they are): bad UTF-8 gives ERROR 1007 without waiting
+ * for the rest of the frame, and the bytes checked are not checked again when it is complete. After
  * CLOSE_RECEIVED or ERROR the caller stops reading (more bytes are not frames to trust).
  */
 void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, size_t *consumed, sig_wsframe_event_t *event);

@@ -38,6 +38,9 @@ sig_server_conf_t *sig_server_conf_new(const char *path)
     conf->num_threads = 1;
     conf->max_connections = 16384; /* docs/operations.md "Limits": why not h2o's 1024 */
     conf->tcp_fastopen = 4096; /* stock h2o's H2O_DEFAULT_LENGTH_TCP_FASTOPEN_QUEUE */
+    conf->max_connections_per_address = 1024; /* docs/security.md: a NAT of a few hundred users stays under it */
+    conf->ipv6_prefix = 64;
+    conf->first_request_timeout = 5000;
     conf->num_name_resolution_threads = h2o_hostinfo_max_threads;
     h2o_config_init(&conf->globalconf);
 
@@ -95,8 +98,11 @@ sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run)
         else
             ok = 1;
     }
-    if (ok)
+    if (ok) {
         sig_tls_resumption_setup(conf, dry_run); /* every TLS identity's SSL_CTX; the ticket keys outlive this configuration */
+        if (conf->first_request_timeout != 0)
+            sig_server_install_first_request_hook(conf);
+    }
     yoml_free(root, NULL);
     if (!ok) {
         sig_server_conf_dispose(conf);
@@ -315,6 +321,7 @@ void sig_generation_switch(sig_thread_t *thread, sig_gen_t *gen)
         return; /* a switch that crossed a shutdown: the old generation finishes the process */
     gt->gen = gen;
     h2o_context_init(&gt->ctx, &thread->loop, &conf->globalconf);
+    h2o_timeout_init(&thread->loop, &gt->first_request_timeout, conf->first_request_timeout != 0 ? conf->first_request_timeout : 1);
     gt->live = 1;
     __atomic_add_fetch(&gen->live_contexts, 1, __ATOMIC_ACQ_REL);
     gt->accept = h2o_mem_alloc(sizeof(*gt->accept) * conf->listeners.size);
@@ -399,6 +406,7 @@ static void dispose_context(sig_gen_thread_t *gt)
      * nothing to do, and h2o_context_dispose asserts every timeout list is empty */
     if (h2o_timeout_is_linked(&gt->ctx.http2._graceful_shutdown_timeout))
         h2o_timeout_unlink(&gt->ctx.http2._graceful_shutdown_timeout);
+    h2o_timeout_dispose(gt->ctx.loop, &gt->first_request_timeout); /* empty: its connections are gone */
     h2o_context_dispose(&gt->ctx); /* runs the loop once, for the close callbacks: never from a callback */
     free(gt->accept);
     gt->accept = NULL;

@@ -23,7 +23,7 @@
 #include <h2o.h>
 #include <h2o/socket/uv-binding.h>
 #include "server/sig_server.h"
-#include "core/sig_proxyline.h"
+#include "core/sig_addrcount.h"
 #include "signaling/sig_signaling.h"
 
 #define SIG_SHUTDOWN_GRACE_MS 5000 /* in-flight HTTP gets this long after SIGTERM */
@@ -36,6 +36,8 @@ int sig_server_configure(sig_server_t *server, const char *path, int dry_run)
 {
     memset(server, 0, sizeof(*server));
     server->config_file = path;
+    pthread_mutex_init(&server->by_address_lock, NULL);
+    server->by_address = sig_addrcount_create();
     if ((server->conf = sig_server_conf_load(path, dry_run)) == NULL)
         return -1;
     /* process-wide settings of libh2o, from the first configuration (temp-buffer-path is restart-only) */
@@ -79,8 +81,6 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
-static unsigned long long fd_limit;   /* the open-files limit in force after raise_fd_limit; 0: none */
-static unsigned long long fd_reserve; /* descriptors the server needs beside its clients */
 
 /* Descriptors open now (Linux: /proc/self/fd), plus what each thread opens (loop, queue, listeners,
  * Redis links) and some slack for files served and logs. */
@@ -102,7 +102,7 @@ static unsigned long long estimate_fd_reserve(const sig_server_conf_t *conf)
 /* The soft open-files limit is often 1024 while the hard one is far higher: use what is allowed
  * (stock h2o does the same), and say at start when max-connections cannot be reached under it,
  * instead of refusing clients silently past about a thousand. */
-static void raise_fd_limit(const sig_server_conf_t *conf)
+static void raise_fd_limit(sig_server_t *server, const sig_server_conf_t *conf)
 {
     struct rlimit lim;
     unsigned long long need, fit;
@@ -115,12 +115,12 @@ static void raise_fd_limit(const sig_server_conf_t *conf)
         if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
             lim.rlim_cur = soft;
     }
-    fd_limit = lim.rlim_cur == RLIM_INFINITY ? 0 : (unsigned long long)lim.rlim_cur;
-    fd_reserve = estimate_fd_reserve(conf);
-    need = (unsigned long long)conf->max_connections + fd_reserve;
+    server->fd_limit = lim.rlim_cur == RLIM_INFINITY ? 0 : (unsigned long long)lim.rlim_cur;
+    server->fd_reserve = estimate_fd_reserve(conf);
+    need = (unsigned long long)conf->max_connections + server->fd_reserve;
     if (lim.rlim_cur == RLIM_INFINITY || lim.rlim_cur >= need)
         return;
-    fit = lim.rlim_cur > fd_reserve ? (unsigned long long)lim.rlim_cur - fd_reserve : 0;
+    fit = lim.rlim_cur > server->fd_reserve ? (unsigned long long)lim.rlim_cur - server->fd_reserve : 0;
     fprintf(stderr,
             "h2o-signaling: max-connections is %d, but the open-files limit is %llu (hard limit %llu): about %llu connections "
             "fit; raise the limit (ulimit -n, or LimitNOFILE= in a systemd unit) or lower max-connections\n",
@@ -131,7 +131,7 @@ int sig_server_bind(sig_server_t *server)
 {
     sig_server_conf_t *conf = server->conf;
 
-    raise_fd_limit(conf);
+    raise_fd_limit(server, conf);
     if (sig_server_bind_listeners(conf, NULL, conf->num_threads) != 0)
         return -1;
     if (conf->error_log != NULL && sig_server_open_error_log(conf->error_log) != 0)
@@ -151,164 +151,12 @@ int sig_server_bind(sig_server_t *server)
     return 0;
 }
 
-/* ---- accepting ---- */
+/* ---- shutdown ---- */
 
-struct st_sig_socket_owner_t {
-    sig_thread_t *thread;
-    sig_gen_thread_t *gen; /* the generation the socket was accepted under */
-};
-
-static void on_socket_close(void *data)
-{
-    struct st_sig_socket_owner_t *owner = data;
-    --owner->gen->num_connections;
-    --owner->thread->num_connections;
-    __sync_fetch_and_sub(&owner->thread->server->num_connections, 1);
-    free(owner);
-}
-
-static void free_handle(uv_handle_t *handle)
+static void free_listener(uv_handle_t *handle)
 {
     free(handle);
 }
-
-/* One line a second at most, from any thread (a lost update of the time costs one line more or less). */
-static void log_accept_trouble(sig_thread_t *thread, const char *why)
-{
-    static uint64_t last_logged;
-    uint64_t now = uv_now(&thread->loop);
-    if (last_logged != 0 && now - last_logged < 1000)
-        return;
-    last_logged = now;
-    fprintf(stderr, "h2o-signaling: cannot accept more connections: %s (open-files limit %llu, %d connections open); new clients "
-                    "are refused until descriptors are free\n",
-            why, fd_limit, thread->server->num_connections);
-}
-
-/* A connection on a `proxy-protocol: ON` listener, until its PROXY line is read. */
-struct st_sig_proxy_wait_t {
-    h2o_accept_ctx_t *accept;
-    h2o_socket_t *sock;
-    h2o_timeout_entry_t deadline;
-};
-
-static void end_proxy_wait(struct st_sig_proxy_wait_t *wait, int accept)
-{
-    h2o_socket_t *sock = wait->sock;
-    h2o_accept_ctx_t *accept_ctx = wait->accept;
-    h2o_timeout_unlink(&wait->deadline);
-    free(wait);
-    sock->data = NULL;
-    if (!accept) {
-        h2o_socket_close(sock);
-        return;
-    }
-    h2o_socket_read_stop(sock);
-    h2o_accept(accept_ctx, sock); /* the bytes after the line are in sock->input: HTTP/1 and TLS read them first */
-}
-
-static void on_proxy_deadline(h2o_timeout_entry_t *entry)
-{
-    end_proxy_wait(H2O_STRUCT_FROM_MEMBER(struct st_sig_proxy_wait_t, deadline, entry), 0);
-}
-
-/* libh2o 2.2.5 has its own PROXY reader (expect_proxy_line), but it passes a connection without the line
- * on as if it came directly; behind a load balancer that would let anyone who reaches the port claim
- * any address in X-Forwarded-For and the per-address limits. Here a connection without it is closed. */
-static void on_proxy_read(h2o_socket_t *sock, const char *err)
-{
-    struct st_sig_proxy_wait_t *wait = sock->data;
-    sig_proxyline_t line;
-    long len;
-
-    if (err != NULL) {
-        end_proxy_wait(wait, 0);
-        return;
-    }
-    len = sig_proxyline_parse(sock->input->bytes, sock->input->size, &line);
-    if (len == SIG_PROXYLINE_INCOMPLETE)
-        return;
-    if (len == SIG_PROXYLINE_INVALID) {
-        end_proxy_wait(wait, 0);
-        return;
-    }
-    h2o_buffer_consume(&sock->input, (size_t)len);
-    if (line.family == 4) {
-        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(line.port)};
-        memcpy(&sin.sin_addr, line.addr, 4);
-        h2o_socket_setpeername(sock, (struct sockaddr *)&sin, sizeof(sin));
-    } else if (line.family == 6) {
-        struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons(line.port)};
-        memcpy(&sin6.sin6_addr, line.addr, 16);
-        h2o_socket_setpeername(sock, (struct sockaddr *)&sin6, sizeof(sin6));
-    } /* PROXY UNKNOWN: the connection's own address stays */
-    end_proxy_wait(wait, 1);
-}
-
-void sig_server_on_connection(uv_stream_t *listener_stream, int status)
-{
-    sig_listener_t *listener = (sig_listener_t *)listener_stream;
-    sig_thread_t *thread = listener->thread;
-    sig_gen_thread_t *gt = thread->current;
-    h2o_accept_ctx_t *accept = gt->accept + listener->conf_index;
-    struct st_sig_socket_owner_t *owner;
-    union {
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } * conn;
-    h2o_socket_t *sock;
-
-    if (status != 0) {
-        log_accept_trouble(thread, uv_strerror(status));
-        return;
-    }
-    conn = h2o_mem_alloc(sizeof(*conn));
-    if (listener->is_unix)
-        uv_pipe_init(&thread->loop, &conn->pipe, 0);
-    else
-        uv_tcp_init(&thread->loop, &conn->tcp);
-    if (uv_accept(listener_stream, &conn->stream) != 0) {
-        uv_close((uv_handle_t *)conn, free_handle);
-        return;
-    }
-    /* over max-connections: close at once, so the client learns now instead of waiting in the backlog */
-    if (__sync_add_and_fetch(&thread->server->num_connections, 1) > gt->gen->conf->max_connections) {
-        __sync_fetch_and_sub(&thread->server->num_connections, 1);
-        uv_close((uv_handle_t *)conn, free_handle);
-        return;
-    }
-    /* at the open-files limit libuv accepts and closes the next clients itself, silently (and without
-     * spinning): say so while the count of connections stands there */
-    if (fd_limit != 0 && (unsigned long long)thread->server->num_connections + fd_reserve >= fd_limit)
-        log_accept_trouble(thread, "the open-files limit is reached");
-    /* small WebSocket frames must not wait ~40 ms for the peer's delayed ACK (Nagle) */
-    if (!listener->is_unix)
-        uv_tcp_nodelay(&conn->tcp, 1);
-    ++thread->num_connections;
-    ++gt->num_connections;
-    owner = h2o_mem_alloc(sizeof(*owner));
-    owner->thread = thread;
-    owner->gen = gt;
-    sock = h2o_uv_socket_create(&conn->stream, free_handle);
-    sock->on_close.cb = on_socket_close;
-    sock->on_close.data = owner;
-    if (gt->gen->conf->listeners.entries[listener->conf_index]->proxy_protocol) {
-        struct st_sig_proxy_wait_t *wait = h2o_mem_alloc(sizeof(*wait));
-        memset(wait, 0, sizeof(*wait));
-        wait->accept = accept;
-        wait->sock = sock;
-        wait->deadline.cb = on_proxy_deadline;
-        /* the line comes first or never: it gets the TLS handshake's deadline */
-        h2o_timeout_link(&thread->loop, &accept->ctx->handshake_timeout, &wait->deadline);
-        sock->data = wait;
-        h2o_socket_read_start(sock, on_proxy_read);
-        return;
-    }
-    h2o_accept(accept, sock);
-}
-
-/* ---- shutdown ---- */
 
 static void on_shutdown_timer(uv_timer_t *timer)
 {
@@ -330,7 +178,7 @@ static void begin_shutdown(sig_thread_t *thread)
         return;
     thread->shutting_down = 1;
     for (i = 0; i != thread->listeners.size; ++i)
-        uv_close((uv_handle_t *)&thread->listeners.entries[i]->tcp, free_handle);
+        uv_close((uv_handle_t *)&thread->listeners.entries[i]->stream, free_listener);
     thread->listeners.size = 0;
     for (gen = thread->server->gens; gen != NULL; gen = gen->next)
         if (gen->threads[thread->index].live)
@@ -497,5 +345,6 @@ void sig_server_dispose(sig_server_t *server)
     if (server->conf != NULL)
         sig_server_conf_dispose(server->conf);
     sig_signaling_dispose();
+    sig_addrcount_destroy(server->by_address);
     free(server->threads);
 }

@@ -30,6 +30,7 @@ typedef struct st_sig_listener_conf_t {
     char *unix_owner;             /* type: unix: `owner` (NULL: the server's user) */
     unsigned unix_permission;     /* type: unix: `permission`; UINT_MAX: as created */
     sig_tls_identities_t tls;     /* empty for plain HTTP; else [0] is the default certificate (SNI) */
+    size_t max_connections_per_address; /* this listener's cap; SIZE_MAX: the global one */
     h2o_hostconf_t **hosts;    /* NULL-terminated; for a global listener, all hosts once applied */
     int is_global;             /* declared at global level (serves every host) */
     char *origin;              /* "FILE:LINE" of the directive, for bind errors */
@@ -45,6 +46,9 @@ typedef struct st_sig_server_conf_t {
     size_t num_threads;
     int max_connections;
     int tcp_fastopen;        /* TCP_FASTOPEN queue length of TCP listeners; 0: off */
+    size_t max_connections_per_address; /* TCP connections one client address may hold (all threads); 0: no cap */
+    unsigned ipv6_prefix;    /* IPv6 clients are counted by this prefix */
+    uint64_t first_request_timeout; /* ms from accept until the first request's headers are in; 0: off */
     size_t num_name_resolution_threads; /* libh2o's getaddrinfo threads (proxy upstreams) */
     char *temp_buffer_path;  /* directory of libh2o's file-backed buffers; NULL: /tmp */
     char *pid_file;
@@ -68,6 +72,10 @@ typedef struct st_sig_server_t {
     pthread_barrier_t startup_barrier;
     pthread_barrier_t shutdown_barrier; /* every loop has stopped: no thread sends another a message now */
     volatile int num_connections; /* accepted sockets open in the whole process (atomic) */
+    unsigned long long fd_limit;   /* the open-files limit in force after binding; 0: none */
+    unsigned long long fd_reserve; /* descriptors the server needs beside its clients */
+    pthread_mutex_t by_address_lock;
+    struct st_sig_addrcount_t *by_address; /* connections per client address (max-connections-per-address) */
 } sig_server_t;
 
 /** A configuration with the defaults and every directive registered (stock h2o's, ours), nothing read yet. */
@@ -122,6 +130,7 @@ typedef struct st_sig_gen_thread_t {
     h2o_context_t ctx;
     h2o_accept_ctx_t *accept; /* one per listener of gen->conf */
     size_t num_connections;   /* accepted under this generation on this thread, still open */
+    h2o_timeout_t first_request_timeout; /* its connections' deadline for their first request (conf's value) */
     int live;                 /* ctx is initialized and not disposed */
     uint64_t retired_at;      /* when a newer generation took over on this thread */
 } sig_gen_thread_t;
@@ -184,7 +193,9 @@ void sig_generation_collect(sig_thread_t *thread, int all);
 size_t sig_generation_count_alive(sig_server_t *server);
 /** Opens the error log (SIGHUP reopens it too). */
 int sig_server_open_error_log(const char *path);
-/** Accepts a connection (uv's connection callback of every listener). */
+/** Accepts a connection (uv's connection callback of every listener; sig_accept.c). */
 void sig_server_on_connection(uv_stream_t *listener, int status);
+/** Puts the first-request-timeout hook first in every path of `conf` (after it was applied). */
+void sig_server_install_first_request_hook(sig_server_conf_t *conf);
 
 #endif

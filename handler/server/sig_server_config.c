@@ -43,6 +43,7 @@ static sig_listener_conf_t *get_listener(sig_server_conf_t *server, yoml_t *node
         memcpy(&listener->addr, addr, addrlen);
         listener->addrlen = addrlen;
         listener->unix_permission = UINT_MAX;
+        listener->max_connections_per_address = SIZE_MAX;
         listener->origin = format_origin(node);
         h2o_vector_reserve(NULL, &server->listeners, server->listeners.size + 1);
         server->listeners.entries[server->listeners.size++] = listener;
@@ -53,8 +54,10 @@ static sig_listener_conf_t *get_listener(sig_server_conf_t *server, yoml_t *node
 /* One more `listen` entry on an address: TLS and PROXY settings must agree (stock h2o's rules and
  * messages), the host joins its list, and its `ssl:` adds a certificate (SNI) or a name to one. */
 static int join_listener(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node, yoml_t *ssl_node,
-                         int proxy_protocol, sig_listener_conf_t *listener, int is_new)
+                         int proxy_protocol, size_t cap, sig_listener_conf_t *listener, int is_new)
 {
+    if (cap != SIZE_MAX)
+        listener->max_connections_per_address = cap; /* the last entry of the address that names it */
     if (!is_new) {
         if (listener->proxy_protocol != proxy_protocol) {
             h2o_configurator_errprintf(cmd, node, "`proxy-protocol` cannot be turned %s, already defined as opposite (at %s)",
@@ -89,7 +92,7 @@ static int join_listener(h2o_configurator_command_t *cmd, h2o_configurator_conte
 }
 
 static int listen_unix(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node, const char *path,
-                       yoml_t *owner, yoml_t *permission, yoml_t *ssl_node, int proxy_protocol)
+                       yoml_t *owner, yoml_t *permission, yoml_t *ssl_node, int proxy_protocol, size_t cap)
 {
     struct sockaddr_un sa;
     sig_listener_conf_t *listener;
@@ -123,11 +126,11 @@ static int listen_unix(h2o_configurator_command_t *cmd, h2o_configurator_context
         listener->unix_owner = owner != NULL ? h2o_strdup(NULL, owner->data.scalar, SIZE_MAX).base : NULL;
         listener->unix_permission = mode;
     }
-    return join_listener(cmd, ctx, node, ssl_node, proxy_protocol, listener, is_new);
+    return join_listener(cmd, ctx, node, ssl_node, proxy_protocol, cap, listener, is_new);
 }
 
 static int listen_tcp(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node, const char *host,
-                      const char *port, yoml_t *ssl_node, int proxy_protocol)
+                      const char *port, yoml_t *ssl_node, int proxy_protocol, size_t cap)
 {
     struct addrinfo hints, *res = NULL, *ai;
     int gai_err, ret = 0;
@@ -150,7 +153,7 @@ static int listen_tcp(h2o_configurator_command_t *cmd, h2o_configurator_context_
     for (ai = res; ai != NULL && ret == 0; ai = ai->ai_next) {
         int is_new;
         sig_listener_conf_t *listener = get_listener(server_of(cmd), node, ai->ai_addr, ai->ai_addrlen, &is_new);
-        ret = join_listener(cmd, ctx, node, ssl_node, proxy_protocol, listener, is_new);
+        ret = join_listener(cmd, ctx, node, ssl_node, proxy_protocol, cap, listener, is_new);
     }
     freeaddrinfo(res);
     return ret;
@@ -160,15 +163,17 @@ static int listen_tcp(h2o_configurator_command_t *cmd, h2o_configurator_context_
  * global or host level, as stock h2o's (docs/configuration.md). */
 static int on_config_listen(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
 {
-    static const char *const keys[] = {"port", "host", "type", "owner", "permission", "proxy-protocol", "ssl", NULL};
-    yoml_t *values[7] = {NULL};
-    enum { PORT, HOST, TYPE, OWNER, PERMISSION, PROXY, SSL };
+    static const char *const keys[] = {"port", "host", "type", "owner", "permission", "proxy-protocol", "ssl",
+                                       "max-connections-per-address", NULL};
+    yoml_t *values[8] = {NULL};
+    enum { PORT, HOST, TYPE, OWNER, PERMISSION, PROXY, SSL, CAP };
+    size_t cap = SIZE_MAX;
     int proxy_protocol = 0;
     size_t i, k;
 
     switch (node->type) {
     case YOML_TYPE_SCALAR:
-        return listen_tcp(cmd, ctx, node, NULL, node->data.scalar, NULL, 0);
+        return listen_tcp(cmd, ctx, node, NULL, node->data.scalar, NULL, 0, SIZE_MAX);
     case YOML_TYPE_MAPPING:
         break;
     default:
@@ -180,7 +185,8 @@ static int on_config_listen(h2o_configurator_command_t *cmd, h2o_configurator_co
         for (k = 0; key->type == YOML_TYPE_SCALAR && keys[k] != NULL && strcmp(key->data.scalar, keys[k]) != 0; ++k)
             ;
         if (key->type != YOML_TYPE_SCALAR || keys[k] == NULL) {
-            h2o_configurator_errprintf(cmd, key, "unknown key (supported: port, host, type, owner, permission, proxy-protocol, ssl)");
+            h2o_configurator_errprintf(cmd, key, "unknown key (supported: port, host, type, owner, permission, proxy-protocol, ssl, "
+                                                 "max-connections-per-address)");
             return -1;
         }
         if (k == SSL ? value->type != YOML_TYPE_MAPPING : value->type != YOML_TYPE_SCALAR) {
@@ -202,6 +208,8 @@ static int on_config_listen(h2o_configurator_command_t *cmd, h2o_configurator_co
             return -1;
         }
     }
+    if (values[CAP] != NULL && h2o_configurator_scanf(cmd, values[CAP], "%zu", &cap) != 0)
+        return -1;
     if (values[TYPE] == NULL || strcmp(values[TYPE]->data.scalar, "tcp") == 0) {
         if (values[OWNER] != NULL || values[PERMISSION] != NULL) {
             h2o_configurator_errprintf(cmd, values[OWNER] != NULL ? values[OWNER] : values[PERMISSION],
@@ -209,11 +217,11 @@ static int on_config_listen(h2o_configurator_command_t *cmd, h2o_configurator_co
             return -1;
         }
         return listen_tcp(cmd, ctx, node, values[HOST] != NULL ? values[HOST]->data.scalar : NULL, values[PORT]->data.scalar,
-                          values[SSL], proxy_protocol);
+                          values[SSL], proxy_protocol, cap);
     }
     if (strcmp(values[TYPE]->data.scalar, "unix") == 0)
         return listen_unix(cmd, ctx, node, values[PORT]->data.scalar, values[OWNER], values[PERMISSION], values[SSL],
-                           proxy_protocol);
+                           proxy_protocol, cap);
     h2o_configurator_errprintf(cmd, values[TYPE], "unknown listen type: %s (tcp or unix)", values[TYPE]->data.scalar);
     return -1;
 }
@@ -289,6 +297,37 @@ static int on_config_tcp_fastopen(h2o_configurator_command_t *cmd, h2o_configura
     return 0;
 }
 
+static int on_config_max_connections_per_address(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+{
+    return h2o_configurator_scanf(cmd, node, "%zu", &server_of(cmd)->max_connections_per_address);
+}
+
+static int on_config_ipv6_prefix(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+{
+    sig_server_conf_t *server = server_of(cmd);
+    if (h2o_configurator_scanf(cmd, node, "%u", &server->ipv6_prefix) != 0)
+        return -1;
+    if (server->ipv6_prefix < 1 || server->ipv6_prefix > 128) {
+        h2o_configurator_errprintf(cmd, node, "must be from 1 to 128 (bits of an IPv6 address that name one client)");
+        return -1;
+    }
+    return 0;
+}
+
+static int on_config_first_request_timeout(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+{
+    sig_server_conf_t *server = server_of(cmd);
+    unsigned seconds;
+    if (h2o_configurator_scanf(cmd, node, "%u", &seconds) != 0)
+        return -1;
+    if (seconds > 3600) {
+        h2o_configurator_errprintf(cmd, node, "must be from 0 (off) to 3600 seconds");
+        return -1;
+    }
+    server->first_request_timeout = (uint64_t)seconds * 1000;
+    return 0;
+}
+
 static int on_config_num_name_resolution_threads(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
 {
     sig_server_conf_t *server = server_of(cmd);
@@ -335,6 +374,13 @@ void sig_server_register_configurator(sig_server_conf_t *server)
                                     on_config_user);
     h2o_configurator_define_command(&c->super, "tcp-fastopen", H2O_CONFIGURATOR_FLAG_GLOBAL | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR,
                                     on_config_tcp_fastopen);
+    h2o_configurator_define_command(&c->super, "max-connections-per-address",
+                                    H2O_CONFIGURATOR_FLAG_GLOBAL | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR,
+                                    on_config_max_connections_per_address);
+    h2o_configurator_define_command(&c->super, "max-connections-per-address.ipv6-prefix",
+                                    H2O_CONFIGURATOR_FLAG_GLOBAL | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR, on_config_ipv6_prefix);
+    h2o_configurator_define_command(&c->super, "first-request-timeout",
+                                    H2O_CONFIGURATOR_FLAG_GLOBAL | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR, on_config_first_request_timeout);
     h2o_configurator_define_command(&c->super, "num-name-resolution-threads",
                                     H2O_CONFIGURATOR_FLAG_GLOBAL | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR,
                                     on_config_num_name_resolution_threads);

@@ -168,9 +168,28 @@ static h2o_iovec_t on_status_final(void *priv, h2o_globalconf_t *gconf, h2o_req_
     return ret;
 }
 
+/* Frees the configuration's list of status sections: libh2o 2.2.5's h2o_config_dispose frees everything
+ * else of a configuration but forgets that list (a rejected reload, `-t`). */
+struct st_status_list_owner_t {
+    h2o_configurator_t super;
+    h2o_globalconf_t *conf;
+};
+
+static int on_status_list_dispose(h2o_configurator_t *_self)
+{
+    struct st_status_list_owner_t *self = (void *)_self;
+    free(self->conf->statuses.entries);
+    memset(&self->conf->statuses, 0, sizeof(self->conf->statuses)); /* a second dispose finds nothing */
+    return 0;
+}
+
 void sig_metrics_register_status(h2o_globalconf_t *conf)
 {
     /* the figures are summed from every thread's counters directly: no per-thread pass is needed */
     h2o_status_handler_t handler = {{H2O_STRLIT("signaling")}, NULL, NULL, on_status_final};
+    struct st_status_list_owner_t *owner = (void *)h2o_configurator_create(conf, sizeof(*owner));
+
+    owner->conf = conf;
+    owner->super.dispose = on_status_list_dispose;
     h2o_config_register_status_handler(conf, handler);
 }

@@ -20,6 +20,9 @@ typedef struct st_sig_dial_cookie_t {
     uint64_t push_id;        /* != 0: a push request of this thread (sig_push_on_result) */
     uint64_t sender_conn_id; /* a WebSocket sender */
     size_t id_len;
+    struct st_sig_metrics_thread_t *metrics; /* a WebSocket sender's counters (its route, its thread): the dial is
+                                              * counted when its answer is known, also if the sender left */
+    uint64_t started_ns;                     /* when the dialing was read (sig_metrics_now_ns) */
 } sig_dial_cookie_t;
 
 /**

@@ -17,6 +17,7 @@
 #include "core/sig_shard.h"
 #include "route/sig_router.h"
 #include "route/sig_routes.h"
+#include "signaling/sig_metrics_handler.h"
 #include "signaling/sig_push.h"
 #include "signaling/sig_redis_config.h"
 #include "signaling/sig_signaling.h"
@@ -44,6 +45,7 @@ typedef struct st_sig_session_t {
     sig_buf_t ack_id;          /* the create_connect whose answer waits for the backplane's subscription */
     int ack_pending;
     unsigned epoch;            /* the route's identity epoch it was accepted under */
+    sig_metrics_thread_t *metrics; /* this thread's counters of the route (core/sig_metrics.h) */
 } sig_session_t;
 
 /* What answering a dialing later needs (the router keeps a copy when delivery crosses threads): a
@@ -161,15 +163,18 @@ static void on_dialing(sig_session_t *session, const sig_msg_t *msg)
 {
     sig_str_t self, name;
     sig_dial_cookie_t pending = {0};
+    uint64_t started = sig_metrics_now_ns();
     int result;
 
     if (session->binding == NULL) {
+        sig_metrics_count_dial(session->metrics, SIG_ERR_NOT_REGISTERED, sig_metrics_now_ns() - started);
         reply_error(session, "dialing_response", SIG_ERR_NOT_REGISTERED, msg->id);
         return;
     }
     /* the pushed sponsorUserId is the connection's registered identity, never what the sender typed */
     self = sig_binding_user_id(session->binding);
     if ((msg->present & SIG_FIELD_SPONSOR_USER_ID) != 0 && !sig_str_eq(msg->sponsor_user_id, self)) {
+        sig_metrics_count_dial(session->metrics, SIG_ERR_IDENTITY_MISMATCH, sig_metrics_now_ns() - started);
         reply_error(session, "dialing_response", SIG_ERR_IDENTITY_MISMATCH, msg->id);
         return;
     }
@@ -180,6 +185,8 @@ static void on_dialing(sig_session_t *session, const sig_msg_t *msg)
 
     pending.sender_conn_id = sig_ws_get_id(session->ws);
     pending.id_len = msg->id.len;
+    pending.metrics = session->metrics;
+    pending.started_ns = started;
     sig_buf_reset(&tls.cookie);
     sig_buf_append(&tls.cookie, &pending, sizeof(pending));
     sig_buf_append(&tls.cookie, msg->id.base, msg->id.len);
@@ -188,10 +195,12 @@ static void on_dialing(sig_session_t *session, const sig_msg_t *msg)
     result = sig_router_dial(session->handler->router, msg->receiver_user_id, tls.out.base, tls.out.len, tls.cookie.base,
                              tls.cookie.len);
     sig_buf_reset(&tls.out);
-    if (result == 0)
+    if (result == 0) {
         sig_ws_hold_close(session->ws); /* on_dial_result answers, even if the client closes meanwhile */
-    else
-        answer_dial(session, msg->id, msg->receiver_user_id, result);
+        return;
+    }
+    sig_metrics_count_dial(session->metrics, result, sig_metrics_now_ns() - started);
+    answer_dial(session, msg->id, msg->receiver_user_id, result);
 }
 
 static void free_handle(uv_handle_t *handle)
@@ -221,6 +230,7 @@ static void on_message(sig_ws_conn_t *conn, const char *json, size_t len)
     case SIG_RATELIMIT_PASS:
         break;
     case SIG_RATELIMIT_REFUSE: /* answered without decoding: abuse must stay cheap */
+        sig_counter_add(&session->metrics->dials[SIG_METRICS_DIAL_RATE_LIMITED], 1);
         reply_error(session, "error", SIG_ERR_RATE_LIMITED, sig_str(NULL, 0));
         return;
     default:
@@ -228,14 +238,17 @@ static void on_message(sig_ws_conn_t *conn, const char *json, size_t len)
         return;
     }
     if ((err = sig_msg_decode(json, len, &msg, &tls.scratch)) != 0) {
+        sig_counter_add(&session->metrics->messages[SIG_METRICS_MSG_INVALID], 1);
         reply_error(session, "error", err, msg.id);
         return;
     }
     switch (msg.type) {
     case SIG_MSG_CREATE_CONNECT:
+        sig_counter_add(&session->metrics->messages[SIG_METRICS_MSG_CREATE_CONNECT], 1);
         on_create_connect(session, &msg);
         break;
     case SIG_MSG_DIALING:
+        sig_counter_add(&session->metrics->messages[SIG_METRICS_MSG_DIALING], 1);
         on_dialing(session, &msg);
         break;
     case SIG_MSG_PUSH_CALL:
@@ -247,6 +260,8 @@ static void on_message(sig_ws_conn_t *conn, const char *json, size_t len)
 static void on_close(sig_ws_conn_t *conn)
 {
     sig_session_t *session = sig_ws_get_data(conn);
+    sig_counter_add(&session->metrics->closes[sig_metrics_close_index(sig_ws_close_code(conn))], 1);
+    sig_counter_sub(&session->metrics->connections, 1);
     /* unregistered at once: nobody is "still registered" through a dead socket */
     sig_router_unbind(session->handler->router, &session->binding);
     free_session(session);
@@ -260,10 +275,16 @@ static int deliver_local(uint64_t conn_id, const char *payload, size_t len)
 {
     sig_ws_conn_t *conn = sig_ws_find(conn_id);
     if (conn != NULL && h2o_memis(payload, len, H2O_STRLIT(SIG_PAYLOAD_DISCONNECT))) {
-        sig_ws_close(conn, SIG_CLOSE_DISCONNECTED, "disconnected by the server"); /* the push API's disconnect */
+        /* the push API's disconnect; one already closing is not counted, as a `called` to it would not be */
+        if (sig_ws_is_closing(conn))
+            return 0;
+        sig_ws_close(conn, SIG_CLOSE_DISCONNECTED, "disconnected by the server");
         return 1;
     }
-    return conn != NULL && sig_ws_send_text(conn, payload, len) == 0;
+    if (conn == NULL || sig_ws_send_text(conn, payload, len) != 0)
+        return 0;
+    sig_counter_add(&((sig_session_t *)sig_ws_get_data(conn))->metrics->called_sent, 1);
+    return 1;
 }
 
 static void on_bound(uint64_t conn_id)
@@ -292,6 +313,8 @@ static void on_dial_result(const void *cookie, size_t cookie_len, int result)
         sig_push_on_result(pending.push_id, result);
         return;
     }
+    if (pending.metrics != NULL)
+        sig_metrics_count_dial(pending.metrics, result, sig_metrics_now_ns() - pending.started_ns);
     if ((conn = sig_ws_find(pending.sender_conn_id)) != NULL) { /* the sender may have left meanwhile */
         answer_dial(sig_ws_get_data(conn), sig_str(bytes, pending.id_len),
                     sig_str(bytes + pending.id_len, cookie_len - sizeof(pending) - pending.id_len), result);
@@ -411,6 +434,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     memset(session, 0, sizeof(*session));
     session->handler = self;
     session->epoch = sig_route_epoch(self->route);
+    session->metrics = sig_metrics_thread(sig_route_metrics(self->route), sig_router_thread_index());
     address = peer_address(req, addrbuf, sizeof(addrbuf));
     if (address.len != 0 && sig_router_bind_address(self->router, address, (sig_endpoint_t){sig_router_thread_index(), 0},
                                                     &session->address) != 0) {
@@ -421,8 +445,11 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     if (self->config.auth_key != NULL)
         take_handshake_token(session, req);
     sig_ratelimit_init(&session->rate, self->config.rate_limit_burst, h2o_now(tls.loop));
-    if ((session->ws = sig_ws_accept(req, &self->config.ws, &ws_callbacks, session)) == NULL)
+    sig_counter_add(&session->metrics->connections, 1); /* before: a failed upgrade's on_close takes it back */
+    if ((session->ws = sig_ws_accept(req, &self->config.ws, &ws_callbacks, session)) == NULL) {
+        sig_counter_sub(&session->metrics->connections, 1);
         free_session(session); /* answered with 400 or 426 */
+    }
     return 0;
 }
 

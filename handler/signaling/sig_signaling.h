@@ -36,6 +36,7 @@ typedef enum en_sig_directive_kind_t {
     SIG_DIRECTIVE_ORIGINS,  /* one origin or a sequence of them (const char **) */
     SIG_DIRECTIVE_REDIS,    /* where the nodes meet (sig_redis_conf_t *, signaling/sig_redis_config.h) */
     SIG_DIRECTIVE_NODE_ID,  /* a node's name among the nodes (const char *) */
+    SIG_DIRECTIVE_METRICS,  /* ON installs the metrics at a path (no field; signaling/sig_metrics_handler.h) */
 } sig_directive_kind_t;
 
 /** One row of the directive table: the single source of names, defaults, bounds and doc lines. */

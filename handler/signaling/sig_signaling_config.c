@@ -13,6 +13,7 @@
 #include <h2o.h>
 #include <h2o/configurator.h>
 #include "core/sig_jwt.h"
+#include "signaling/sig_metrics_handler.h"
 #include "signaling/sig_redis_config.h"
 #include "signaling/sig_signaling.h"
 
@@ -58,6 +59,8 @@ const sig_directive_t sig_signaling_directives[] = {
      "the longest wait between two reconnects to Redis, in milliseconds"},
     {"signaling.redis-probe-interval", SIG_DIRECTIVE_U64, FIELD(redis_probe_interval), 1000, 50, 60000, NULL,
      "milliseconds between probes of each Redis shard; one silent for 3 intervals is reconnected (a stopped Redis is found in seconds)"},
+    {"signaling.metrics", SIG_DIRECTIVE_METRICS, 0, 0, 0, 0, "OFF | `ON`, `OFF`; at a path of its own",
+     "serves the Prometheus metrics of every `signaling: ON` path of the process there (docs/operations.md#metrics); restrict who may reach it"},
     {NULL}};
 
 struct st_sig_signaling_configurator_t {
@@ -202,6 +205,11 @@ static int on_config_switch(h2o_configurator_command_t *cmd, h2o_configurator_co
     case 0:
         return 0;
     case 1:
+        if (sig_metrics_is_installed(ctx->pathconf)) {
+            h2o_configurator_errprintf(cmd, node, "this path serves the metrics (signaling.metrics: ON): put `%s: ON` on a path of its own",
+                                       cmd->name);
+            return -1;
+        }
         if (strcmp(cmd->name, "websocket.echo") == 0) {
             sig_echo_register(ctx->pathconf, self->vars);
         } else {
@@ -268,11 +276,14 @@ void sig_signaling_register_configurator(h2o_globalconf_t *conf)
             break; /* NULL: off */
         }
         h2o_configurator_define_command(&c->super, d->name,
-                                        H2O_CONFIGURATOR_FLAG_ALL_LEVELS |
-                                            (d->kind == SIG_DIRECTIVE_ORIGINS || d->kind == SIG_DIRECTIVE_REDIS
-                                                 ? 0
-                                                 : H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR),
-                                        d->kind == SIG_DIRECTIVE_KEY_FILE  ? on_config_key_file
+                                        d->kind == SIG_DIRECTIVE_METRICS /* a handler, like `signaling: ON` */
+                                            ? H2O_CONFIGURATOR_FLAG_PATH | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR | H2O_CONFIGURATOR_FLAG_DEFERRED
+                                            : H2O_CONFIGURATOR_FLAG_ALL_LEVELS |
+                                                  (d->kind == SIG_DIRECTIVE_ORIGINS || d->kind == SIG_DIRECTIVE_REDIS
+                                                       ? 0
+                                                       : H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR),
+                                        d->kind == SIG_DIRECTIVE_METRICS   ? sig_metrics_on_config
+                                        : d->kind == SIG_DIRECTIVE_KEY_FILE  ? on_config_key_file
                                         : d->kind == SIG_DIRECTIVE_ORIGINS ? on_config_origins
                                         : d->kind == SIG_DIRECTIVE_REDIS   ? on_config_redis
                                         : d->kind == SIG_DIRECTIVE_NODE_ID ? on_config_node_id
@@ -288,4 +299,5 @@ void sig_signaling_register_configurator(h2o_globalconf_t *conf)
     h2o_configurator_define_command(&c->super, "signaling",
                                     H2O_CONFIGURATOR_FLAG_PATH | H2O_CONFIGURATOR_FLAG_EXPECT_SCALAR | H2O_CONFIGURATOR_FLAG_DEFERRED,
                                     on_config_switch);
+    sig_metrics_register_status(conf); /* the `signaling` section of `status: ON`'s JSON */
 }

@@ -3,10 +3,11 @@
 // connections that the server holds on two different threads (found through /proc: which event
 // loop's epoll watches each socket) gets the exact `called` on both, answered delivered 2; an
 // offline user 404; every 401, 400, 413 and 405; a disconnect closes both with 4000 and the user
-// is offline after it; a path without the directive answers a POST as before. Across nodes on a
-// real redis-server: a push and a disconnect through node A reach the user's connections on node
-// B, counted; with Redis stopped a push for a user only on B answers 503 cluster_unavailable.
-// Loopback only; every wait is bounded; each test stops what it started.
+// is offline after it; answers keep the HTTP connection; a path without the directive answers a
+// POST as before. Across nodes on a real redis-server: a push and a disconnect through node A
+// reach the user's connections on node B, counted; a backend that hangs up while its push waits
+// for B does not hurt A; with Redis stopped a push for a user only on B answers 503
+// cluster_unavailable. Loopback only; every wait is bounded; each test stops what it started.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { httpRequest } from '../lib/http.mjs';
-import { noMessageWithin, startCluster } from '../lib/redis.mjs';
+import { drain, noMessageWithin, startCluster } from '../lib/redis.mjs';
 import { calledText, createConnectOkText, MSG, nextText, register, request } from '../lib/sigclient.mjs';
 import { makeTempDir, signalingConfig, startServer } from '../lib/server.mjs';
 import { waitUntil } from '../lib/wait.mjs';
@@ -450,6 +451,34 @@ describe('push API across nodes on Redis', { timeout: 120000 }, () => {
         await waitPushOffline(urlA, 'x-both');
         // B's push API is its own (same key file): the same answers from there
         assertAnswer(await push(`${B.url}/WsService`, { receiverUserId: 'x-remote' }), 404, failText('peer_offline'), 'via B');
+    });
+
+    test('a backend that hangs up while its push waits for another node: the late answer goes nowhere, the node goes on', { timeout: 30000 }, async (t) => {
+        const open = closeAfter(t);
+        const { nodes: [A, B] } = await startCluster(t, { n: 2, settings: [`signaling.push-key-file: ${keyFile}`] });
+        const urlA = `${A.url}/WsService`;
+        const onB = await register(B.wsUrl, 'h-remote');
+        open.push(onB);
+        // B stopped: its subscription stays, so A waits for B's count until signaling.redis-result-timeout (500 ms)
+        process.kill(B.pid, 'SIGSTOP');
+        try {
+            const abandoned = await Promise.allSettled(
+                Array.from({ length: 5 }, () => push(urlA, { receiverUserId: 'h-remote' }, { timeout: 100 })),
+            );
+            for (const r of abandoned) assert.equal(r.status, 'rejected', `answered within 100 ms: ${JSON.stringify(r.value?.text)}`);
+            // past the deadline the answers come, for requests that are gone
+            await new Promise((r) => setTimeout(r, 1000));
+            assert.ok(A.alive(), `A exited: ${A.stderr()}`);
+        } finally {
+            process.kill(B.pid, 'SIGCONT');
+        }
+        await drain(onB, 100);
+        await waitUntil(
+            async () => (await push(urlA, { receiverUserId: 'h-remote', field1: 'after' })).text === deliveredText(1),
+            { timeout: 5000, interval: 50, what: 'a push through A to reach h-remote on B again' },
+        );
+        assert.ok((await drain(onB, 200)).includes(calledText({ sponsorUserId: '', field1: 'after' })), 'h-remote got the push');
+        assertAnswer(await push(urlA, { receiverUserId: 'h-nobody' }), 404, failText('peer_offline'), 'A answers as before');
     });
 
     test('Redis stopped: a push for a user only on another node answers 503 cluster_unavailable; local users still get theirs', { timeout: 30000 }, async (t) => {

@@ -48,7 +48,7 @@ async function registerOn(url, id) {
 
 test('soft limit 1024, hard 20000, max-connections 3000: the soft limit is raised and every client registers', { timeout: 180000 }, async (t) => {
     const n = 3000;
-    const srv = await startLimited(t, 1024, 20000, { config: (vars) => signalingConfig(vars, { global: ['max-connections: 3000'] }) });
+    const srv = await startLimited(t, 1024, 20000, { config: (vars) => signalingConfig(vars, { global: ['max-connections: 3000', 'max-connections-per-address: 0'] }) });
     const sockets = [];
     t.after(() => closeAll(sockets));
     for (let i = 0; i < n; i += 100) {

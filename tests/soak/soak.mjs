@@ -180,7 +180,8 @@ const SETTINGS = [
     `signaling.max-queued-bytes: ${MAX_QUEUED}`,
     `signaling.max-message-size: ${MAX_MESSAGE}`,
 ];
-const config = (vars) => signalingConfig(vars, { settings: SETTINGS });
+// every client of the soak comes from 127.0.0.1: no cap per address
+const config = (vars) => signalingConfig(vars, { settings: SETTINGS, global: ['max-connections-per-address: 0'] });
 
 // Bounds of everything the soak waits for.
 const OP_TIMEOUT = 5000; // one handshake, one reply, one close

@@ -426,6 +426,9 @@ static void test_push_decode_disconnect(void)
     is_field(msg.user_id, "5", "the last userId wins");
     is_int(push("{\"type\":\"x\",\"type\":\"disconnect\",\"userId\":\"5\"}"), 0, "the last type wins");
     is_int(msg.type, SIG_MSG_PUSH_DISCONNECT, "... disconnect");
+    is_int(push("{\"type\":\"disconnect\",\"type\":null,\"userId\":\"1\"}"), SIG_ERR_MISSING_FIELD,
+           "a later \"type\":null makes it a call again (last wins, null is absent): receiverUserId is missing");
+    is_int(msg.type, SIG_MSG_PUSH_CALL, "... a call");
 }
 
 static void test_push_decode_errors(void)

@@ -1,6 +1,7 @@
 /*
  * test_wsframe.c: unit tests of handler/core/sig_wsframe.c (TAP): the server frame header, the in-place reader of client
- * frames (RFC 6455 sections 5, 7.4 and 8.1, each violation as its close code) and the incremental UTF-8 validator.
+ * frames (RFC 6455 sections 5, 7.4 and 8.1, each violation as its close code), text checked as it arrives. The UTF-8
+ * validator itself is tested in test_utf8.c.
  * Client frames are built here and masked with a non-zero key, as a browser does.
  */
 #include <stdint.h>
@@ -168,136 +169,6 @@ static void stream(const uint8_t *data, size_t len, size_t chunk)
             if (ev.type == SIG_WSFRAME_NEED_MORE || done)
                 break;
         }
-    }
-}
-
-/* feeds the bytes one at a time */
-static uint32_t utf8_bytewise(const char *s, size_t len)
-{
-    uint32_t state = SIG_UTF8_ACCEPT;
-    size_t i;
-    for (i = 0; i != len; ++i)
-        state = sig_utf8_feed(state, (const uint8_t *)s + i, 1);
-    return state;
-}
-
-static void test_utf8(void)
-{
-    static const struct {
-        const char *bytes;
-        const char *what;
-    } valid[] = {{"hello", "ASCII"},
-                 {"\xc2\x80", "U+0080 (2 bytes)"},
-                 {"\xdf\xbf", "U+07FF"},
-                 {"\xc3\xa9t\xc3\xa9", "\"été\""},
-                 {"\xe0\xa0\x80", "U+0800 (3 bytes)"},
-                 {"\xe2\x82\xac", "U+20AC euro sign"},
-                 {"\xed\x9f\xbf", "U+D7FF, just below the surrogates"},
-                 {"\xee\x80\x80", "U+E000, just above the surrogates"},
-                 {"\xef\xbf\xbf", "U+FFFF"},
-                 {"\xf0\x90\x80\x80", "U+10000 (4 bytes)"},
-                 {"\xf0\x9f\x98\x80", "U+1F600 emoji"},
-                 {"\xf4\x8f\xbf\xbf", "U+10FFFF, the last code point"}};
-    static const struct {
-        const char *bytes;
-        const char *what;
-    } invalid[] = {{"\xc0\x80", "overlong NUL C0 80"},
-                   {"\xc0\xaf", "overlong '/' C0 AF"},
-                   {"\xc1\xbf", "overlong C1 BF"},
-                   {"\xe0\x80\x80", "overlong E0 80 80"},
-                   {"\xe0\x9f\xbf", "overlong E0 9F BF"},
-                   {"\xf0\x80\x80\x80", "overlong F0 80 80 80"},
-                   {"\xf0\x8f\xbf\xbf", "overlong F0 8F BF BF"},
-                   {"\xed\xa0\x80", "surrogate ED A0 80 (U+D800)"},
-                   {"\xed\xbf\xbf", "surrogate ED BF BF (U+DFFF)"},
-                   {"\xf4\x90\x80\x80", "F4 90 80 80 (past U+10FFFF)"},
-                   {"\x80", "stray continuation 80"},
-                   {"a\xbf", "stray continuation BF after ASCII"},
-                   {"\xc3\x41", "lead byte followed by ASCII"},
-                   {"\xe2\x82\x41", "3-byte sequence cut by ASCII"}};
-    size_t i;
-    unsigned c;
-    int all;
-
-    is_int(sig_utf8_feed(SIG_UTF8_ACCEPT, (const uint8_t *)"", 0), SIG_UTF8_ACCEPT, "utf8: nothing is valid");
-    is_int(sig_utf8_feed(SIG_UTF8_ACCEPT, (const uint8_t *)"a\0b", 3), SIG_UTF8_ACCEPT, "utf8: NUL is a character");
-    for (i = 0; i != sizeof(valid) / sizeof(valid[0]); ++i) {
-        is_int(sig_utf8_feed(SIG_UTF8_ACCEPT, (const uint8_t *)valid[i].bytes, strlen(valid[i].bytes)), SIG_UTF8_ACCEPT,
-               "utf8: %s, in one call", valid[i].what);
-        is_int(utf8_bytewise(valid[i].bytes, strlen(valid[i].bytes)), SIG_UTF8_ACCEPT, "utf8: %s, byte by byte",
-               valid[i].what);
-    }
-    for (i = 0; i != sizeof(invalid) / sizeof(invalid[0]); ++i) {
-        is_int(sig_utf8_feed(SIG_UTF8_ACCEPT, (const uint8_t *)invalid[i].bytes, strlen(invalid[i].bytes)), SIG_UTF8_REJECT,
-               "utf8: %s rejected", invalid[i].what);
-        is_int(utf8_bytewise(invalid[i].bytes, strlen(invalid[i].bytes)), SIG_UTF8_REJECT,
-               "utf8: %s rejected byte by byte", invalid[i].what);
-    }
-    all = 1;
-    for (c = 0xf5; c <= 0xff; ++c) {
-        uint8_t b[4] = {(uint8_t)c, 0x80, 0x80, 0x80};
-        all &= sig_utf8_feed(SIG_UTF8_ACCEPT, b, 4) == SIG_UTF8_REJECT && sig_utf8_feed(SIG_UTF8_ACCEPT, b, 1) == SIG_UTF8_REJECT;
-    }
-    ok(all, "utf8: every lead byte F5..FF rejected, at once");
-    all = 1;
-    for (c = 0xc0; c <= 0xc1; ++c) {
-        uint8_t b = (uint8_t)c;
-        all &= sig_utf8_feed(SIG_UTF8_ACCEPT, &b, 1) == SIG_UTF8_REJECT;
-    }
-    ok(all, "utf8: the overlong leads C0, C1 rejected at once");
-
-    /* fail fast: REJECT at the first byte that cannot lead to UTF-8, not at the end */
-    is_int(utf8_bytewise("\xed\xa0", 2), SIG_UTF8_REJECT, "utf8: ED A0 rejected before the surrogate's third byte");
-    is_int(utf8_bytewise("\xf4\x90", 2), SIG_UTF8_REJECT, "utf8: F4 90 rejected before the rest");
-    is_int(utf8_bytewise("\xe0\x80", 2), SIG_UTF8_REJECT, "utf8: E0 80 rejected before the rest");
-
-    /* incomplete */
-    {
-        static const char *partial[] = {"\xc3", "\xe2\x82", "\xe2", "\xf0\x9f\x98", "ab\xf4\x8f"};
-        all = 1;
-        for (i = 0; i != sizeof(partial) / sizeof(partial[0]); ++i) {
-            uint32_t s = sig_utf8_feed(SIG_UTF8_ACCEPT, (const uint8_t *)partial[i], strlen(partial[i]));
-            all &= s != SIG_UTF8_ACCEPT && s != SIG_UTF8_REJECT;
-        }
-        ok(all, "utf8: incomplete sequences (C3, E2 82, F0 9F 98, ...) end neither accepted nor rejected");
-    }
-    {
-        uint32_t s = sig_utf8_feed(SIG_UTF8_ACCEPT, (const uint8_t *)"x\xf0\x9f", 3);
-        s = sig_utf8_feed(s, (const uint8_t *)"\x98\x80y", 3);
-        is_int(s, SIG_UTF8_ACCEPT, "utf8: a sequence split between two calls completes");
-    }
-
-    /* every 1- and 2-byte input, every 3-byte input with a 3-byte lead, and the 4-byte leads with every second byte,
-     * against the reference validator */
-    {
-        uint8_t b[4];
-        unsigned x, y, z;
-        size_t bad = 0;
-        for (x = 0; x != 256; ++x) {
-            b[0] = (uint8_t)x;
-            bad += (sig_utf8_feed(SIG_UTF8_ACCEPT, b, 1) == SIG_UTF8_ACCEPT) != utf8_reference_valid(b, 1);
-            for (y = 0; y != 256; ++y) {
-                b[1] = (uint8_t)y;
-                bad += (sig_utf8_feed(SIG_UTF8_ACCEPT, b, 2) == SIG_UTF8_ACCEPT) != utf8_reference_valid(b, 2);
-            }
-        }
-        is_int(bad, 0, "utf8: agrees with the reference on every 1- and 2-byte input");
-        bad = 0;
-        for (x = 0xe0; x != 0xf0; ++x)
-            for (y = 0; y != 256; ++y)
-                for (z = 0; z != 256; ++z) {
-                    b[0] = (uint8_t)x, b[1] = (uint8_t)y, b[2] = (uint8_t)z;
-                    bad += (sig_utf8_feed(SIG_UTF8_ACCEPT, b, 3) == SIG_UTF8_ACCEPT) != utf8_reference_valid(b, 3);
-                }
-        is_int(bad, 0, "utf8: agrees with the reference on every 3-byte input with lead E0..EF");
-        bad = 0;
-        for (x = 0xf0; x != 0x100; ++x)
-            for (y = 0; y != 256; ++y)
-                for (z = 0x7f; z != 0xc1; ++z) {
-                    b[0] = (uint8_t)x, b[1] = (uint8_t)y, b[2] = (uint8_t)z, b[3] = 0x80;
-                    bad += (sig_utf8_feed(SIG_UTF8_ACCEPT, b, 4) == SIG_UTF8_ACCEPT) != utf8_reference_valid(b, 4);
-                }
-        is_int(bad, 0, "utf8: agrees with the reference on 4-byte inputs with leads F0..FF");
     }
 }
 
@@ -753,6 +624,106 @@ static void test_utf8_frames(void)
     ok(ev.type == SIG_WSFRAME_MESSAGE && payload_is("ok", 2), "a binary C3 does not leave the text decoder mid-sequence");
 }
 
+/* Text checked as it arrives: a frame whose payload has partly arrived fails as soon as bad bytes are in, without
+ * waiting for the rest; what was checked is left masked in the input and not checked again. */
+static void test_partial_frames(void)
+{
+    static const char text[] = "{\"type\":\"dialing\",\"receiverUserId\":\"\xe7\x94\xa8\xe6\x88\xb7\xf0\x9f\x98\x80\"}";
+    size_t n, n1, n2, i, cut, bad;
+    uint8_t bytes[300];
+
+    /* the proof of issue 15: header and a valid half, then FF, with 20 bytes of the frame still to come */
+    reset(1 << 20, 1);
+    memcpy(bytes, "hello, world", 12);
+    memset(bytes + 12, 'x', 30);
+    bytes[12] = 0xff;
+    n = frame(buf, FIN | SIG_WSFRAME_TEXT, bytes, 42);
+    memcpy(copy, buf, n);
+    rd(buf, 2 + 4 + 12);
+    ok(ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0, "partial frame: header + 12 valid bytes: NEED_MORE");
+    ok(memcmp(buf, copy, n) == 0, "... the bytes kept are left as they arrived (still masked)");
+    rd(buf, 2 + 4 + 12 + 3);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1007 && consumed == 0,
+       "... then FF arrives, 27 bytes of the frame still missing: ERROR 1007 at once");
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1007, "... and it sticks when the rest comes");
+
+    /* the same in a continuation frame of a fragmented message whose final fragment never comes */
+    reset(1 << 20, 1);
+    n1 = frame(buf, SIG_WSFRAME_TEXT, "{\"a\":\"", 6);
+    n2 = frame(buf + n1, SIG_WSFRAME_CONTINUATION, "ok\xc0\xafmore", 8);
+    rd(buf, n1 + n2 - 6);
+    ok(ev.type == SIG_WSFRAME_NEED_MORE && consumed == n1, "first fragment, then 2 bytes of a continuation: NEED_MORE");
+    rd(buf + n1, n2 - 6 + 1);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1007, "... C0 of the continuation arrives: ERROR 1007 (C0 never starts UTF-8)");
+    reset(1 << 20, 1);
+    n2 = frame(buf + n1, SIG_WSFRAME_CONTINUATION, "\xed\xa0\x80", 3);
+    rd(buf, n1);
+    rd(buf + n1, n2 - 1);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1007, "a continuation's ED A0 (a surrogate) fails before its third byte");
+
+    /* a character cut between two reads of one frame, at every point: accepted, and unmasked right */
+    for (cut = 0, bad = 0; cut <= sizeof(text) - 1; ++cut) {
+        reset(1 << 20, 1);
+        n = frame(buf, FIN | SIG_WSFRAME_TEXT, text, sizeof(text) - 1);
+        rd(buf, 2 + 4 + cut);
+        bad += ev.type != SIG_WSFRAME_NEED_MORE;
+        rd(buf, n);
+        bad += !(ev.type == SIG_WSFRAME_MESSAGE && payload_is(text, sizeof(text) - 1) && consumed == n);
+    }
+    is_int(bad, 0, "a text with 3- and 4-byte characters, cut in two reads at every byte: NEED_MORE, then the message");
+    reset(1 << 20, 1);
+    n = frame(buf, FIN | SIG_WSFRAME_TEXT, "ab\xe2\x82", 4);
+    rd(buf, n - 1);
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1007, "a final frame ending inside a character: ERROR only once it is complete");
+    reset(1 << 20, 1);
+    n = frame(buf, FIN | SIG_WSFRAME_TEXT, "ab\xe2\x82\xac", 5);
+    rd(buf, n - 1);
+    ok(ev.type == SIG_WSFRAME_NEED_MORE, "\"ab\" E2 82 of a 5-byte frame: NEED_MORE (the euro sign may still complete)");
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && payload_is("ab\xe2\x82\xac", 5),
+       "... AC completes it: the bytes checked before are not checked again from the start");
+
+    /* one byte per read, past the 512-byte block the unchecked part is unmasked into, 16-bit length */
+    for (i = 0; i != 300; ++i)
+        bytes[i] = (uint8_t)("a\xc3\xa9\xe2\x82\xac"[i % 6]);
+    reset(1 << 20, 1);
+    n1 = frame(buf, SIG_WSFRAME_TEXT, bytes, 300);
+    n1 += frame(buf + n1, SIG_WSFRAME_CONTINUATION, bytes, 300);
+    n1 += frame(buf + n1, SIG_WSFRAME_CONTINUATION, bytes, 300);
+    n2 = frame(buf + n1, FIN | SIG_WSFRAME_CONTINUATION, "!", 1);
+    memcpy(copy, buf, n1 + n2);
+    stream(copy, n1 + n2, n1 + n2);
+    {
+        char whole[sizeof(events)];
+        strcpy(whole, events);
+        for (i = 1, bad = 0; i != 40; ++i) {
+            memcpy(copy, buf, n1 + n2);
+            reset(1 << 20, 1);
+            stream(copy, n1 + n2, i);
+            bad += strcmp(events, whole) != 0;
+        }
+        ok(whole[0] == 'M' && bad == 0, "901 bytes of mixed text in 4 fragments, read 1 to 39 bytes at a time: the same message");
+    }
+
+    /* binary is not checked, whole or partial; a ping between fragments keeps the text's state */
+    reset(1 << 20, 1);
+    n = frame(buf, FIN | SIG_WSFRAME_BINARY, "\xff\xfe\xfd\xfc", 4);
+    rd(buf, n - 1);
+    ok(ev.type == SIG_WSFRAME_NEED_MORE, "a partial binary frame of FF FE FD: NEED_MORE");
+    reset(1 << 20, 1);
+    n1 = frame(buf, SIG_WSFRAME_TEXT, "\xe2", 1);
+    n2 = frame(buf + n1, FIN | SIG_WSFRAME_PING, "p", 1);
+    n2 += frame(buf + n1 + n2, FIN | SIG_WSFRAME_CONTINUATION, "\x82\xac", 2);
+    rd(buf, n1 + n2 - 1);
+    ok(ev.type == SIG_WSFRAME_PING_RECEIVED, "E2, a ping, then half of the final fragment: the ping");
+    rd(buf + consumed, n1 + n2 - 1 - consumed);
+    ok(ev.type == SIG_WSFRAME_NEED_MORE, "... 82 of the final fragment: NEED_MORE");
+    rd(buf + n1 + frame(scratch, FIN | SIG_WSFRAME_PING, "p", 1), n1 + n2 - n1 - frame(scratch, FIN | SIG_WSFRAME_PING, "p", 1));
+    ok(ev.type == SIG_WSFRAME_MESSAGE && payload_is("\xe2\x82\xac", 3), "... AC: the euro sign, across a fragment, a ping and two reads");
+}
+
 static void test_errors(void)
 {
     size_t n;
@@ -890,12 +861,12 @@ static void test_limits(void)
 
 int main(void)
 {
-    test_utf8();
     test_encode();
     test_single();
     test_control();
     test_fragments();
     test_utf8_frames();
+    test_partial_frames();
     test_errors();
     test_limits();
     sig_wsframe_reader_dispose(&reader);
