@@ -77,7 +77,7 @@ typedef struct st_sig_wsframe_reader_t {
     const char *error_reason;
     uint8_t msg_opcode;      /* opcode of the fragmented message in progress, 0 when none */
     uint32_t utf8_state;     /* UTF-8 decoder state after the text checked so far: fragments and frame_checked */
-    size_t frame_checked;    /* payload bytes of the incomplete text frame at the front of the input already checked */
+    size_t frame_checked;    /* payload bytes of the incomplete text frame at the front of the input unmasked and checked */
     sig_buf_t msg;           /* the fragments gathered so far (base NULL when none) */
     char *delivered;         /* a gathered message handed out last call: freed on the next */
 } sig_wsframe_reader_t;
@@ -85,11 +85,11 @@ typedef struct st_sig_wsframe_reader_t {
 /**
  * Reads the next event from `input` (`len` bytes not yet consumed), unmasking frames in place.
  * `*consumed` is set to the bytes the caller must drop from the front of its input after handling
- * the event (fragments absorbed on the way included); with NEED_MORE the rest must be kept and be the
- * front of the next call's input, with what arrived since after it. The payload of an incomplete text
- * frame is checked then (its bytes are left as they are): bad UTF-8 gives ERROR 1007 without waiting
- * for the rest of the frame, and the bytes checked are not checked again when it is complete. After
- * CLOSE_RECEIVED or ERROR the caller stops reading (more bytes are not frames to trust).
+ * the event (fragments absorbed on the way included); with NEED_MORE the rest must be kept as the
+ * reader left it and be the front of the next call's input, with what arrived since after it. What
+ * has arrived of an incomplete text frame is unmasked in place and checked then: bad UTF-8 gives
+ * ERROR 1007 without waiting for the rest of the frame, and no byte is unmasked or checked twice.
+ * After CLOSE_RECEIVED or ERROR the caller stops reading (more bytes are not frames to trust).
  */
 void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, size_t *consumed, sig_wsframe_event_t *event);
 

@@ -102,6 +102,7 @@ sig_server_conf_t *sig_server_conf_load(const char *path, int dry_run)
         sig_tls_resumption_setup(conf, dry_run); /* every TLS identity's SSL_CTX; the ticket keys outlive this configuration */
         if (conf->first_request_timeout != 0)
             sig_server_install_first_request_hook(conf);
+        sig_server_fix_status_handlers(conf);
     }
     yoml_free(root, NULL);
     if (!ok) {

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -229,9 +230,35 @@ static void on_signal(uv_signal_t *handle, int signum)
     begin_shutdown(thread);
 }
 
+/*
+ * After a storm of connections, glibc's malloc keeps what they freed in its arenas and the process
+ * stays at its peak (nothing leaks: nothing gives it back). Once the connections fell to half their
+ * peak, and by at least SIG_TRIM_MIN_DROP, thread 0 has malloc return its free memory to the system,
+ * at most every SIG_TRIM_INTERVAL_MS. malloc_trim walks every arena (each thread's) under its lock:
+ * milliseconds, rarely, and never on the path of a message.
+ */
+#define SIG_TRIM_MIN_DROP 1000
+#define SIG_TRIM_INTERVAL_MS 10000
+
+static void trim_after_storm(sig_server_t *server, uint64_t now)
+{
+    int open = __atomic_load_n(&server->num_connections, __ATOMIC_RELAXED);
+    if (open > server->trim_peak)
+        server->trim_peak = open;
+    if (server->trim_peak - open < SIG_TRIM_MIN_DROP || open > server->trim_peak / 2 ||
+        (server->trimmed_at != 0 && now - server->trimmed_at < SIG_TRIM_INTERVAL_MS))
+        return;
+    malloc_trim(0);
+    server->trimmed_at = now;
+    server->trim_peak = open;
+}
+
 static void on_collect_timer(uv_timer_t *timer)
 {
-    ((sig_thread_t *)timer->data)->collect_due = 1; /* h2o_context_dispose runs the loop: not from a callback */
+    sig_thread_t *thread = timer->data;
+    if (thread->index == 0)
+        trim_after_storm(thread->server, uv_now(&thread->loop));
+    thread->collect_due = 1; /* h2o_context_dispose runs the loop: not from a callback */
 }
 
 /* ---- threads ---- */

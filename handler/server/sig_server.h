@@ -74,6 +74,8 @@ typedef struct st_sig_server_t {
     volatile int num_connections; /* accepted sockets open in the whole process (atomic) */
     unsigned long long fd_limit;   /* the open-files limit in force after binding; 0: none */
     unsigned long long fd_reserve; /* descriptors the server needs beside its clients */
+    int trim_peak;          /* thread 0: most connections open since memory was last trimmed */
+    uint64_t trimmed_at;    /* thread 0: when (loop ms); 0: never */
     pthread_mutex_t by_address_lock;
     struct st_sig_addrcount_t *by_address; /* connections per client address (max-connections-per-address) */
 } sig_server_t;
@@ -195,6 +197,8 @@ size_t sig_generation_count_alive(sig_server_t *server);
 int sig_server_open_error_log(const char *path);
 /** Accepts a connection (uv's connection callback of every listener; sig_accept.c). */
 void sig_server_on_connection(uv_stream_t *listener, int status);
+/** Makes libh2o 2.2.5's `status: ON` handlers of `conf` safe with several threads (sig_status_fix.c). */
+void sig_server_fix_status_handlers(sig_server_conf_t *conf);
 /** Puts the first-request-timeout hook first in every path of `conf` (after it was applied). */
 void sig_server_install_first_request_hook(sig_server_conf_t *conf);
 

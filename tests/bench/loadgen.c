@@ -206,6 +206,7 @@ static struct {
     char host2[64], path2[256];  /* parsed from url2 */
     int port2, redis_port;       /* redis_port: idle's used_memory, resub's target; 0: none */
     double hold;                 /* idle: seconds to keep the connections after the RESULT line */
+    double after_close;          /* idle: close every connection, then report the server's RSS this many s later */
     int nwatch;
     struct {
         char name[24];
@@ -213,7 +214,7 @@ static struct {
         double cpu0, cpu1;
     } watch[MAX_WATCH]; /* --watch NAME:PID: more processes whose CPU is reported per message */
 } opt = {"127.0.0.1", "/WsService", NULL, 0, 50, 1, -1, 100, 0, W_ROUTED, 5, 1, 0, 0,
-           NULL, "", "", 0, 0, 0, 0, {{"", 0, 0, 0}}};
+           NULL, "", "", 0, 0, 0, 0, 0, {{"", 0, 0, 0}}};
 
 enum conn_state { S_CLOSED, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING };
 
@@ -1128,6 +1129,17 @@ static int run_idle(void)
     if (opt.redis_port)
         printf(" redis_used_before=%lld redis_used_after=%lld redis_bytes_per_user=%.1f redis_pubsub_channels=%lld", redis0,
                redis1, g.ready != 0 ? (double)(redis1 - redis0) / g.ready : -1, chans);
+    if (opt.after_close > 0) { /* a storm that ends: does the server give the memory back? */
+        long rss2;
+        int i;
+        for (i = 0; i != g.nconns; ++i)
+            conn_close(&g.conns[i]);
+        usleep((useconds_t)(opt.after_close * 1e6));
+        rss2 = server_rss_kb();
+        printf(" rss_after_close_kb=%ld rss_after_close_vs_before=%.3f", rss2, rss0 > 0 ? (double)rss2 / rss0 : -1);
+        fprintf(stderr, "  server RSS    %.1f s after they all closed: %ld kB (%.2fx the RSS before them)\n", opt.after_close, rss2,
+                rss0 > 0 ? (double)rss2 / rss0 : -1);
+    }
     putchar('\n');
     fflush(stdout);
     status = g.errors == 0 && g.ready == g.nconns ? 0 : 1;
@@ -1359,6 +1371,7 @@ static void usage(FILE *f)
                "                    counted in `other CPU`\n"
                "  --redis-port P    idle: Redis used_memory before and after (bytes per user); resub: the Redis watched\n"
                "  --hold S          idle: keep the connections up to S s after the RESULT line (until SIGTERM/SIGINT)\n"
+               "  --after-close S   idle: then close them all and report the server's RSS S s later (vs before)\n"
                "  resub: --redis-port P [--duration S]: READY, then the time until Redis is re-subscribed after a restart\n");
 }
 
@@ -1382,6 +1395,7 @@ int main(int argc, char **argv)
                                              {"watch", required_argument, NULL, 'x'},
                                              {"redis-port", required_argument, NULL, 'R'},
                                              {"hold", required_argument, NULL, 'o'},
+                                             {"after-close", required_argument, NULL, 'A'},
                                              {"help", no_argument, NULL, 'H'},
                                              {NULL, 0, NULL, 0}};
     struct rlimit rl = {0, 0};
@@ -1464,6 +1478,11 @@ int main(int argc, char **argv)
             opt.hold = atof(optarg);
             if (opt.hold < 0 || opt.hold > 3600)
                 die("--hold must be 0..3600 s");
+            break;
+        case 'A':
+            opt.after_close = atof(optarg);
+            if (opt.after_close <= 0 || opt.after_close > 600)
+                die("--after-close must be 0..600 s");
             break;
         case 'H':
             usage(stdout);

@@ -8,9 +8,11 @@
  * CLOSE_RECEIVED or ERROR, and `consumed` bytes are dropped after each event. Once in one chunk, once in the chunks
  * the first byte chose: both must give the same events (type, opcode, code, payload) and leave the same bytes.
  *
- * Each call gets a copy of the kept bytes in a buffer of exactly their size, so ASan sees any read past `len`.
+ * Each call gets a copy of the kept bytes in a buffer of exactly their size, so ASan sees any read past `len`; what the
+ * reader left in it is what is kept (a connection keeps its input buffer).
  * Checks (a failure abort()s, which libFuzzer reports as a crash):
- * - consumed <= len; the bytes past `consumed` are left as they were (unless ERROR: the caller stops then);
+ * - consumed <= len; the bytes past `consumed` are left as they were (unless ERROR: the caller stops then), but for
+ *   the payload of the incomplete text frame at the front, unmasked in place as far as reader.frame_checked says;
  * - MESSAGE: opcode TEXT or BINARY (BINARY only with binary_ok), len <= max_message_size, a text is strict UTF-8
  *   (by sig_utf8_feed() and by the independent validator of fuzz_check.h);
  * - PING/PONG: at most 125 bytes; CLOSE_RECEIVED: a code a peer may send (1000-1003, 1007-1011, 3000-4999), or 1005
@@ -18,6 +20,12 @@
  * - ERROR: code 1002, 1003, 1007 or 1009 with a reason; reader.failed set, and the next call returns ERROR again;
  * - every payload byte is read (ASan: within the input or the reader's own buffer);
  * - the reader holds nothing after sig_wsframe_reader_dispose() (LeakSanitizer).
+ * - text fails as soon as its bytes arrive: when the stream (up to 1 KB) ends in ERROR 1007 for text, it is read a
+ *   third time, one byte per call; the error must come with the byte that made the text invalid, neither before nor
+ *   after. When the failing frame is the first (TEXT) frame of its message this is checked independently: its payload
+ *   so far, unmasked here, could still become UTF-8 without that last byte (by the validator of fuzz_check.h, trying
+ *   0..3 more continuation bytes) and cannot with it, unless the frame is complete and final (a character cut by
+ *   the end of the message).
  * Independently: sig_utf8_feed() agrees with the validator of fuzz_check.h on the raw stream, fed in one call or
  * split at any point; sig_wsframe_encode_header() writes the shortest length form and it decodes back.
  */
@@ -117,6 +125,25 @@ static int check_event(sig_wsframe_reader_t *reader, const sig_wsframe_event_t *
     return ev->type == SIG_WSFRAME_CLOSE_RECEIVED || ev->type == SIG_WSFRAME_ERROR;
 }
 
+/* The kept bytes `now` after a call, against what they were `before` it: unchanged but for the payload of an
+ * incomplete text frame at the front, unmasked in place from where it was (before + header) up to frame_checked. */
+static void check_kept(const sig_wsframe_reader_t *reader, const uint8_t *now, const uint8_t *before, size_t len)
+{
+    size_t hl = 0, i;
+
+    if (reader->frame_checked != 0) {
+        FUZZ_CHECK(len >= 2, "frame_checked set without a frame at the front");
+        hl = 2 + ((before[1] & 0x7f) == 126 ? 2 : (before[1] & 0x7f) == 127 ? 8 : 0) + 4;
+        FUZZ_CHECK(len >= hl + reader->frame_checked, "frame_checked past the bytes kept");
+        FUZZ_CHECK(memcmp(now, before, hl) == 0, "the reader changed the header of the frame it keeps");
+        for (i = 0; i != reader->frame_checked; ++i)
+            FUZZ_CHECK(now[hl + i] == before[hl + i] || now[hl + i] == (before[hl + i] ^ before[hl - 4 + (i & 3)]),
+                       "a checked byte is neither as it was nor unmasked");
+        hl += reader->frame_checked;
+    }
+    FUZZ_CHECK(memcmp(now + hl, before + hl, len - hl) == 0, "the reader changed bytes it did not consume");
+}
+
 /* the chunk sizes: a xorshift generator, so that a run is a function of the input alone */
 static uint32_t next_rand(uint32_t *s)
 {
@@ -126,8 +153,22 @@ static uint32_t next_rand(uint32_t *s)
     return *s;
 }
 
-/* Feeds `stream` to a fresh reader as a connection would, in chunks of 1..2^chunk_bits bytes (0: one chunk). */
-static void run(uint8_t config, const uint8_t *stream, size_t size, unsigned chunk_bits, uint32_t seed, struct st_log_t *log)
+/* How a run ended: the last event, and for an ERROR the bytes kept when it came (the front of that call's input), as
+ * they arrived (masked). */
+struct st_end_t {
+    sig_wsframe_event_type_t type;
+    uint16_t code;
+    const char *reason;
+    uint8_t *kept;
+    size_t kept_len;
+};
+
+#define CHUNK_BYTEWISE 16 /* run()'s chunk_bits for one byte per call */
+
+/* Feeds `stream` to a fresh reader as a connection would, in chunks of 1..2^chunk_bits bytes (0: one chunk;
+ * CHUNK_BYTEWISE: one byte). `end` (may be NULL) gets how it ended; the caller frees end->kept. */
+static void run(uint8_t config, const uint8_t *stream, size_t size, unsigned chunk_bits, uint32_t seed, struct st_log_t *log,
+                struct st_end_t *end)
 {
     sig_wsframe_reader_t reader;
     sig_wsframe_event_t ev;
@@ -142,7 +183,9 @@ static void run(uint8_t config, const uint8_t *stream, size_t size, unsigned chu
     reader.binary_ok = (config >> 3) & 1;
 
     while (off != size && !stopped) {
-        size_t chunk = chunk_bits == 0 ? size - off : 1 + next_rand(&seed) % ((size_t)1 << chunk_bits);
+        size_t chunk = chunk_bits == 0                ? size - off
+                       : chunk_bits == CHUNK_BYTEWISE ? 1
+                                                      : 1 + next_rand(&seed) % ((size_t)1 << chunk_bits);
         if (chunk > size - off)
             chunk = size - off;
         memcpy(pending + pending_len, stream + off, chunk);
@@ -158,9 +201,18 @@ static void run(uint8_t config, const uint8_t *stream, size_t size, unsigned chu
             sig_wsframe_read(&reader, input, pending_len, &consumed, &ev);
             FUZZ_CHECK(consumed <= pending_len, "consumed more than the input");
             if (ev.type != SIG_WSFRAME_ERROR)
-                FUZZ_CHECK(memcmp(input + consumed, pending + consumed, pending_len - consumed) == 0,
-                           "the reader changed bytes it did not consume");
+                check_kept(&reader, (const uint8_t *)input + consumed, pending + consumed, pending_len - consumed);
+            memcpy(pending, input, pending_len); /* kept as the reader left it */
             stopped = check_event(&reader, &ev, input, pending_len, log);
+            if (end != NULL) {
+                end->type = ev.type;
+                end->code = ev.code;
+                end->reason = ev.reason;
+                if (ev.type == SIG_WSFRAME_ERROR && (end->kept = malloc(pending_len + 1)) != NULL) {
+                    memcpy(end->kept, stream + off - pending_len, pending_len); /* the tail of what came, as it came */
+                    end->kept_len = pending_len;
+                }
+            }
             if (ev.type == SIG_WSFRAME_ERROR) {
                 /* an error sticks */
                 sig_wsframe_event_t again;
@@ -185,6 +237,76 @@ static void run(uint8_t config, const uint8_t *stream, size_t size, unsigned chu
     free(pending);
     sig_wsframe_reader_dispose(&reader);
     FUZZ_CHECK(reader.msg.base == NULL && reader.delivered == NULL, "dispose left a buffer in the reader");
+}
+
+/* 1 if 0..3 more continuation bytes can make `len` bytes at `p` UTF-8 (the reference validator, tried with the bytes
+ * that bound every range a continuation byte may have to fall in) */
+static int utf8_extendable(const uint8_t *p, size_t len)
+{
+    static const uint8_t cont[] = {0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf};
+    uint8_t *b;
+    size_t a, c, d;
+    int found = fuzz_utf8_valid((const char *)p, len);
+
+    if (found || (b = malloc(len + 3)) == NULL)
+        return found;
+    memcpy(b, p, len);
+    for (a = 0; a != sizeof(cont) && !found; ++a) {
+        b[len] = cont[a];
+        found = fuzz_utf8_valid((const char *)b, len + 1);
+        for (c = 0; c != sizeof(cont) && !found; ++c) {
+            b[len + 1] = cont[c];
+            found = fuzz_utf8_valid((const char *)b, len + 2);
+            for (d = 0; d != sizeof(cont) && !found; ++d) {
+                b[len + 2] = cont[d];
+                found = fuzz_utf8_valid((const char *)b, len + 3);
+            }
+        }
+    }
+    free(b);
+    return found;
+}
+
+/* The stream ended in ERROR 1007 for text: read it one byte per call and check that the error came with the byte that
+ * made the text invalid (see the top of this file). */
+static void check_text_error_prompt(uint8_t config, const uint8_t *stream, size_t size, uint32_t seed)
+{
+    struct st_log_t log = {NULL, 0, 0};
+    struct st_end_t end = {SIG_WSFRAME_NEED_MORE, 0, NULL, NULL, 0};
+    const uint8_t *f;
+    size_t hl = 2, avail, plen, i;
+    uint64_t len;
+    uint8_t *text;
+
+    run(config, stream, size, CHUNK_BYTEWISE, seed, &log, &end);
+    free(log.base);
+    FUZZ_CHECK(end.type == SIG_WSFRAME_ERROR && end.code == 1007, "byte by byte, a text error is not ERROR 1007");
+    f = end.kept;
+    if (f == NULL || end.kept_len < 2 || (f[0] & 0x0f) != SIG_WSFRAME_TEXT)
+        goto Exit; /* a continuation: the message's earlier fragments are not at hand */
+    len = f[1] & 0x7f;
+    if (len == 126) {
+        hl = 4;
+        len = end.kept_len >= 4 ? (uint64_t)f[2] << 8 | f[3] : 0;
+    } else if (len == 127) {
+        hl = 10;
+        for (len = 0, i = 2; i != 10 && i < end.kept_len; ++i)
+            len = len << 8 | f[i];
+    }
+    FUZZ_CHECK(end.kept_len > hl + 4, "a text error before any byte of the frame's payload arrived");
+    avail = end.kept_len - hl - 4;
+    plen = avail < len ? avail : (size_t)len;
+    FUZZ_CHECK(avail <= len, "byte by byte, a text error came with a byte past its frame");
+    if ((text = malloc(plen)) == NULL)
+        abort();
+    for (i = 0; i != plen; ++i)
+        text[i] = f[hl + 4 + i] ^ f[hl + (i & 3)];
+    FUZZ_CHECK(utf8_extendable(text, plen - 1), "a text error after the byte that made the text invalid (late)");
+    FUZZ_CHECK(!utf8_extendable(text, plen) || (plen == len && (f[0] & 0x80) != 0 && !fuzz_utf8_valid((char *)text, plen)),
+               "a text error with a byte after which the text could still be valid (early)");
+    free(text);
+Exit:
+    free(end.kept);
 }
 
 static void check_utf8(const uint8_t *data, size_t size)
@@ -223,6 +345,7 @@ static void check_encode(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct st_log_t whole = {NULL, 0, 0}, chunked = {NULL, 0, 0};
+    struct st_end_t end = {SIG_WSFRAME_NEED_MORE, 0, NULL, NULL, 0};
     uint8_t config;
     unsigned chunk_bits;
     uint32_t seed;
@@ -235,12 +358,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     chunk_bits = config >> 4;
     seed = 0x9e3779b9u ^ (uint32_t)size * 2654435761u ^ config;
 
-    run(config, data + 1, size - 1, 0, seed, &whole);
+    run(config, data + 1, size - 1, 0, seed, &whole, &end);
     if (chunk_bits != 0) {
-        run(config, data + 1, size - 1, chunk_bits, seed, &chunked);
+        run(config, data + 1, size - 1, chunk_bits, seed, &chunked, NULL);
         FUZZ_CHECK(whole.len == chunked.len && memcmp(whole.base, chunked.base, whole.len) == 0,
                    "the events depend on how the stream was cut into chunks");
     }
+    if (end.type == SIG_WSFRAME_ERROR && end.code == 1007 && strcmp(end.reason, "text is not UTF-8") == 0 && size - 1 <= 1024)
+        check_text_error_prompt(config, data + 1, size - 1, seed);
+    free(end.kept);
     free(whole.base);
     free(chunked.base);
     return 0;

@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import { connectRaw, encodeFrame, OP } from '../lib/rawws.mjs';
 import { signalingConfig, startServer } from '../lib/server.mjs';
@@ -96,6 +97,58 @@ describe('RFC 6455 conformance', { timeout: 60000 }, () => {
             const raw = await open(t);
             raw.send({ opcode: OP.TEXT, fin: false, payload: Buffer.from([0x22, 0xff]) }); // no continuation ever
             await expectClose(raw, 1007);
+        });
+
+        // Text is checked as its bytes arrive (Autobahn 6.4.x): bad bytes close the connection while the rest of
+        // their frame, or of their message, is still outstanding and never sent.
+        /** Writes `first`, checks that it is accepted so far (nothing comes back), then `second`; expects 1007 at once. */
+        async function expectPromptClose(raw, first, second) {
+            raw.socket.setNoDelay(true);
+            raw.sendRaw(first);
+            await delay(100); // its own read on the server, which has no reason to answer it
+            assert.deepEqual(raw.frames, [], 'nothing comes back for the valid first piece');
+            assert.equal(raw.isTcpClosed, false, 'the valid first piece does not end the connection');
+            const start = Date.now();
+            raw.sendRaw(second);
+            const res = await raw.waitClose(500); // rejects (timed out) if the server waits for the rest
+            assert.equal(res.closeFrame, true, 'a close frame, not a TCP end (1006)');
+            assert.equal(res.code, 1007, `close code (reason: ${JSON.stringify(res.reason)})`);
+            assert.ok(Date.now() - start < 500, `closed ${Date.now() - start} ms after the bad bytes`);
+            await withTimeout(raw.tcpClosed, 5000, 'the server to close the TCP connection after the closing handshake');
+        }
+
+        test('a frame in pieces: invalid bytes in the second piece close at once, the rest never sent', async (t) => {
+            const raw = await open(t);
+            const payload = Buffer.concat([Buffer.from('{"type":"dialing","receiverUserId":"用户'), Buffer.from([0xed, 0xa0, 0x80]),
+                Buffer.from('","id":"x"}'), Buffer.alloc(200, 'x')]);
+            const bytes = encodeFrame({ opcode: OP.TEXT, payload }); // 16-bit length, 4-byte key: a 8-byte header
+            const bad = 8 + payload.indexOf(0xed);
+            await expectPromptClose(raw, bytes.subarray(0, bad - 5), bytes.subarray(bad - 5, bad + 3));
+        });
+
+        test('a fragmented message: invalid bytes in the first continuation close at once, the final fragment never sent', async (t) => {
+            const raw = await open(t);
+            const first = encodeFrame({ opcode: OP.TEXT, fin: false, payload: Buffer.from('{"type":"dialing","receiverUserId":"') });
+            const cont = encodeFrame({
+                opcode: OP.CONT,
+                fin: false,
+                payload: Buffer.concat([Buffer.from([0x61, 0x62, 0xc0, 0xaf, 0x63]), Buffer.alloc(100, 'x')]),
+            });
+            // the continuation's header and its first 5 bytes: C0 AF (overlong "/"); 100 bytes of it still to come
+            await expectPromptClose(raw, first, cont.subarray(0, 2 + 4 + 5));
+        });
+
+        test('a character split between two pieces of one frame is accepted', async (t) => {
+            const raw = await open(t);
+            raw.socket.setNoDelay(true);
+            const bytes = encodeFrame({ opcode: OP.TEXT, payload: '{"type":"dialing","receiverUserId":"中😀","id":"split"}' });
+            const cut = 2 + 4 + Buffer.from('{"type":"dialing","receiverUserId":"中').length + 2; // inside the emoji
+            raw.sendRaw(bytes.subarray(0, cut));
+            await delay(100);
+            raw.sendRaw(bytes.subarray(cut));
+            const text = await rawNextText(raw);
+            assert.equal(JSON.parse(text).code, 'not_registered');
+            assert.equal(JSON.parse(text).id, 'split');
         });
 
         test('a close reason that is not UTF-8 -> 1007', async (t) => {

@@ -104,6 +104,15 @@ static int payload_inside(const uint8_t *input, size_t len)
     return ev.payload != NULL && (const uint8_t *)ev.payload >= input && (const uint8_t *)ev.payload + ev.len <= input + len;
 }
 
+/* After a read of the first `k` bytes of the text frame in `buf` (`hl` bytes of header and key, then `plain` masked; its
+ * masked copy in `copy`, `n` bytes in all): the payload that arrived is unmasked in place, nothing else changed. */
+static int kept_as_read(size_t k, size_t hl, const void *plain, size_t n)
+{
+    size_t got = k > hl ? k - hl : 0;
+    return memcmp(buf, copy, k < hl ? k : hl) == 0 && memcmp(buf + hl, plain, got) == 0 &&
+           memcmp(buf + hl + got, copy + hl + got, n - hl - got) == 0;
+}
+
 /* Reads a copy of `len` bytes (the input stays masked for the next check) with a fresh reader (`max`, `binary_ok`) and
  * checks that it fails with `code`. */
 static void expect_error(size_t max, int binary_ok, const uint8_t *input, size_t len, unsigned code, const char *what)
@@ -245,9 +254,9 @@ static void test_single(void)
     all = 1;
     for (k = 0; k != n; ++k) {
         rd(buf, k);
-        all &= ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0 && memcmp(buf, copy, n) == 0;
+        all &= ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0 && kept_as_read(k, 6, "Hello, world", n);
     }
-    ok(all, "every prefix of a 7-bit-length frame: NEED_MORE, consumed 0, input untouched");
+    ok(all, "every prefix of a 7-bit-length frame: NEED_MORE, consumed 0, only the text so far unmasked (checked)");
     rd(buf, n);
     ok(ev.type == SIG_WSFRAME_MESSAGE && payload_is("Hello, world", 12) && consumed == n, "... then the whole frame parses");
 
@@ -263,9 +272,9 @@ static void test_single(void)
         all = 1;
         for (k = 0; k != n; ++k) {
             rd(buf, k);
-            all &= ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0 && memcmp(buf, copy, n) == 0;
+            all &= ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0 && kept_as_read(k, 8, big, n);
         }
-        ok(all, "every prefix of a 16-bit-length frame: NEED_MORE, consumed 0, input untouched");
+        ok(all, "every prefix of a 16-bit-length frame: NEED_MORE, consumed 0, only the text so far unmasked");
         rd(buf, n);
         ok(ev.type == SIG_WSFRAME_MESSAGE && payload_is(big, sizeof(big)) && consumed == n, "... then the whole frame parses");
     }
@@ -282,11 +291,11 @@ static void test_single(void)
         all = 1;
         for (k = 0; k != 20; ++k) {
             rd(buf, k);
-            all &= ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0;
+            all &= ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0 && kept_as_read(k, 14, huge, n);
         }
         rd(buf, n - 1);
-        all &= ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0;
-        ok(all && memcmp(buf, copy, n) == 0, "prefixes of a 64-bit-length frame: NEED_MORE, consumed 0, input untouched");
+        all &= ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0 && kept_as_read(n - 1, 14, huge, n);
+        ok(all, "prefixes of a 64-bit-length frame: NEED_MORE, consumed 0, only the text so far unmasked");
         rd(buf, n);
         ok(ev.type == SIG_WSFRAME_MESSAGE && payload_is(huge, sizeof(huge)) && consumed == n && payload_inside(buf, n),
            "... then the whole 70000 bytes parse, in place");
@@ -630,7 +639,7 @@ static void test_partial_frames(void)
 {
     static const char text[] = "{\"type\":\"dialing\",\"receiverUserId\":\"\xe7\x94\xa8\xe6\x88\xb7\xf0\x9f\x98\x80\"}";
     size_t n, n1, n2, i, cut, bad;
-    uint8_t bytes[300];
+    uint8_t bytes[1800];
 
     /* the proof of issue 15: header and a valid half, then FF, with 20 bytes of the frame still to come */
     reset(1 << 20, 1);
@@ -641,7 +650,8 @@ static void test_partial_frames(void)
     memcpy(copy, buf, n);
     rd(buf, 2 + 4 + 12);
     ok(ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0, "partial frame: header + 12 valid bytes: NEED_MORE");
-    ok(memcmp(buf, copy, n) == 0, "... the bytes kept are left as they arrived (still masked)");
+    ok(memcmp(buf, copy, 6) == 0 && memcmp(buf + 6, "hello, world", 12) == 0 && memcmp(buf + 18, copy + 18, n - 18) == 0,
+       "... the 12 bytes unmasked in place, the header and the rest left as they were");
     rd(buf, 2 + 4 + 12 + 3);
     ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1007 && consumed == 0,
        "... then FF arrives, 27 bytes of the frame still missing: ERROR 1007 at once");
@@ -663,7 +673,7 @@ static void test_partial_frames(void)
     ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1007, "a continuation's ED A0 (a surrogate) fails before its third byte");
 
     /* a character cut between two reads of one frame, at every point: accepted, and unmasked right */
-    for (cut = 0, bad = 0; cut <= sizeof(text) - 1; ++cut) {
+    for (cut = 0, bad = 0; cut < sizeof(text) - 1; ++cut) {
         reset(1 << 20, 1);
         n = frame(buf, FIN | SIG_WSFRAME_TEXT, text, sizeof(text) - 1);
         rd(buf, 2 + 4 + cut);
@@ -685,42 +695,45 @@ static void test_partial_frames(void)
     ok(ev.type == SIG_WSFRAME_MESSAGE && payload_is("ab\xe2\x82\xac", 5),
        "... AC completes it: the bytes checked before are not checked again from the start");
 
-    /* one byte per read, past the 512-byte block the unchecked part is unmasked into, 16-bit length */
-    for (i = 0; i != 300; ++i)
+    /* in reads of 1 to 39 bytes and of more than the 512-byte block the unchecked part is unmasked into */
+    for (i = 0; i != sizeof(bytes); ++i)
         bytes[i] = (uint8_t)("a\xc3\xa9\xe2\x82\xac"[i % 6]);
     reset(1 << 20, 1);
-    n1 = frame(buf, SIG_WSFRAME_TEXT, bytes, 300);
-    n1 += frame(buf + n1, SIG_WSFRAME_CONTINUATION, bytes, 300);
-    n1 += frame(buf + n1, SIG_WSFRAME_CONTINUATION, bytes, 300);
+    n1 = frame(buf, SIG_WSFRAME_TEXT, bytes, 302); /* ends inside é */
+    n1 += frame(buf + n1, SIG_WSFRAME_CONTINUATION, bytes + 302, sizeof(bytes) - 302);
     n2 = frame(buf + n1, FIN | SIG_WSFRAME_CONTINUATION, "!", 1);
     memcpy(copy, buf, n1 + n2);
     stream(copy, n1 + n2, n1 + n2);
     {
+        static const size_t big[] = {600, 1000, 1500};
         char whole[sizeof(events)];
         strcpy(whole, events);
-        for (i = 1, bad = 0; i != 40; ++i) {
+        for (i = 1, bad = 0; i != 40 + 3; ++i) {
             memcpy(copy, buf, n1 + n2);
             reset(1 << 20, 1);
-            stream(copy, n1 + n2, i);
+            stream(copy, n1 + n2, i < 40 ? i : big[i - 40]);
             bad += strcmp(events, whole) != 0;
         }
-        ok(whole[0] == 'M' && bad == 0, "901 bytes of mixed text in 4 fragments, read 1 to 39 bytes at a time: the same message");
+        ok(whole[0] == 'M' && bad == 0,
+           "1801 bytes of mixed text in 3 fragments, read 1..39, 600, 1000, 1500 bytes at a time: the same message");
     }
 
     /* binary is not checked, whole or partial; a ping between fragments keeps the text's state */
     reset(1 << 20, 1);
     n = frame(buf, FIN | SIG_WSFRAME_BINARY, "\xff\xfe\xfd\xfc", 4);
+    memcpy(copy, buf, n);
     rd(buf, n - 1);
-    ok(ev.type == SIG_WSFRAME_NEED_MORE, "a partial binary frame of FF FE FD: NEED_MORE");
+    ok(ev.type == SIG_WSFRAME_NEED_MORE && memcmp(buf, copy, n) == 0, "a partial binary frame of FF FE FD: NEED_MORE, left masked");
     reset(1 << 20, 1);
     n1 = frame(buf, SIG_WSFRAME_TEXT, "\xe2", 1);
     n2 = frame(buf + n1, FIN | SIG_WSFRAME_PING, "p", 1);
     n2 += frame(buf + n1 + n2, FIN | SIG_WSFRAME_CONTINUATION, "\x82\xac", 2);
     rd(buf, n1 + n2 - 1);
     ok(ev.type == SIG_WSFRAME_PING_RECEIVED, "E2, a ping, then half of the final fragment: the ping");
-    rd(buf + consumed, n1 + n2 - 1 - consumed);
-    ok(ev.type == SIG_WSFRAME_NEED_MORE, "... 82 of the final fragment: NEED_MORE");
-    rd(buf + n1 + frame(scratch, FIN | SIG_WSFRAME_PING, "p", 1), n1 + n2 - n1 - frame(scratch, FIN | SIG_WSFRAME_PING, "p", 1));
+    i = consumed;
+    rd(buf + i, n1 + n2 - 1 - i);
+    ok(ev.type == SIG_WSFRAME_NEED_MORE && consumed == 0, "... 82 of the final fragment: NEED_MORE");
+    rd(buf + i, n1 + n2 - i);
     ok(ev.type == SIG_WSFRAME_MESSAGE && payload_is("\xe2\x82\xac", 3), "... AC: the euro sign, across a fragment, a ping and two reads");
 }
 
