@@ -268,6 +268,7 @@ void sig_server_on_connection(uv_stream_t *listener_stream, int status)
      * spinning): say so while the count of connections stands there */
     if (server->fd_limit != 0 && (unsigned long long)server->num_connections + server->fd_reserve >= server->fd_limit)
         log_accept_trouble(thread, "the open-files limit is reached");
+    __atomic_add_fetch(&server->num_sessions, 1, __ATOMIC_RELAXED);
     owner = h2o_mem_alloc(sizeof(*owner));
     memset(owner, 0, sizeof(*owner));
     owner->thread = thread;

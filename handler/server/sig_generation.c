@@ -41,8 +41,9 @@ sig_server_conf_t *sig_server_conf_new(const char *path)
     conf->max_connections_per_address = 1024; /* docs/security.md: a NAT of a few hundred users stays under it */
     conf->ipv6_prefix = 64;
     conf->first_request_timeout = 5000;
-    conf->num_name_resolution_threads = h2o_hostinfo_max_threads;
+    conf->num_name_resolution_threads = 32; /* stock h2o main's H2O_DEFAULT_NUM_NAME_RESOLUTION_THREADS */
     h2o_config_init(&conf->globalconf);
+    sig_server_register_main_status(conf); /* first, as stock main registers it */
 
     /* the stock directive families, in the order h2o's own main registers them */
     h2o_access_log_register_configurator(&conf->globalconf);

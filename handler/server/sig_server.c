@@ -38,6 +38,7 @@ int sig_server_configure(sig_server_t *server, const char *path, int dry_run)
     memset(server, 0, sizeof(*server));
     server->config_file = path;
     pthread_mutex_init(&server->by_address_lock, NULL);
+    sig_server_status_set_server(server);
     server->by_address = sig_addrcount_create();
     if ((server->conf = sig_server_conf_load(path, dry_run)) == NULL)
         return -1;

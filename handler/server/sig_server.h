@@ -72,6 +72,7 @@ typedef struct st_sig_server_t {
     pthread_barrier_t startup_barrier;
     pthread_barrier_t shutdown_barrier; /* every loop has stopped: no thread sends another a message now */
     volatile int num_connections; /* accepted sockets open in the whole process (atomic) */
+    unsigned long long num_sessions; /* sockets accepted since the start (atomic) */
     unsigned long long fd_limit;   /* the open-files limit in force after binding; 0: none */
     unsigned long long fd_reserve; /* descriptors the server needs beside its clients */
     int trim_peak;          /* thread 0: most connections open since memory was last trimmed */
@@ -197,7 +198,11 @@ size_t sig_generation_count_alive(sig_server_t *server);
 int sig_server_open_error_log(const char *path);
 /** Accepts a connection (uv's connection callback of every listener; sig_accept.c). */
 void sig_server_on_connection(uv_stream_t *listener, int status);
-/** Makes libh2o 2.2.5's `status: ON` handlers of `conf` safe with several threads (sig_status_fix.c). */
+/** The server the `main` status section describes (sig_status.c); from the start on. */
+void sig_server_status_set_server(sig_server_t *server);
+/** Registers stock h2o's `main` section of `status: ON` in `conf`. */
+void sig_server_register_main_status(sig_server_conf_t *conf);
+/** Makes libh2o 2.2.5's `status: ON` handlers of `conf` safe with several threads (sig_status.c). */
 void sig_server_fix_status_handlers(sig_server_conf_t *conf);
 /** Puts the first-request-timeout hook first in every path of `conf` (after it was applied). */
 void sig_server_install_first_request_hook(sig_server_conf_t *conf);

@@ -1,4 +1,7 @@
 /*
+ * `status: ON` (libh2o's /server-status): the `main` section stock h2o's own main adds, and two bugs
+ * of the handler worked around.
+ *
  * libh2o 2.2.5's `status: ON` handler (lib/handler/status.c) keeps, per handler, a vector of every
  * thread's receiver, and has two bugs there that crash a server with more than one thread:
  * - on_context_init and on_context_dispose change the vector from each thread without a lock (and
@@ -13,8 +16,12 @@
  * entry to the end of the vector: there the faulty memmove copies 0 bytes and the removal is right.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <openssl/crypto.h>
 #include <h2o.h>
+#include "config.h"
 #include "server/sig_server.h"
 
 struct st_status_root_t { /* libh2o's st_h2o_root_status_handler_t */
@@ -112,4 +119,60 @@ void sig_server_fix_status_handlers(sig_server_conf_t *conf)
             wrap_path(host->paths.entries + j);
         wrap_path(&host->fallback_path);
     }
+}
+
+/* ---- the `main` section ---- */
+
+static sig_server_t *main_server;
+static time_t launched_at;
+
+/* As stock h2o's on_extra_status (src/main.c): the same keys, in the same order, then ours. */
+static h2o_iovec_t on_main_status(void *unused, h2o_globalconf_t *gconf, h2o_req_t *req)
+{
+    enum { SIZE = 1024 };
+    sig_server_conf_t *conf = H2O_STRUCT_FROM_MEMBER(sig_server_conf_t, globalconf, gconf);
+    char current_time[H2O_TIMESTR_LOG_LEN + 1], restart_time[H2O_TIMESTR_LOG_LEN + 1];
+    sig_server_t *server = main_server;
+    time_t now = time(NULL);
+    h2o_iovec_t ret;
+
+    (void)unused;
+    h2o_time2str_log(current_time, now);
+    h2o_time2str_log(restart_time, launched_at);
+    ret.base = h2o_mem_alloc_pool(&req->pool, SIZE);
+    ret.len = (size_t)snprintf(ret.base, SIZE,
+                               ",\n"
+                               " \"server-version\": \"" H2O_VERSION "\",\n"
+                               " \"openssl-version\": \"%s\",\n"
+                               " \"current-time\": \"%s\",\n"
+                               " \"restart-time\": \"%s\",\n"
+                               " \"uptime\": %llu,\n"
+                               " \"generation\": %u,\n"
+                               " \"connections\": %d,\n"
+                               " \"max-connections\": %d,\n"
+                               " \"listeners\": %zu,\n"
+                               " \"worker-threads\": %zu,\n"
+                               " \"num-sessions\": %llu,\n"
+                               " \"h2o-signaling-version\": \"" PACKAGE_VERSION "\"",
+                               OpenSSL_version(OPENSSL_VERSION), current_time, restart_time, (unsigned long long)(now - launched_at),
+                               server != NULL && server->gens != NULL ? server->gens->id : 1,
+                               server != NULL ? __atomic_load_n(&server->num_connections, __ATOMIC_RELAXED) : 0, conf->max_connections,
+                               conf->listeners.size, conf->num_threads,
+                               server != NULL ? (unsigned long long)__atomic_load_n(&server->num_sessions, __ATOMIC_RELAXED) : 0ULL);
+    if (ret.len >= SIZE)
+        ret.len = SIZE - 1;
+    return ret;
+}
+
+void sig_server_status_set_server(sig_server_t *server)
+{
+    main_server = server;
+    launched_at = time(NULL);
+}
+
+void sig_server_register_main_status(sig_server_conf_t *conf)
+{
+    /* a static name: h2o_config_register_simple_status_handler's copy would never be freed */
+    h2o_status_handler_t handler = {{H2O_STRLIT("main")}, NULL, NULL, on_main_status};
+    h2o_config_register_status_handler(&conf->globalconf, handler);
 }
