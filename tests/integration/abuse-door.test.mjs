@@ -1,7 +1,8 @@
 // Abuse at the door (issue 15; docs/security.md): one address cannot take every connection
 // (`max-connections-per-address`, counted at accept over every thread, before any HTTP is read),
 // and a connection that does not send its first request in time is closed
-// (`first-request-timeout`; trickling header bytes does not extend it).
+// (`first-request-timeout`; trickling header bytes does not extend it). The connections a test holds
+// get 60 s from both deadlines (ours and h2o's http1-request-timeout): under valgrind a test takes longer than 10 s.
 
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -51,17 +52,17 @@ describe('max-connections-per-address', () => {
         const cap = 20;
         const srv = await startServer({
             threads: 4,
-            config: (vars) => signalingConfig(vars, { global: [`max-connections-per-address: ${cap}`, 'first-request-timeout: 60'] }),
+            config: (vars) => signalingConfig(vars, { global: [`max-connections-per-address: ${cap}`, 'first-request-timeout: 60', 'http1-request-timeout: 60'] }),
         });
         t.after(() => srv.stop('SIGKILL'));
-        const held = stopAll(t, []);
-        for (let i = 0; i < cap; i++) held.push(await stalled(srv.port));
-        // all four threads accept: the count is the process's, not a thread's
-        const over = stopAll(t, []);
-        for (let i = 0; i < 10; i++) over.push(await stalled(srv.port));
-        const refused = await Promise.all(over.map((s) => closedWithin(s, 2000 * SLOW)));
-        assert.deepEqual(refused, Array(10).fill(true), 'every connection past the cap is closed at once');
-        assert.equal((await Promise.all(held.map((s) => closedWithin(s, 200)))).filter(Boolean).length, 0, 'the first ones stay');
+        // 30 from one address; all four threads accept, in no particular order across threads: whichever
+        // 20 the server counted first stay, the other 10 are closed at once (the count is the process's)
+        const all = stopAll(t, []);
+        for (let i = 0; i < cap + 10; i++) all.push(await stalled(srv.port));
+        await new Promise((res) => setTimeout(res, 1500 * SLOW));
+        const closed = await Promise.all(all.map((s) => closedWithin(s, 50)));
+        assert.equal(closed.filter(Boolean).length, 10, 'exactly the connections past the cap are closed');
+        const held = all.filter((s, i) => !closed[i]);
 
         const sockets = closeAfter(t);
         for (let i = 0; i < 5; i++) sockets.push(await registerFrom(srv.wsUrl, `other-${i}`, '127.0.0.2'));
@@ -82,6 +83,7 @@ describe('max-connections-per-address', () => {
         const config = (globalCap) => (vars) =>
             `max-connections-per-address: ${globalCap}
 first-request-timeout: 60
+http1-request-timeout: 60
 listen: {host: 127.0.0.1, port: ${vars.port}}
 listen: {host: 127.0.0.1, port: ${vars.ports[1]}, max-connections-per-address: 0}
 hosts:
@@ -107,6 +109,7 @@ hosts:
         const srv = await startServer({
             config: (vars) => `max-connections-per-address: 2
 first-request-timeout: 60
+http1-request-timeout: 60
 listen: {host: 127.0.0.1, port: ${vars.port}, proxy-protocol: ON}
 hosts:
   default:
