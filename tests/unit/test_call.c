@@ -1396,8 +1396,11 @@ static void random_run(unsigned steps)
     for (u = 0; u != RU; ++u)
         for (k = 0; k != RSLOTS; ++k) {
             slots[u][k].level = k == 3 ? 1 : 2;
-            if (k < 2)
-                snprintf(slots[u][k].did, sizeof(slots[u][k].did), "d%d", k); /* slot 2: no deviceId */
+            if (k < 2) { /* "d0", "d1"; slot 2: no deviceId (written by hand: gcc cannot see k < 2 for snprintf) */
+                slots[u][k].did[0] = 'd';
+                slots[u][k].did[1] = (char)('0' + k);
+                slots[u][k].did[2] = '\0';
+            }
         }
     for (i = 0; i != steps; ++i) {
         unsigned what = rnd(20);
