@@ -30,6 +30,13 @@ function stalled(port, { localAddress = '127.0.0.1', bytes = 'GET /WsService HTT
     });
 }
 
+/** A keep-alive connection whose first request has been answered: the server has accepted and counted it. */
+async function answered(port) {
+    const sock = await stalled(port, { bytes: 'GET /nothing-here HTTP/1.1\r\nHost: x\r\n\r\n' });
+    await withTimeout(new Promise((res) => sock.once('data', res)), 10000 * SLOW, 'the answer to a keep-alive request');
+    return sock;
+}
+
 /** Whether the server closes `sock` within `ms` (resolves true) or keeps it (false). */
 async function closedWithin(sock, ms) {
     return Promise.race([sock.closedAt.then(() => true), new Promise((res) => setTimeout(() => res(false), ms))]);
@@ -55,14 +62,16 @@ describe('max-connections-per-address', () => {
             config: (vars) => signalingConfig(vars, { global: [`max-connections-per-address: ${cap}`, 'first-request-timeout: 60', 'http1-request-timeout: 60'] }),
         });
         t.after(() => srv.stop('SIGKILL'));
-        // 30 from one address; all four threads accept, in no particular order across threads: whichever
-        // 20 the server counted first stay, the other 10 are closed at once (the count is the process's)
-        const all = stopAll(t, []);
-        for (let i = 0; i < cap + 10; i++) all.push(await stalled(srv.port));
-        await new Promise((res) => setTimeout(res, 1500 * SLOW));
-        const closed = await Promise.all(all.map((s) => closedWithin(s, 50)));
-        assert.equal(closed.filter(Boolean).length, 10, 'exactly the connections past the cap are closed');
-        const held = all.filter((s, i) => !closed[i]);
+        // 20 keep-alive connections from one address, each answered once (so the server has surely counted
+        // it), spread over the four threads; then 10 stalled handshakes from the same address: each is closed
+        // at once, whichever thread accepts it (the count is the process's)
+        const held = stopAll(t, []);
+        for (let i = 0; i < cap; i++) held.push(await answered(srv.port));
+        const over = stopAll(t, []);
+        for (let i = 0; i < 10; i++) over.push(await stalled(srv.port));
+        const refused = await Promise.all(over.map((s) => closedWithin(s, 2000 * SLOW)));
+        assert.deepEqual(refused, Array(10).fill(true), 'every connection past the cap is closed at once');
+        assert.equal((await Promise.all(held.map((s) => closedWithin(s, 100)))).filter(Boolean).length, 0, 'the first ones stay');
 
         const sockets = closeAfter(t);
         for (let i = 0; i < 5; i++) sockets.push(await registerFrom(srv.wsUrl, `other-${i}`, '127.0.0.2'));
