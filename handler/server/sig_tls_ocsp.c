@@ -8,14 +8,18 @@
  * Per configuration: sig_tls_start_ocsp when it starts serving, sig_tls_stop_ocsp when a newer one
  * replaced it; a stopped updater ends on its own (at once when it sleeps, after its command when one runs).
  */
+#include "config.h" /* _GNU_SOURCE first: pipe2 */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <h2o.h>
@@ -104,12 +108,53 @@ static ssize_t num_ocsp_updaters(sig_server_conf_t *conf)
 
 /* Runs the command for `certificate_file`: its exit status (EX_CONFIG when it cannot be run, EX_TEMPFAIL when killed);
  * on 0, `*resp` holds its output. As stock h2o's get_ocsp_response. */
+/*
+ * Runs `argv` with its stdout into `*resp` (a new buffer), as libh2o's h2o_read_command does, but with
+ * posix_spawn instead of fork: the updaters run while the server's threads do, and h2o_spawnp's child
+ * allocates memory between fork and exec, which deadlocks when another thread held the allocator's lock
+ * at the fork (seen under ASan: the child hung, keeping the server's stdout open). Returns 0 with
+ * `*status` as waitpid gives it, or -1 with errno.
+ */
+static int run_command(char **argv, h2o_buffer_t **resp, int *status)
+{
+    extern char **environ;
+    posix_spawn_file_actions_t actions;
+    int pipefds[2], err;
+    pid_t pid;
+    ssize_t n;
+
+    if (pipe2(pipefds, O_CLOEXEC) != 0)
+        return -1;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, pipefds[1], 1);
+    err = posix_spawn(&pid, argv[0], &actions, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(pipefds[1]);
+    if (err != 0) {
+        close(pipefds[0]);
+        errno = err;
+        return -1;
+    }
+    h2o_buffer_init(resp, &h2o_socket_buffer_prototype);
+    for (;;) {
+        h2o_iovec_t room = h2o_buffer_reserve(resp, 4096);
+        if ((n = read(pipefds[0], room.base, room.len)) > 0)
+            (*resp)->size += (size_t)n;
+        else if (n == 0 || errno != EINTR)
+            break;
+    }
+    close(pipefds[0]);
+    while (waitpid(pid, status, 0) == -1 && errno == EINTR)
+        ;
+    return 0;
+}
+
 static int fetch_response(const char *certificate_file, const char *cmd, h2o_buffer_t **resp)
 {
     char *path = h2o_configurator_get_cmd_path(cmd), *argv[] = {path, (char *)certificate_file, NULL};
     int child_status, ret;
 
-    if (h2o_read_command(path, argv, resp, &child_status) != 0) {
+    if (run_command(argv, resp, &child_status) != 0) {
         fprintf(stderr, "[OCSP Stapling] failed to execute %s:%s\n", cmd, strerror(errno));
         ret = errno == EACCES || errno == ENOENT || errno == ENOEXEC ? EX_CONFIG : EX_TEMPFAIL;
         goto Exit;
