@@ -240,6 +240,12 @@ typedef struct st_sig_call_owner_t sig_call_owner_t;
 /** Creates an owner with no call. Settings are copied. Never returns NULL (aborts when out of memory). */
 sig_call_owner_t *sig_call_owner_create(const sig_call_settings_t *settings, sig_call_sink_t sink);
 
+/**
+ * Later events follow `settings` (a reload); `random` stays the one given at create. Deadlines already set keep their
+ * time: a new ring timeout applies to calls that start ringing from now on.
+ */
+void sig_call_owner_set_settings(sig_call_owner_t *owner, const sig_call_settings_t *settings);
+
 /** Frees every call, tombstone and buffer without emitting anything (call sig_call_shutdown() first to tell). */
 void sig_call_owner_destroy(sig_call_owner_t *owner);
 

@@ -553,3 +553,12 @@ void sig_call_stats(const sig_call_owner_t *o, sig_call_stats_t *st)
     st->buffered_signals = o->buffered_signals;
     st->buffered_bytes = o->buffered_bytes;
 }
+
+void sig_call_owner_set_settings(sig_call_owner_t *o, const sig_call_settings_t *settings)
+{
+    void (*random)(void *, void *, size_t) = o->s.random;
+    void *random_ctx = o->s.random_ctx;
+    o->s = *settings;
+    o->s.random = random; /* the hash key was drawn with it; ids go on coming from the same source */
+    o->s.random_ctx = random_ctx;
+}

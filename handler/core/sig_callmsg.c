@@ -22,13 +22,18 @@ static const struct {
                  {SIG_STRLIT("call_resume"), SIG_CALL_REQ_RESUME}};
 #define NUM_REQ_TYPES (sizeof(req_types) / sizeof(req_types[0]))
 
-int sig_callmsg_is_call_type(sig_str_t type)
+sig_call_req_type_t sig_callmsg_request_type(sig_str_t type)
 {
     size_t i;
     for (i = 0; i != NUM_REQ_TYPES; ++i)
         if (sig_str_eq(type, req_types[i].name))
-            return 1;
+            return req_types[i].type;
     return 0;
+}
+
+int sig_callmsg_is_call_type(sig_str_t type)
+{
+    return sig_callmsg_request_type(type) != 0;
 }
 
 /* ---- decoding ---- */
@@ -507,4 +512,40 @@ void sig_callmsg_encode(sig_buf_t *buf, const sig_call_out_t *out)
         break;
     }
     APPEND_LIT(buf, "}}");
+}
+
+void sig_callmsg_encode_connect_ok(sig_buf_t *buf, sig_str_t id, sig_str_t user_id, sig_str_t device_id, const sig_call_info_t *calls,
+                                   size_t num_calls)
+{
+    size_t i;
+
+    APPEND_LIT(buf, "{\"type\":\"create_connect_response\",\"ok\":true,\"msg\":\"\"");
+    if (id.len != 0) {
+        APPEND_LIT(buf, ",\"id\":");
+        sig_buf_append(buf, id.base, id.len);
+    }
+    APPEND_LIT(buf, ",\"data\":{");
+    key_str(buf, "sponsorUserId", user_id);
+    APPEND_LIT(buf, ",\"level\":2,");
+    if (device_id.len != 0)
+        key_str(buf, "deviceId", device_id);
+    else
+        APPEND_LIT(buf, "\"deviceId\":null");
+    APPEND_LIT(buf, ",\"calls\":[");
+    for (i = 0; i != num_calls; ++i) {
+        if (i != 0)
+            sig_buf_append_char(buf, ',');
+        sig_buf_append_char(buf, '{');
+        key_str(buf, "callId", calls[i].call_id);
+        sig_buf_append_char(buf, ',');
+        key_str(buf, "state", sig_str_cstr(sig_call_state_name(calls[i].state)));
+        sig_buf_append_char(buf, ',');
+        key_str(buf, "role", sig_str_cstr(calls[i].is_caller ? "caller" : "callee"));
+        sig_buf_append_char(buf, ',');
+        key_str(buf, "peerUserId", calls[i].peer_user_id);
+        sig_buf_append_char(buf, ',');
+        key_str(buf, "media", calls[i].media);
+        sig_buf_append_char(buf, '}');
+    }
+    APPEND_LIT(buf, "]}}");
 }

@@ -14,6 +14,8 @@
 
 /** 1 if `type` (a message's "type" value) names a level-2 request ("call", "call_accept", ...). */
 int sig_callmsg_is_call_type(sig_str_t type);
+/** The request `type` names (SIG_CALL_REQ_CALL for "call", ...), or 0 when it names none. */
+sig_call_req_type_t sig_callmsg_request_type(sig_str_t type);
 
 /**
  * Decodes one level-2 client message into `req` (type, req_id, call_id and the fields of its type, as
@@ -38,5 +40,13 @@ int sig_callmsg_decode(const char *json, size_t len, sig_call_request_t *req, si
  * Absent device ids are null. `called` is level 1's bytes with "callId" added last.
  */
 void sig_callmsg_encode(sig_buf_t *buf, const sig_call_out_t *out);
+
+/**
+ * Appends a level-2 device's create_connect_response: {"type":"create_connect_response","ok":true,"msg":""[,"id":..],
+ * "data":{"sponsorUserId":..,"level":2,"deviceId":..|null,"calls":[{"callId":..,"state":..,"role":"caller"|"callee",
+ * "peerUserId":..,"media":..},..]}}, the user's live calls as sig_call_user_calls() lists them.
+ */
+void sig_callmsg_encode_connect_ok(sig_buf_t *buf, sig_str_t id, sig_str_t user_id, sig_str_t device_id, const sig_call_info_t *calls,
+                                   size_t num_calls);
 
 #endif

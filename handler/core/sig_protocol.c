@@ -110,10 +110,12 @@ enum {
     F_FIELD2,
     F_FIELD3,
     F_AUTH,
-    F_USER_ID, /* push bodies only */
+    F_USER_ID,   /* push bodies only */
+    F_DEVICE_ID, /* create_connect with "level":2 only */
     NUM_TEXT_FIELDS,
     F_TYPE = NUM_TEXT_FIELDS,
     F_ID,
+    F_LEVEL,
     F_UNKNOWN
 };
 
@@ -126,6 +128,8 @@ static const sig_str_t key_names[] = {
     [F_FIELD3] = SIG_STRLIT("field3"),
     [F_AUTH] = SIG_STRLIT("auth"),
     [F_USER_ID] = SIG_STRLIT("userId"),
+    [F_DEVICE_ID] = SIG_STRLIT("deviceId"),
+    [F_LEVEL] = SIG_STRLIT("level"),
     [F_TYPE] = SIG_STRLIT("type"),
     [F_ID] = SIG_STRLIT("id"),
 };
@@ -152,6 +156,9 @@ struct st_decoder_t {
     unsigned present;
     struct st_slice_t text[NUM_TEXT_FIELDS];
     struct st_slice_t id; /* len 0: none */
+    struct st_slice_t type_name; /* an unknown type's text */
+    int level;                   /* "level": 0 absent, 1 or 2 */
+    int level_bad;               /* "level" or "deviceId" of the wrong kind: an error for create_connect alone */
 };
 
 static int lookup_key(const char *s, size_t len)
@@ -205,6 +212,7 @@ static void on_type(struct st_decoder_t *d, int kind, const char *s, size_t len)
             d->type = SIG_MSG_DIALING;
         } else {
             d->type_state = TYPE_UNKNOWN;
+            d->type_name = store(d, s, len);
         }
         break;
     default:
@@ -233,6 +241,17 @@ static void on_id(struct st_decoder_t *d, int kind, const char *s, size_t len)
     }
 }
 
+/* "level": the protocol level a create_connect asks for (1 or 2; null is absent) */
+static void on_level(struct st_decoder_t *d, int kind, const char *s, size_t len)
+{
+    if (kind == V_NULL)
+        d->level = 0;
+    else if (kind == V_NUMBER && len == 1 && (s[0] == '1' || s[0] == '2'))
+        d->level = s[0] - '0';
+    else
+        d->level_bad = 1;
+}
+
 static void set_text_field(struct st_decoder_t *d, int field, const char *s, size_t len)
 {
     d->text[field] = store(d, s, len);
@@ -258,7 +277,10 @@ static void on_text_field(struct st_decoder_t *d, int field, int kind, const cha
         set_text_field(d, field, s, len);
         break;
     default:
-        d->field_bad = 1;
+        if (field == F_DEVICE_ID)
+            d->level_bad = 1; /* a key level 1 ignores: only create_connect may fail on it */
+        else
+            d->field_bad = 1;
         break;
     }
 }
@@ -282,6 +304,9 @@ static void on_value(struct st_decoder_t *d, int kind, const char *s, size_t len
         break;
     case F_ID:
         on_id(d, kind, s, len);
+        break;
+    case F_LEVEL:
+        on_level(d, kind, s, len);
         break;
     default:
         on_text_field(d, d->key, kind, s, len);
@@ -359,6 +384,8 @@ static const yajl_callbacks callbacks = {
     .yajl_end_array = cb_end_container,
 };
 
+static sig_str_t slice_str(const sig_buf_t *scratch, struct st_slice_t slice);
+
 static int check_user_id(const struct st_decoder_t *d, int field)
 {
     if ((d->present & (1u << field)) == 0)
@@ -387,6 +414,9 @@ static int check_message(const struct st_decoder_t *d)
     if ((ret = check_user_id(d, F_SPONSOR_USER_ID)) != 0 || (ret = check_user_id(d, F_RECEIVER_USER_ID)) != 0 ||
         (ret = check_user_id(d, F_USER_ID)) != 0)
         return ret;
+    if (d->type == SIG_MSG_CREATE_CONNECT && !d->push &&
+        (d->level_bad || (d->level == 2 && (d->present & SIG_FIELD_DEVICE_ID) != 0 && !sig_device_id_is_valid(slice_str(d->scratch, d->text[F_DEVICE_ID])))))
+        return SIG_ERR_BAD_FIELD;
     return 0;
 }
 
@@ -407,7 +437,8 @@ static int decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scrat
                                          &msg->field2,
                                          &msg->field3,
                                          &msg->auth,
-                                         &msg->user_id};
+                                         &msg->user_id,
+                                         &msg->device_id};
     yajl_handle parser;
     int ret, i;
 
@@ -441,11 +472,28 @@ Exit:
         if ((d.present & (1u << i)) != 0)
             *texts[i] = slice_str(scratch, d.text[i]);
     msg->present = d.present;
+    if (d.type_state == TYPE_UNKNOWN)
+        msg->type_name = slice_str(scratch, d.type_name);
+    msg->level = d.level;
     /* an id is echoed only if it is sound text: half a surrogate pair decodes to invalid UTF-8, and a
      * reply carrying it would end the client's own connection */
     if (d.id.len != 0 && (ret != SIG_ERR_BAD_JSON || sig_json_check_escapes(json, len, 1) == 0))
         msg->id = slice_str(scratch, d.id);
     return ret;
+}
+
+int sig_device_id_is_valid(sig_str_t id)
+{
+    size_t i;
+    if (id.len == 0 || id.len > SIG_DEVICE_ID_MAX)
+        return 0;
+    for (i = 0; i != id.len; ++i) {
+        unsigned char c = (unsigned char)id.base[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == '_' || c == '~' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
 }
 
 int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch)

@@ -30,6 +30,10 @@ typedef enum en_sig_msg_type_t {
 #define SIG_FIELD_FIELD3 0x20u
 #define SIG_FIELD_AUTH 0x40u
 #define SIG_FIELD_USER_ID 0x80u /* push bodies only */
+#define SIG_FIELD_DEVICE_ID 0x100u /* create_connect only */
+
+/** Longest deviceId (level 2): 1..SIG_DEVICE_ID_MAX of [0-9A-Za-z._~-]. */
+#define SIG_DEVICE_ID_MAX 64
 
 /**
  * A decoded client message. Every string points into the scratch buffer given to sig_msg_decode() and stays valid
@@ -39,8 +43,11 @@ typedef enum en_sig_msg_type_t {
 typedef struct st_sig_msg_t {
     sig_msg_type_t type; /* 0 when the message has no known type */
     sig_str_t sponsor_user_id, sponsor_user_name, receiver_user_id, field1, field2, field3, auth;
-    sig_str_t user_id; /* push bodies only: a client message's "userId" is an unknown key */
-    unsigned present;  /* SIG_FIELD_* bits for the eight fields above */
+    sig_str_t user_id;   /* push bodies only: a client message's "userId" is an unknown key */
+    sig_str_t device_id; /* create_connect: "deviceId" (checked only with level 2) */
+    unsigned present;    /* SIG_FIELD_* bits for the nine fields above */
+    int level;           /* create_connect: "level", 0 when absent, else 1 or 2 */
+    sig_str_t type_name; /* with SIG_ERR_UNKNOWN_TYPE: the type's text (a level-2 message is first seen here) */
     sig_str_t id;     /* the request's "id" as canonical JSON to echo verbatim (`7`, `"abc"`); len 0: no id */
 } sig_msg_t;
 
@@ -65,6 +72,13 @@ typedef struct st_sig_msg_t {
  * msg->type the type if it was known.
  */
 int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch);
+
+/* create_connect's level 2 additions, checked for create_connect only (other types ignore these keys as level 1 does):
+ * "level" 1 or 2 (a number; null is absent), "deviceId" a string or number whose text is 1..SIG_DEVICE_ID_MAX of
+ * [0-9A-Za-z._~-] when level is 2; anything else is SIG_ERR_BAD_FIELD. */
+
+/** 1 if `id` is a valid deviceId (1..SIG_DEVICE_ID_MAX of [0-9A-Za-z._~-]). */
+int sig_device_id_is_valid(sig_str_t id);
 
 /**
  * Decodes a push API body (docs/operations.md) with the same rules and errors as sig_msg_decode, except for "type":

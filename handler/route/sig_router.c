@@ -22,6 +22,7 @@ struct st_sig_router_t {
     pthread_mutex_t lock;
     sig_registry_t *registry;   /* user id -> connections */
     sig_registry_t *by_address; /* client address -> connections; NULL without a cap */
+    sig_registry_t *level2;     /* user id -> its level-2 connections (a subset of `registry`) */
     const sig_backplane_config_t *cluster; /* NULL: this node alone */
     sig_buf_t route;                       /* "HOST/PATH" */
     sig_backplane_t *backplane;            /* made once the threads are known (global_init, or activate_new) */
@@ -46,7 +47,7 @@ struct st_sig_router_ticket_t {
     char cookie[1];
 };
 
-enum { MSG_DELIVER, MSG_RESULT };
+enum { MSG_DELIVER, MSG_RESULT, MSG_TASK };
 
 struct st_sig_router_msg_t {
     h2o_multithread_message_t super;
@@ -54,6 +55,7 @@ struct st_sig_router_msg_t {
     uint32_t reply_to;                      /* DELIVER: the dialing thread */
     struct st_sig_router_ticket_t *ticket;  /* passed back untouched; dereferenced only by its thread */
     size_t delivered;                       /* RESULT */
+    sig_router_task_cb task;                /* TASK: run with payload */
     size_t num_conns, payload_len;          /* DELIVER */
     char *payload;                          /* DELIVER: points after conn_ids */
     uint64_t conn_ids[1];
@@ -216,6 +218,8 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
             for (i = 0; i != msg->num_conns; ++i)
                 delivered += global.deliver(msg->conn_ids[i], msg->payload, msg->payload_len);
             send_result(msg->reply_to, msg->ticket, delivered);
+        } else if (msg->kind == MSG_TASK) {
+            msg->task(msg->payload, msg->payload_len);
         } else {
             sig_dial_tally_thread_result(&msg->ticket->tally, msg->delivered);
             ticket_check(msg->ticket);
@@ -315,6 +319,24 @@ uint32_t sig_router_thread_index(void)
     return this_thread;
 }
 
+size_t sig_router_num_threads(void)
+{
+    return global.num_threads;
+}
+
+void sig_router_post(uint32_t to, sig_router_task_cb task, const void *bytes, size_t len)
+{
+    struct st_sig_router_msg_t *msg = h2o_mem_alloc(offsetof(struct st_sig_router_msg_t, conn_ids) + len);
+    memset(msg, 0, offsetof(struct st_sig_router_msg_t, conn_ids));
+    msg->kind = MSG_TASK;
+    msg->task = task;
+    msg->payload = (char *)msg->conn_ids;
+    msg->payload_len = len;
+    if (len != 0)
+        memcpy(msg->payload, bytes, len);
+    send_message(to, msg);
+}
+
 /* ---- the registry, locked ---- */
 
 sig_router_t *sig_router_create(size_t max_conns_per_user, size_t max_conns_per_address, const sig_backplane_config_t *cluster,
@@ -325,6 +347,7 @@ sig_router_t *sig_router_create(size_t max_conns_per_user, size_t max_conns_per_
     pthread_mutex_init(&router->lock, NULL);
     router->registry = sig_registry_create(max_conns_per_user);
     router->by_address = max_conns_per_address != 0 ? sig_registry_create(max_conns_per_address) : NULL;
+    router->level2 = sig_registry_create(0); /* `registry` caps the connections already */
     router->cluster = cluster;
     sig_buf_append(&router->route, route.base, route.len);
     router->next = global.routers;
@@ -367,6 +390,7 @@ void sig_router_destroy(sig_router_t *router)
     free(router->thread_ready);
     sig_buf_dispose(&router->route);
     sig_registry_destroy(router->registry);
+    sig_registry_destroy(router->level2);
     if (router->by_address != NULL)
         sig_registry_destroy(router->by_address);
     pthread_mutex_destroy(&router->lock);
@@ -434,6 +458,39 @@ int sig_router_bind_address(sig_router_t *router, sig_str_t address, sig_endpoin
 void sig_router_unbind_address(sig_router_t *router, sig_binding_t **binding)
 {
     locked_unbind(router, router->by_address, binding);
+}
+
+int sig_router_bind_level2(sig_router_t *router, sig_str_t user_id, sig_endpoint_t ep, sig_binding_t **binding)
+{
+    return locked_bind(router, router->level2, user_id, ep, binding);
+}
+
+void sig_router_unbind_level2(sig_router_t *router, sig_binding_t **binding)
+{
+    locked_unbind(router, router->level2, binding);
+}
+
+size_t sig_router_lookup_devices(sig_router_t *router, sig_str_t user_id, sig_endpoint_t *eps, int *levels, size_t cap)
+{
+    sig_endpoint_t stack_l2[SIG_ROUTER_STACK_ENDPOINTS], *l2 = stack_l2;
+    size_t n, n2, i, j;
+
+    pthread_mutex_lock(&router->lock); /* one look at both: a connection is never seen half registered */
+    n = sig_registry_lookup(router->registry, user_id, eps, cap);
+    if ((n2 = sig_registry_lookup(router->level2, user_id, l2, SIG_ROUTER_STACK_ENDPOINTS)) > SIG_ROUTER_STACK_ENDPOINTS) {
+        l2 = h2o_mem_alloc(sizeof(*l2) * n2);
+        sig_registry_lookup(router->level2, user_id, l2, n2);
+    }
+    pthread_mutex_unlock(&router->lock);
+    for (i = 0; i < n && i < cap; ++i) {
+        levels[i] = 1;
+        for (j = 0; j != n2; ++j)
+            if (sig_endpoint_eq(eps[i], l2[j]))
+                levels[i] = 2;
+    }
+    if (l2 != stack_l2)
+        free(l2);
+    return n;
 }
 
 /* ---- delivery ---- */

@@ -62,6 +62,17 @@ void sig_router_global_dispose(void);
 
 /** The calling thread's index (its sig_endpoint_t.thread). */
 uint32_t sig_router_thread_index(void);
+/** How many threads the router spans (0 before sig_router_global_init). */
+size_t sig_router_num_threads(void);
+
+/** Work sent to a thread: runs there with the router's copy of the bytes (valid during the call, not aligned). */
+typedef void (*sig_router_task_cb)(const void *bytes, size_t len);
+/**
+ * Runs `task` on thread `to` (this one included, on a later turn of its loop) with a copy of `len` bytes. What one
+ * thread posts to another arrives in the order posted, after the deliveries it sent there before. Dropped once
+ * sig_router_stop_messages ran.
+ */
+void sig_router_post(uint32_t to, sig_router_task_cb task, const void *bytes, size_t len);
 
 /**
  * Creates the router of one path; `max_conns_per_address` 0 means no cap per client address. With
@@ -97,6 +108,20 @@ void sig_router_unbind(sig_router_t *router, sig_binding_t **binding);
  * keyed by address instead of user id.
  */
 int sig_router_bind_address(sig_router_t *router, sig_str_t address, sig_endpoint_t ep, sig_binding_t **binding);
+/**
+ * Marks a connection of `user_id` as a level-2 device (calls, route/sig_calls.h): bind it here before sig_router_bind,
+ * and unbind it after sig_router_unbind, so that a lookup never takes a level-2 device for a level-1 one. No cap (the
+ * user's binding has one). Returns what sig_registry_bind returns.
+ */
+int sig_router_bind_level2(sig_router_t *router, sig_str_t user_id, sig_endpoint_t ep, sig_binding_t **binding);
+/** Undoes sig_router_bind_level2; safe with *binding == NULL. */
+void sig_router_unbind_level2(sig_router_t *router, sig_binding_t **binding);
+/**
+ * The connections of `user_id` on this node: up to `cap` endpoints into `eps`, each with its level (1, or 2 for one
+ * bound with sig_router_bind_level2) in `levels`; returns how many there are in all.
+ */
+size_t sig_router_lookup_devices(sig_router_t *router, sig_str_t user_id, sig_endpoint_t *eps, int *levels, size_t cap);
+
 /** Releases what sig_router_bind_address counted; safe with *binding == NULL. */
 void sig_router_unbind_address(sig_router_t *router, sig_binding_t **binding);
 

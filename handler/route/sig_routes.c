@@ -10,6 +10,7 @@
 struct st_sig_route_t {
     sig_buf_t key;
     sig_router_t *router;
+    sig_calls_t *calls;
     size_t refs;
     uint64_t build;             /* the newest build that acquired it */
     int committed;              /* it has served (a commit saw it) */
@@ -84,6 +85,8 @@ sig_route_t *sig_routes_acquire(sig_str_t key, const sig_route_settings_t *setti
             sig_fatal("out of memory");
         sig_buf_append(&route->key, key.base, key.len);
         route->router = sig_router_create(settings->max_conns_per_user, settings->max_conns_per_address, settings->cluster, key);
+        route->calls = sig_calls_create(route->router, key);
+        sig_calls_configure(route->calls, &settings->call);
         route->refs = 1;
         route->build = table.build;
         route->settings = route->pending = *settings;
@@ -100,8 +103,9 @@ void sig_routes_release(sig_route_t *route)
     sig_route_t **p;
 
     pthread_mutex_lock(&table.lock);
-    if (--route->refs != 0 || sig_router_is_active(route->router)) {
-        /* a route whose backplane runs stays until the process exits: its links belong to the threads */
+    if (--route->refs != 0 || sig_router_is_active(route->router) || sig_calls_in_use(route->calls)) {
+        /* a route whose backplane runs stays until the process exits: its links belong to the threads (and so do
+         * the call owner's timer and the messages in flight to it) */
         pthread_mutex_unlock(&table.lock);
         return;
     }
@@ -109,6 +113,7 @@ void sig_routes_release(sig_route_t *route)
         ;
     *p = route->next;
     pthread_mutex_unlock(&table.lock);
+    sig_calls_destroy(route->calls);
     sig_router_destroy(route->router);
     sig_buf_dispose(&route->key);
     free(route->retire_seen);
@@ -134,6 +139,8 @@ void sig_routes_commit(uint64_t build)
         if (route->committed && (route->pending.max_conns_per_user != route->settings.max_conns_per_user ||
                                  route->pending.max_conns_per_address != route->settings.max_conns_per_address))
             sig_router_set_caps(route->router, route->pending.max_conns_per_user, route->pending.max_conns_per_address);
+        if (route->committed)
+            sig_calls_configure(route->calls, &route->pending.call);
         route->settings = route->pending;
         route->committed = 1;
     }
@@ -148,6 +155,11 @@ sig_router_t *sig_route_router(const sig_route_t *route)
 int sig_route_is_retired(const sig_route_t *route)
 {
     return atomic_load(&((sig_route_t *)route)->retired);
+}
+
+sig_calls_t *sig_route_calls(const sig_route_t *route)
+{
+    return route->calls;
 }
 
 sig_metrics_t *sig_route_metrics(const sig_route_t *route)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include "common/sig_common.h"
 #include "core/sig_metrics.h"
+#include "route/sig_calls.h"
 #include "route/sig_router.h"
 
 typedef struct st_sig_route_t sig_route_t;
@@ -32,6 +33,7 @@ typedef struct st_sig_route_settings_t {
     const sig_backplane_config_t *cluster; /* NULL: this node alone; must outlive the route */
     uint64_t identity_fingerprint;         /* of the token key and the allowed origins */
     uint64_t drain_timeout;                /* ms a retired route's sockets stay before close 1001 */
+    sig_call_settings_t call;              /* the level-2 directives, applied to the route's calls at commit */
 } sig_route_settings_t;
 
 /** Starts building a configuration; returns its number. */
@@ -51,6 +53,8 @@ void sig_routes_commit(uint64_t build);
 
 /** The route's router. */
 sig_router_t *sig_route_router(const sig_route_t *route);
+/** The route's level-2 calls (kept across reloads, like the router). */
+sig_calls_t *sig_route_calls(const sig_route_t *route);
 /** Whether the route was retired (no configuration has it any more). */
 int sig_route_is_retired(const sig_route_t *route);
 /** The route's identity epoch: a session keeps the one it was accepted under. */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <uv.h>
 #include <h2o.h>
+#include "core/sig_callmsg.h"
 #include "core/sig_jwt.h"
 #include "core/sig_protocol.h"
 #include "core/sig_ratelimit.h"
@@ -29,6 +30,7 @@ struct st_sig_handler_t {
     sig_backplane_config_t cluster; /* with signaling.redis */
     sig_route_t *route;             /* shared with the other generations that have the same host + path */
     sig_router_t *router;           /* the route's */
+    sig_calls_t *calls;             /* the route's; NULL when this path does not offer level 2 */
 };
 
 /* A WebSocket connection on a signaling path. */
@@ -45,6 +47,9 @@ typedef struct st_sig_session_t {
     sig_buf_t ack_id;          /* the create_connect whose answer waits for the backplane's subscription */
     int ack_pending;
     unsigned epoch;            /* the route's identity epoch it was accepted under */
+    sig_binding_t *level2;     /* set while the connection is a level-2 device (calls) */
+    char device_id[SIG_DEVICE_ID_MAX];
+    uint8_t device_id_len;
     sig_metrics_thread_t *metrics; /* this thread's counters of the route (core/sig_metrics.h) */
 } sig_session_t;
 
@@ -111,6 +116,44 @@ static void arm_expiry(sig_session_t *session, int64_t exp)
     uv_timer_start(session->expiry, on_token_expired, left > 0 ? (uint64_t)left * 1000 : 0, 0);
 }
 
+/* The session as the call owner names a device. */
+static const sig_call_device_t *session_device(sig_session_t *session, sig_call_device_t *dev)
+{
+    dev->ep = (sig_endpoint_t){sig_router_thread_index(), sig_ws_get_id(session->ws)};
+    dev->user_id = sig_binding_user_id(session->binding);
+    dev->device_id = sig_str(session->device_id, session->device_id_len);
+    dev->level = 2;
+    return dev;
+}
+
+/* The connection stops being a level-2 device (it closed, or registers anew): its calls learn it. */
+static void leave_level2(sig_session_t *session, int clean)
+{
+    sig_call_device_t dev;
+    sig_calls_lost(session->handler->calls, session_device(session, &dev), clean);
+    sig_router_unbind_level2(session->handler->router, &session->level2);
+}
+
+/* A call message (level 2): to the route's call owner from a level-2 device; answered here otherwise. */
+static void on_call_message(sig_session_t *session, const char *json, size_t len, sig_str_t type, sig_str_t id)
+{
+    sig_call_device_t dev;
+    sig_call_out_t out;
+
+    if (session->level2 != NULL) {
+        sig_calls_request(session->handler->calls, session_device(session, &dev), sig_str(session->name.base, session->name.len),
+                          session->name_is_verified, json, len);
+        return;
+    }
+    memset(&out, 0, sizeof(out));
+    out.type = SIG_CALL_OUT_RESPONSE;
+    out.req = sig_callmsg_request_type(type);
+    out.req_id = id;
+    out.err = session->binding == NULL ? SIG_CALL_ERR_NOT_REGISTERED : SIG_CALL_ERR_NOT_LEVEL2;
+    sig_callmsg_encode(&tls.out, &out);
+    send_reply(session, &tls.out);
+}
+
 static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
 {
     sig_endpoint_t ep = {sig_router_thread_index(), sig_ws_get_id(session->ws)};
@@ -126,7 +169,15 @@ static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
         if (claims.name.base != NULL)
             name = claims.name; /* the backend's word wins over what the client types, now and in dialings */
     }
+    if (session->level2 != NULL) /* registering again: the device leaves its calls as that identity */
+        leave_level2(session, 1);
+    if (msg->level == 2 && session->handler->calls != NULL &&
+        (err = sig_router_bind_level2(session->handler->router, msg->sponsor_user_id, ep, &session->level2)) < 0) {
+        reply_error(session, "create_connect_response", err, msg->id);
+        return;
+    }
     if ((err = sig_router_bind(session->handler->router, msg->sponsor_user_id, ep, &session->binding)) < 0) {
+        sig_router_unbind_level2(session->handler->router, &session->level2);
         reply_error(session, "create_connect_response", err, msg->id);
         return;
     }
@@ -135,6 +186,13 @@ static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
     session->name_is_verified = claims.name.base != NULL;
     sig_buf_reset(&session->name);
     sig_buf_append(&session->name, name.base, name.len);
+    if (session->level2 != NULL) { /* the call owner answers, with the user's live calls */
+        sig_call_device_t dev;
+        session->device_id_len = (uint8_t)((msg->present & SIG_FIELD_DEVICE_ID) != 0 ? msg->device_id.len : 0);
+        memcpy(session->device_id, msg->device_id.base, session->device_id_len);
+        sig_calls_register(session->handler->calls, session_device(session, &dev), msg->id);
+        return;
+    }
     if (err == SIG_ROUTER_BOUND_LATER) {
         /* other nodes reach this connection only once Redis confirms the subscription: a dial right
          * after the answer must not read offline (on_bound answers) */
@@ -237,7 +295,12 @@ static void on_message(sig_ws_conn_t *conn, const char *json, size_t len)
         sig_ws_close(conn, SIG_WS_CLOSE_POLICY_VIOLATION, "rate limit exceeded");
         return;
     }
-    if ((err = sig_msg_decode(json, len, &msg, &tls.scratch)) != 0) {
+    if ((err = sig_msg_decode(json, len, &msg, &tls.scratch)) == SIG_ERR_UNKNOWN_TYPE && config->calls &&
+        sig_callmsg_is_call_type(msg.type_name)) {
+        on_call_message(session, json, len, msg.type_name, msg.id);
+        return;
+    }
+    if (err != 0) {
         sig_counter_add(&session->metrics->messages[SIG_METRICS_MSG_INVALID], 1);
         reply_error(session, "error", err, msg.id);
         return;
@@ -263,7 +326,13 @@ static void on_close(sig_ws_conn_t *conn)
     sig_counter_add(&session->metrics->closes[sig_metrics_close_index(sig_ws_close_code(conn))], 1);
     sig_counter_sub(&session->metrics->connections, 1);
     /* unregistered at once: nobody is "still registered" through a dead socket */
+    if (session->level2 != NULL) {
+        uint16_t code = sig_ws_close_code(conn);
+        sig_call_device_t dev;
+        sig_calls_lost(session->handler->calls, session_device(session, &dev), code == 1000 || code == 1001);
+    }
     sig_router_unbind(session->handler->router, &session->binding);
+    sig_router_unbind_level2(session->handler->router, &session->level2); /* after: never seen as level 1 */
     free_session(session);
 }
 
@@ -285,6 +354,13 @@ static int deliver_local(uint64_t conn_id, const char *payload, size_t len)
         return 0;
     sig_counter_add(&((sig_session_t *)sig_ws_get_data(conn))->metrics->called_sent, 1);
     return 1;
+}
+
+/* A call owner's message for a level-2 device of this thread. */
+static int deliver_call_output(uint64_t conn_id, const char *payload, size_t len)
+{
+    sig_ws_conn_t *conn = sig_ws_find(conn_id);
+    return conn != NULL && sig_ws_send_text(conn, payload, len) == 0;
 }
 
 static void on_bound(uint64_t conn_id)
@@ -500,11 +576,14 @@ int sig_signaling_register(h2o_pathconf_t *pathconf, h2o_iovec_t hostport, const
     settings.cluster = config->redis != NULL ? &self->cluster : NULL;
     settings.identity_fingerprint = identity_fingerprint(config);
     settings.drain_timeout = config->drain_timeout;
+    settings.call = config->call;
     self->route = sig_routes_acquire(sig_str(route.base, route.len), &settings, err, err_size);
     sig_buf_dispose(&route);
     if (self->route == NULL)
         return -1;
     self->router = sig_route_router(self->route);
+    /* level 2 is this node's alone for now: with a backplane the path answers as level 1 (docs/scaling.md) */
+    self->calls = config->calls && config->redis == NULL ? sig_route_calls(self->route) : NULL;
     return 0;
 }
 
@@ -595,6 +674,7 @@ void sig_signaling_thread_switch(void)
 void sig_signaling_init(size_t num_threads)
 {
     sig_routes_init(num_threads);
+    sig_calls_global_init(deliver_call_output);
     sig_router_global_init(num_threads, deliver_local, on_dial_result, on_bound);
 }
 
@@ -603,11 +683,13 @@ void sig_signaling_thread_init(uv_loop_t *loop, h2o_multithread_queue_t *queue, 
     tls.loop = loop;
     h2o_linklist_init_anchor(&tls.drains);
     sig_ws_thread_init(loop);
+    sig_calls_thread_init(loop);
     sig_router_thread_init(loop, queue, (uint32_t)thread_index);
 }
 
 void sig_signaling_thread_shutdown(void)
 {
+    sig_calls_thread_shutdown(); /* call_ended{shutdown} goes out before the 1001 */
     sig_ws_thread_shutdown();
 }
 
@@ -620,6 +702,7 @@ void sig_signaling_thread_dispose(void)
 {
     while (!h2o_linklist_is_empty(&tls.drains)) /* a shutdown before the drain: the sockets are gone already */
         end_drain(H2O_STRUCT_FROM_MEMBER(struct st_drain_timer_t, link, tls.drains.next));
+    sig_calls_thread_dispose();
     sig_router_thread_dispose();
     sig_ws_thread_dispose();
     sig_buf_dispose(&tls.scratch);

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <h2o.h>
+#include "core/sig_call.h"
 #include "ws/sig_ws.h"
 
 struct st_sig_redis_conf_t;
@@ -27,6 +28,8 @@ typedef struct st_sig_signaling_config_t {
     const char *node_id;                     /* NULL: sig_redis_config_default_node_id(). Owned by the configurator. */
     uint64_t redis_connect_timeout, redis_result_timeout, redis_reconnect_min, redis_reconnect_max, redis_probe_interval;
     uint64_t drain_timeout; /* ms a removed path's sockets stay open after a reload */
+    int calls;                  /* signaling.call: level 2 offered at create_connect */
+    sig_call_settings_t call;   /* signaling.call.*; `random` stays NULL */
 } sig_signaling_config_t;
 
 typedef enum en_sig_directive_kind_t {
@@ -37,6 +40,8 @@ typedef enum en_sig_directive_kind_t {
     SIG_DIRECTIVE_REDIS,    /* where the nodes meet (sig_redis_conf_t *, signaling/sig_redis_config.h) */
     SIG_DIRECTIVE_NODE_ID,  /* a node's name among the nodes (const char *) */
     SIG_DIRECTIVE_METRICS,  /* ON installs the metrics at a path (no field; signaling/sig_metrics_handler.h) */
+    SIG_DIRECTIVE_FLAG,     /* OFF or ON into an int (0, 1) */
+    SIG_DIRECTIVE_WHEN_BUSY, /* busy or ring into an int (SIG_CALL_WHEN_BUSY_*) */
 } sig_directive_kind_t;
 
 /** One row of the directive table: the single source of names, defaults, bounds and doc lines. */

@@ -59,6 +59,26 @@ const sig_directive_t sig_signaling_directives[] = {
      "the longest wait between two reconnects to Redis, in milliseconds"},
     {"signaling.redis-probe-interval", SIG_DIRECTIVE_U64, FIELD(redis_probe_interval), 1000, 50, 60000, NULL,
      "milliseconds between probes of each Redis shard; one silent for 3 intervals is reconnected (a stopped Redis is found in seconds)"},
+    {"signaling.call", SIG_DIRECTIVE_FLAG, FIELD(calls), 1, 0, 0, "ON | `ON`, `OFF`",
+     "offers level 2 (server-owned calls, docs/protocol.md#level-2-calls) to a `create_connect` with `\"level\":2`; OFF answers it as level 1"},
+    {"signaling.call.ring-timeout", SIG_DIRECTIVE_U64, FIELD(call.ring_timeout_ms), 60000, 100, 600000, NULL,
+     "milliseconds a call rings before it ends with `no_answer`"},
+    {"signaling.call.reconnect-grace", SIG_DIRECTIVE_U64, FIELD(call.reconnect_grace_ms), 30000, 0, 300000, NULL,
+     "milliseconds a party whose connection was lost (not closed) may take to come back before the call ends with `peer_gone`"},
+    {"signaling.call.when-busy", SIG_DIRECTIVE_WHEN_BUSY, FIELD(call.when_busy), 0, 0, 0, "busy | `busy`, `ring`",
+     "a call to a user already in an active call: `busy` ends it at once with `busy`, `ring` rings anyway (call waiting)"},
+    {"signaling.call.max-per-user", SIG_DIRECTIVE_SIZE, FIELD(call.max_per_user), 4, 0, 1024, NULL,
+     "most live calls (ringing or active, either role) one user may have; a `call` past it gets `too_many_calls` (0: no limit)"},
+    {"signaling.call.max-signal-size", SIG_DIRECTIVE_SIZE, FIELD(call.max_signal_size), 65536, 16, 16 * 1024 * 1024, NULL,
+     "largest `data` of a `call_signal`, in bytes; a larger one gets `signal_too_large` (signaling.max-message-size bounds the whole message)"},
+    {"signaling.call.signal-rate", SIG_DIRECTIVE_SIZE, FIELD(call.signal_rate), 20, 0, 100000, NULL,
+     "`call_signal`s per second one party of a call may send on average (0: no limit); past it they get `rate_limited`"},
+    {"signaling.call.signal-burst", SIG_DIRECTIVE_SIZE, FIELD(call.signal_burst), 64, 1, 100000, NULL,
+     "`call_signal`s a party may send at once above signaling.call.signal-rate"},
+    {"signaling.call.signal-buffer", SIG_DIRECTIVE_SIZE, FIELD(call.signal_buffer), 64, 1, 10000, NULL,
+     "`call_signal`s kept for a party that cannot take them yet (before the accept, or while detached); past it they get `buffer_full`"},
+    {"signaling.call.max-duration", SIG_DIRECTIVE_U64, FIELD(call.max_duration_ms), 0, 0, 604800000, NULL,
+     "milliseconds an answered call may last before it ends with `max_duration` (0: no limit)"},
     {"signaling.metrics", SIG_DIRECTIVE_METRICS, 0, 0, 0, 0, "OFF | `ON`, `OFF`; at a path of its own",
      "serves the Prometheus metrics of every `signaling: ON` path of the process there (docs/operations.md#metrics); restrict who may reach it"},
     {NULL}};
@@ -97,6 +117,18 @@ static int on_config_number(h2o_configurator_command_t *cmd, h2o_configurator_co
         *(uint64_t *)((char *)self->vars + d->offset) = value;
     else
         *(size_t *)((char *)self->vars + d->offset) = (size_t)value;
+    return 0;
+}
+
+/* ON/OFF and busy/ring: the index of the value in the list is what the field holds */
+static int on_config_choice(h2o_configurator_command_t *cmd, h2o_configurator_context_t *ctx, yoml_t *node)
+{
+    struct st_sig_signaling_configurator_t *self = (void *)cmd->configurator;
+    const sig_directive_t *d = find_directive(cmd->name);
+    ssize_t value = h2o_configurator_get_one_of(cmd, node, d->kind == SIG_DIRECTIVE_FLAG ? "OFF,ON" : "busy,ring");
+    if (value < 0)
+        return -1;
+    *(int *)((char *)self->vars + d->offset) = (int)value;
     return 0;
 }
 
@@ -264,6 +296,7 @@ void sig_signaling_register_configurator(h2o_globalconf_t *conf)
     const sig_directive_t *d;
 
     c->vars = c->stack;
+    sig_call_settings_default(&c->vars->call); /* what no directive sets (tombstones, buffer bytes) */
     for (d = sig_signaling_directives; d->name != NULL; ++d) {
         switch (d->kind) {
         case SIG_DIRECTIVE_SIZE:
@@ -271,6 +304,10 @@ void sig_signaling_register_configurator(h2o_globalconf_t *conf)
             break;
         case SIG_DIRECTIVE_U64:
             *(uint64_t *)((char *)c->vars + d->offset) = d->default_value;
+            break;
+        case SIG_DIRECTIVE_FLAG:
+        case SIG_DIRECTIVE_WHEN_BUSY:
+            *(int *)((char *)c->vars + d->offset) = (int)d->default_value;
             break;
         default:
             break; /* NULL: off */
@@ -287,6 +324,7 @@ void sig_signaling_register_configurator(h2o_globalconf_t *conf)
                                         : d->kind == SIG_DIRECTIVE_ORIGINS ? on_config_origins
                                         : d->kind == SIG_DIRECTIVE_REDIS   ? on_config_redis
                                         : d->kind == SIG_DIRECTIVE_NODE_ID ? on_config_node_id
+                                        : d->kind == SIG_DIRECTIVE_FLAG || d->kind == SIG_DIRECTIVE_WHEN_BUSY ? on_config_choice
                                                                            : on_config_number);
     }
     c->super.enter = on_config_enter;

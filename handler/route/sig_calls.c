@@ -1,0 +1,359 @@
+/*
+ * The owner thread of a route's calls: events in from any thread, the state machine's outputs encoded and sent to the
+ * devices' threads. See sig_calls.h.
+ *
+ * An event crossing threads is one flat byte string (sig_router_post copies it): a header, then the device's user id,
+ * deviceId, the request id and the message's JSON, so the owner decodes the message itself and the device's thread
+ * does no more than level 1 already did.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <h2o.h>
+#include "core/sig_callmsg.h"
+#include "core/sig_shard.h"
+#include "route/sig_calls.h"
+
+#define STACK_DEVICES 16 /* most users have a few devices: looked up without malloc */
+
+struct st_sig_calls_t {
+    sig_router_t *router;
+    uint64_t route_hash; /* picks the owner thread */
+    _Atomic int in_use;
+    pthread_mutex_t lock; /* guards `settings` (written by the configuring thread) */
+    sig_call_settings_t settings;
+    _Atomic unsigned settings_gen;
+    /* the owner thread's alone */
+    unsigned applied_gen;
+    sig_call_owner_t *owner; /* made by the first event */
+    uv_timer_t timer;
+    sig_calls_t *next; /* every route's, for the thread hooks */
+};
+
+enum { EV_REGISTER, EV_REQUEST, EV_LOST };
+
+/* the fixed part of an event; its strings follow, in this order */
+struct st_event_t {
+    sig_calls_t *calls;
+    int kind;
+    sig_endpoint_t ep;
+    int level, clean, name_is_verified;
+    size_t user_len, device_len, req_id_len, name_len, json_len;
+};
+
+static struct {
+    sig_calls_deliver_cb deliver;
+    pthread_mutex_t lock; /* guards `all` */
+    sig_calls_t *all;
+} global = {NULL, PTHREAD_MUTEX_INITIALIZER, NULL};
+
+static __thread struct {
+    uv_loop_t *loop;
+    sig_buf_t event;   /* an event being packed */
+    sig_buf_t task;    /* an output for another thread being packed */
+    sig_buf_t scratch; /* the decoded request's strings */
+    sig_buf_t out;     /* a message being encoded */
+} tls;
+
+void sig_calls_global_init(sig_calls_deliver_cb deliver)
+{
+    global.deliver = deliver;
+}
+
+void sig_calls_thread_init(uv_loop_t *loop)
+{
+    tls.loop = loop;
+}
+
+sig_calls_t *sig_calls_create(sig_router_t *router, sig_str_t route)
+{
+    sig_calls_t *calls = sig_mem_alloc(sizeof(*calls));
+    memset(calls, 0, sizeof(*calls));
+    calls->router = router;
+    calls->route_hash = sig_shard_fnv1a64(route.base, route.len);
+    pthread_mutex_init(&calls->lock, NULL);
+    sig_call_settings_default(&calls->settings);
+    pthread_mutex_lock(&global.lock);
+    calls->next = global.all;
+    global.all = calls;
+    pthread_mutex_unlock(&global.lock);
+    return calls;
+}
+
+void sig_calls_destroy(sig_calls_t *calls)
+{
+    sig_calls_t **p;
+    pthread_mutex_lock(&global.lock);
+    for (p = &global.all; *p != NULL; p = &(*p)->next)
+        if (*p == calls) {
+            *p = calls->next;
+            break;
+        }
+    pthread_mutex_unlock(&global.lock);
+    if (calls->owner != NULL) /* a thread that never ran its dispose (the process is ending) */
+        sig_call_owner_destroy(calls->owner);
+    pthread_mutex_destroy(&calls->lock);
+    free(calls);
+}
+
+int sig_calls_in_use(const sig_calls_t *calls)
+{
+    return atomic_load(&((sig_calls_t *)calls)->in_use);
+}
+
+void sig_calls_configure(sig_calls_t *calls, const sig_call_settings_t *settings)
+{
+    pthread_mutex_lock(&calls->lock);
+    calls->settings = *settings;
+    calls->settings.random = NULL;
+    pthread_mutex_unlock(&calls->lock);
+    atomic_fetch_add(&calls->settings_gen, 1);
+}
+
+static uint32_t owner_thread(const sig_calls_t *calls)
+{
+    return (uint32_t)(calls->route_hash % sig_router_num_threads());
+}
+
+/* ---- the owner's side ---- */
+
+/* Sends one output to its device, on whatever thread that lives. */
+static void deliver_task(const void *bytes, size_t len)
+{
+    uint64_t conn_id;
+    memcpy(&conn_id, bytes, sizeof(conn_id));
+    global.deliver(conn_id, (const char *)bytes + sizeof(conn_id), len - sizeof(conn_id));
+}
+
+static void send_to(sig_endpoint_t to, sig_buf_t *msg)
+{
+    if (to.thread == sig_router_thread_index()) {
+        global.deliver(to.conn_id, msg->base, msg->len);
+        return;
+    }
+    sig_buf_reset(&tls.task);
+    sig_buf_append(&tls.task, &to.conn_id, sizeof(to.conn_id));
+    sig_buf_append(&tls.task, msg->base, msg->len);
+    sig_router_post(to.thread, deliver_task, tls.task.base, tls.task.len);
+}
+
+static void on_output(void *ctx, const sig_call_out_t *out)
+{
+    (void)ctx;
+    if (out->type == SIG_CALL_OUT_USER_ACTIVE)
+        return; /* one owner sees every call of the route: busy needs no count across threads */
+    sig_buf_reset(&tls.out);
+    sig_callmsg_encode(&tls.out, out);
+    send_to(out->to, &tls.out);
+}
+
+static void on_timer(uv_timer_t *timer);
+
+static void rearm(sig_calls_t *calls)
+{
+    uint64_t at = sig_call_next_deadline(calls->owner), now = uv_now(tls.loop);
+    if (at == SIG_CALL_NEVER)
+        uv_timer_stop(&calls->timer);
+    else
+        uv_timer_start(&calls->timer, on_timer, at > now ? at - now : 0, 0);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    sig_calls_t *calls = timer->data;
+    sig_call_on_time(calls->owner, uv_now(tls.loop));
+    rearm(calls);
+}
+
+/* The owner, made on its thread by the first event, with the directives in force. */
+static sig_call_owner_t *owner_of(sig_calls_t *calls)
+{
+    unsigned gen = atomic_load(&calls->settings_gen);
+    sig_call_settings_t settings;
+
+    if (calls->owner != NULL && gen == calls->applied_gen)
+        return calls->owner;
+    pthread_mutex_lock(&calls->lock);
+    settings = calls->settings;
+    pthread_mutex_unlock(&calls->lock);
+    calls->applied_gen = gen;
+    if (calls->owner == NULL) {
+        calls->owner = sig_call_owner_create(&settings, (sig_call_sink_t){on_output, calls});
+        uv_timer_init(tls.loop, &calls->timer);
+        calls->timer.data = calls;
+    } else {
+        sig_call_owner_set_settings(calls->owner, &settings);
+    }
+    return calls->owner;
+}
+
+static void handle_register(sig_calls_t *calls, const sig_call_device_t *dev, sig_str_t req_id, uint64_t now)
+{
+    sig_call_owner_t *owner = owner_of(calls);
+    sig_call_info_t stack[8], *infos = stack;
+    size_t n = sig_call_user_calls(owner, dev->user_id, stack, 8);
+
+    if (req_id.len != 0) {
+        if (n > 8) {
+            infos = sig_mem_alloc(sizeof(*infos) * n);
+            sig_call_user_calls(owner, dev->user_id, infos, n);
+        }
+        sig_buf_reset(&tls.out);
+        sig_callmsg_encode_connect_ok(&tls.out, req_id, dev->user_id, dev->device_id, infos, n);
+        send_to(dev->ep, &tls.out);
+        if (infos != stack)
+            free(infos);
+    }
+    sig_call_device_registered(owner, now, dev);
+}
+
+static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig_str_t name, int name_is_verified, const char *json,
+                           size_t len, uint64_t now)
+{
+    sig_call_owner_t *owner = owner_of(calls);
+    sig_call_device_t stack_devs[STACK_DEVICES], *devs = stack_devs;
+    sig_endpoint_t stack_eps[STACK_DEVICES], *eps = stack_eps;
+    int stack_levels[STACK_DEVICES], *levels = stack_levels;
+    sig_call_request_t req;
+    size_t n = 0, i;
+    int err;
+
+    if ((err = sig_callmsg_decode(json, len, &req, &tls.scratch)) != 0) {
+        /* the level-1 decoder passed it: the JSON is sound, a field is not (level 2 says bad_request for all) */
+        sig_call_out_t out;
+        memset(&out, 0, sizeof(out));
+        out.type = SIG_CALL_OUT_RESPONSE;
+        out.to = dev->ep;
+        out.req = req.type != 0 ? req.type : SIG_CALL_REQ_CALL;
+        out.req_id = req.req_id;
+        out.err = SIG_CALL_ERR_BAD_REQUEST;
+        on_output(calls, &out);
+        return;
+    }
+    req.from = *dev;
+    if (req.type == SIG_CALL_REQ_CALL && (req.sponsor_user_name.len == 0 || name_is_verified))
+        req.sponsor_user_name = name;
+    if (req.type == SIG_CALL_REQ_CALL) {
+        n = sig_router_lookup_devices(calls->router, req.receiver_user_id, eps, levels, STACK_DEVICES);
+        if (n > STACK_DEVICES) {
+            eps = sig_mem_alloc(sizeof(*eps) * n);
+            levels = sig_mem_alloc(sizeof(*levels) * n);
+            devs = sig_mem_alloc(sizeof(*devs) * n);
+            n = sig_router_lookup_devices(calls->router, req.receiver_user_id, eps, levels, n);
+        }
+        for (i = 0; i != n; ++i)
+            devs[i] = (sig_call_device_t){eps[i], req.receiver_user_id, {NULL, 0}, levels[i]};
+        req.callee_devices = devs;
+        req.num_callee_devices = n;
+    }
+    sig_call_handle(owner, now, &req);
+    if (devs != stack_devs) {
+        free(devs);
+        free(eps);
+        free(levels);
+    }
+}
+
+/* An event, on the owner's thread. */
+static void run_event(const void *bytes, size_t len)
+{
+    struct st_event_t ev;
+    const char *p = (const char *)bytes + sizeof(ev);
+    sig_call_device_t dev;
+    uint64_t now;
+
+    (void)len;
+    memcpy(&ev, bytes, sizeof(ev)); /* the router's copy need not be aligned */
+    dev.ep = ev.ep;
+    dev.level = ev.level;
+    dev.user_id = sig_str(p, ev.user_len);
+    dev.device_id = sig_str(p + ev.user_len, ev.device_len);
+    p += ev.user_len + ev.device_len;
+    now = uv_now(tls.loop);
+    switch (ev.kind) {
+    case EV_REGISTER:
+        handle_register(ev.calls, &dev, sig_str(p, ev.req_id_len), now);
+        break;
+    case EV_REQUEST:
+        handle_request(ev.calls, &dev, sig_str(p + ev.req_id_len, ev.name_len), ev.name_is_verified,
+                       p + ev.req_id_len + ev.name_len, ev.json_len, now);
+        break;
+    default:
+        if (ev.calls->owner == NULL)
+            return; /* no call was ever made here */
+        sig_call_device_lost(owner_of(ev.calls), now, &dev, ev.clean);
+        break;
+    }
+    rearm(ev.calls);
+}
+
+/* ---- the devices' side ---- */
+
+static void post_event(sig_calls_t *calls, int kind, const sig_call_device_t *dev, int clean, sig_str_t req_id, sig_str_t name,
+                       int name_is_verified, const char *json, size_t json_len)
+{
+    struct st_event_t ev = {calls,          kind,          dev->ep,           dev->level,  clean, name_is_verified, dev->user_id.len,
+                            dev->device_id.len, req_id.len, name.len, json_len};
+    sig_buf_t *buf = &tls.event;
+
+    atomic_store(&calls->in_use, 1);
+    sig_buf_reset(buf);
+    sig_buf_append(buf, &ev, sizeof(ev));
+    sig_buf_append(buf, dev->user_id.base, dev->user_id.len);
+    sig_buf_append(buf, dev->device_id.base, dev->device_id.len);
+    sig_buf_append(buf, req_id.base, req_id.len);
+    sig_buf_append(buf, name.base, name.len);
+    sig_buf_append(buf, json, json_len);
+    /* on the owner's own thread at once: sending never closes a connection synchronously, so this cannot recurse */
+    if (owner_thread(calls) == sig_router_thread_index())
+        run_event(buf->base, buf->len);
+    else
+        sig_router_post(owner_thread(calls), run_event, buf->base, buf->len);
+}
+
+void sig_calls_register(sig_calls_t *calls, const sig_call_device_t *dev, sig_str_t req_id)
+{
+    post_event(calls, EV_REGISTER, dev, 0, req_id, sig_str(NULL, 0), 0, NULL, 0);
+}
+
+void sig_calls_request(sig_calls_t *calls, const sig_call_device_t *dev, sig_str_t name, int name_is_verified, const char *json,
+                       size_t len)
+{
+    post_event(calls, EV_REQUEST, dev, 0, sig_str(NULL, 0), name, name_is_verified, json, len);
+}
+
+void sig_calls_lost(sig_calls_t *calls, const sig_call_device_t *dev, int clean)
+{
+    post_event(calls, EV_LOST, dev, clean, sig_str(NULL, 0), sig_str(NULL, 0), 0, NULL, 0);
+}
+
+/* ---- thread hooks ---- */
+
+void sig_calls_thread_shutdown(void)
+{
+    sig_calls_t *calls;
+    pthread_mutex_lock(&global.lock);
+    for (calls = global.all; calls != NULL; calls = calls->next)
+        if (calls->owner != NULL && owner_thread(calls) == sig_router_thread_index()) {
+            sig_call_shutdown(calls->owner, uv_now(tls.loop));
+            uv_timer_stop(&calls->timer);
+        }
+    pthread_mutex_unlock(&global.lock);
+}
+
+void sig_calls_thread_dispose(void)
+{
+    sig_calls_t *calls;
+    pthread_mutex_lock(&global.lock);
+    for (calls = global.all; calls != NULL; calls = calls->next)
+        if (calls->owner != NULL && owner_thread(calls) == sig_router_thread_index()) {
+            sig_call_owner_destroy(calls->owner);
+            calls->owner = NULL;
+            uv_close((uv_handle_t *)&calls->timer, NULL); /* the router's dispose runs the loop once more */
+        }
+    pthread_mutex_unlock(&global.lock);
+    sig_buf_dispose(&tls.event);
+    sig_buf_dispose(&tls.task);
+    sig_buf_dispose(&tls.scratch);
+    sig_buf_dispose(&tls.out);
+}

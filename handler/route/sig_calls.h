@@ -1,0 +1,65 @@
+/*
+ * sig_calls.h: the level-2 calls of one route (docs/protocol.md#level-2-calls). core/sig_call.h is the state machine,
+ * core/sig_callmsg.h the codec; this part gives them a thread, a clock and the router.
+ *
+ * One owner per route: every call of a route lives on one thread, chosen by the route's name, so each race (first
+ * accept, glare, cancel against accept, a reconnect against the grace timer) is decided in one place, in the order the
+ * events reach it, without a lock. A device on any thread reaches the owner through sig_router_post, or directly when it
+ * lives on the owner's thread; what the owner decides goes to each device's thread the same way, so every device gets
+ * its messages in the owner's order. One timer on the owner's loop serves every deadline.
+ *
+ * This node alone: a route with a backplane does not offer level 2 yet (the handler answers create_connect as level 1).
+ *
+ * Threading: create, configure and destroy where the configuration is applied; register, request and lost on the
+ * device's own thread; the thread hooks on every thread.
+ */
+#ifndef SIG_CALLS_H
+#define SIG_CALLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include "common/sig_common.h"
+#include "core/sig_call.h"
+#include "route/sig_router.h"
+
+typedef struct st_sig_calls_t sig_calls_t;
+
+/** Hands `payload` to connection `conn_id` of the calling thread; returns 1 if it was queued, 0 if gone or closing. */
+typedef int (*sig_calls_deliver_cb)(uint64_t conn_id, const char *payload, size_t len);
+
+/** Process-wide, before the threads run. */
+void sig_calls_global_init(sig_calls_deliver_cb deliver);
+/** Each thread, before its loop runs. */
+void sig_calls_thread_init(uv_loop_t *loop);
+/** Server shutdown, on each thread: the calls this thread owns end with call_ended{shutdown} to their devices. */
+void sig_calls_thread_shutdown(void);
+/** Each thread, after every thread's loop stopped and before the router's thread dispose: frees what it owns. */
+void sig_calls_thread_dispose(void);
+
+/** The calls of the route `route` ("HOST/PATH", copied) whose devices `router` knows. */
+sig_calls_t *sig_calls_create(sig_router_t *router, sig_str_t route);
+/** At process teardown (or for a route that never had a level-2 device). */
+void sig_calls_destroy(sig_calls_t *calls);
+/** Whether a level-2 device ever registered: the owner may then hold calls and timers, so the route must stay. */
+int sig_calls_in_use(const sig_calls_t *calls);
+/** New directives (a reload): the owner applies them before its next event; running timers keep their deadlines. */
+void sig_calls_configure(sig_calls_t *calls, const sig_call_settings_t *settings);
+
+/**
+ * A level-2 create_connect of `dev` succeeded (its router bindings, level 2 included, are made). The owner answers it
+ * (when `req_id` is not empty) with the user's live calls, then rings it for the calls that ring its user and
+ * re-attaches it to a call its deviceId was detached from.
+ */
+void sig_calls_register(sig_calls_t *calls, const sig_call_device_t *dev, sig_str_t req_id);
+/**
+ * A level-2 message (its type is one of sig_callmsg_is_call_type) from level-2 device `dev`; always answered. `name` is
+ * the device's sponsorUserName from create_connect: a `call` without one rings with it, and one that came from a token
+ * (`name_is_verified`) is used whatever the call says, as level 1 does for dialing.
+ */
+void sig_calls_request(sig_calls_t *calls, const sig_call_device_t *dev, sig_str_t name, int name_is_verified, const char *json,
+                       size_t len);
+/** A level-2 device's connection ended (clean: it closed with 1000 or 1001) or it registered as someone else. */
+void sig_calls_lost(sig_calls_t *calls, const sig_call_device_t *dev, int clean);
+
+#endif

@@ -1,0 +1,379 @@
+// Level-2 ("calls") clients and the exact bytes of every server message, for the calls-*.test.mjs
+// integration tests. The contract: /work/shared/design/calls.md; the bytes: handler/core/sig_callmsg.c
+// (tests/unit/test_callmsg.c).
+//
+// Expected texts (JSON.stringify with the codec's key order; ids as the client wrote them):
+//   T.callResponse({id, callId, state, level2, legacy, glare})  call_response (ok)
+//   T.response(type, {id, callId, state})       <type>_response (ok) of call_ringing/accept/reject/hangup/signal/resume
+//   T.error(type, code, id)                     <type>_response ok:false (the codec's English text for `code`)
+//   T.level1Error(code, id)                     level 1's {"type":"error",...} (unknown_type, ...)
+//   T.incoming({callId, from, name, media, expiresIn, replaces})   incoming_call
+//   T.called({from, name, field1, field2, field3, callId})        level 1's called plus callId last
+//   T.state({callId, state, alerting, peerConnected})             call_state
+//   T.accepted({callId, byUser, byDevice, polite, glare})         call_accepted
+//   T.signal({callId, fromUser, fromDevice, seq, kind, data})     call_signal (`data`: the JSON TEXT sent)
+//   T.ended({callId, reason, detail, repeat})                     call_ended
+//   T.registered({id, user, device, calls})   create_connect_response of a level-2 device; calls:
+//                                             [{callId, state, role, peerUserId, media}]
+//   T.level1Registered(id, user)              create_connect_response of level 1
+//
+// Clients (every wait bounded; default 5000 ms):
+//   CallClient.open(url, {label}) -> a connected, unregistered client; it records every message
+//       from the start (an inbox: nothing is lost between waits).
+//   device(url, user, {device, name, level = 2, calls = [], label}) -> a client registered with
+//       create_connect (level 2 unless `level` is 1 or null), its create_connect_response checked
+//       byte for byte (level 1's bytes for level 1; for level 2 `calls` may be in any order).
+//   c.send(value)                 sends an object as JSON (a string as is)
+//   c.request(value, {timeout})   gives the message a fresh numeric `id` unless it has one, sends it and
+//                                 returns the text of the reply carrying that id (skipping others, which
+//                                 stay in the inbox): replies may overtake other messages across threads
+//   c.call({to, media, ...})      -> {text, msg, id}: request({type: 'call', receiverUserId: to, ...})
+//   c.take(type, callId, {timeout}) -> the text of the first message in the inbox of that type (and
+//                                 data.callId when given), removed from the inbox
+//   c.takeWhere(pred, what, {timeout}) -> the first {text, msg} with pred(msg, text), removed
+//   c.expect(text, {timeout})     takes the first message of the same type and callId and asserts it is
+//                                 exactly `text` (the message names the client)
+//   c.expectReply(id, text)       the reply carrying `id`, asserted exactly
+//   c.left()                      texts still in the inbox
+//   c.quiet(ms)                   waits ms, then asserts the inbox is empty (what came is shown)
+//   c.close(code = 1000)          clean close (a close frame): resolves on the server's close
+//   c.kill()                      abrupt loss: the socket is destroyed, no close frame
+//   c.closed                      a promise of {code, reason}
+//   quietAll(clients, ms)         one wait, then each client's inbox must be empty
+//   uid(tag)                      a user id no other test of the process uses
+//   ERR_TEXT                      the codec's text per level-2 code
+
+import assert from 'node:assert/strict';
+
+import WebSocket from 'ws';
+
+import { withTimeout } from './wait.mjs';
+
+const J = JSON.stringify;
+
+export const ERR_TEXT = Object.freeze({
+    bad_request: 'the request is not valid for a call',
+    not_registered: 'send create_connect before calling',
+    not_level2: 'this connection did not opt in to calls (create_connect with "level":2)',
+    self_call: 'a user cannot call itself',
+    too_many_calls: 'too many live calls',
+    call_id_taken: 'this callId is in use',
+    no_such_call: 'no such call',
+    not_a_party: 'this device is not a party of the call',
+    bad_state: "not possible in the call's state",
+    answered_elsewhere: 'another device answered the call',
+    signal_too_large: 'the signal is too large',
+    rate_limited: 'too many signals: slow down',
+    buffer_full: 'too many signals waiting for the other party',
+});
+
+/** Level 1's texts (handler/common/sig_common.h) for the codes these tests meet. */
+export const LEVEL1_TEXT = Object.freeze({
+    bad_json: 'message is not valid JSON',
+    unknown_type: 'message type is not known',
+    bad_field: 'a field has a value of the wrong kind',
+    missing_field: 'a required field is missing',
+    bad_id: 'user id must be 1 to 256 bytes',
+});
+
+export const T = Object.freeze({
+    callResponse({ id, callId, state, level2 = 0, legacy = 0, glare = false }) {
+        const data = { callId, state, delivered: { level2, legacy } };
+        if (glare) data.glare = true;
+        return J({ type: 'call_response', ok: true, msg: '', id, data });
+    },
+    response(type, { id, callId, state }) {
+        return J({ type: `${type}_response`, ok: true, msg: '', id, data: { callId, state } });
+    },
+    error(type, code, id) {
+        if (!(code in ERR_TEXT)) throw new Error(`T.error: no text for ${code}`);
+        return J({ type: `${type}_response`, ok: false, msg: ERR_TEXT[code], code, id });
+    },
+    level1Error(code, id) {
+        return J({ type: 'error', ok: false, msg: LEVEL1_TEXT[code], code, id });
+    },
+    incoming({ callId, from, name = '', media, expiresIn, replaces }) {
+        const data = { callId, sponsorUserId: from, sponsorUserName: name, media, expiresIn };
+        if (replaces) data.replaces = replaces;
+        return J({ type: 'incoming_call', ok: true, msg: '', data });
+    },
+    called({ from, name = '', field1 = '', field2 = '', field3 = '', callId }) {
+        return J({
+            type: 'called',
+            ok: true,
+            msg: '',
+            data: { sponsorUserId: from, sponsorUserName: name, field1, field2, field3, callId },
+        });
+    },
+    state({ callId, state, alerting = 0, peerConnected }) {
+        return J({ type: 'call_state', ok: true, msg: '', data: { callId, state, alerting, peerConnected } });
+    },
+    accepted({ callId, byUser, byDevice = null, polite, glare = false }) {
+        const data = { callId, by: { userId: byUser, deviceId: byDevice ?? null }, polite };
+        if (glare) data.glare = true;
+        return J({ type: 'call_accepted', ok: true, msg: '', data });
+    },
+    signal({ callId, fromUser, fromDevice = null, seq, kind, data }) {
+        if (typeof data !== 'string') throw new Error('T.signal: data is the JSON text as sent');
+        return (
+            `{"type":"call_signal","ok":true,"msg":"","data":{"callId":${J(callId)},"from":{"userId":${J(fromUser)},` +
+            `"deviceId":${fromDevice == null ? 'null' : J(fromDevice)}},"seq":${seq},"kind":${J(kind)},"data":${data}}}`
+        );
+    },
+    ended({ callId, reason, detail, repeat = false }) {
+        const data = { callId, reason };
+        if (detail) data.detail = detail;
+        if (repeat) data.repeat = true;
+        return J({ type: 'call_ended', ok: true, msg: '', data });
+    },
+    registered({ id, user, device = null, calls = [] }) {
+        return J({
+            type: 'create_connect_response',
+            ok: true,
+            msg: '',
+            id,
+            data: { sponsorUserId: user, level: 2, deviceId: device ?? null, calls: calls.map(callInfo) },
+        });
+    },
+    level1Registered(id, user) {
+        return J({ type: 'create_connect_response', ok: true, msg: '', id, data: { sponsorUserId: user } });
+    },
+});
+
+/** {callId, state, role, peerUserId, media} in the codec's order. */
+function callInfo({ callId, state, role, peerUserId, media }) {
+    return { callId, state, role, peerUserId, media };
+}
+
+let uniq = 0;
+/** A user id no other test of this process uses. */
+export const uid = (tag) => `${tag}-${process.pid % 1000}-${++uniq}`;
+
+let nextId = 1;
+const freshId = () => nextId++;
+
+export class CallClient {
+    constructor(ws, label) {
+        this.ws = ws;
+        this.label = label;
+        this.inbox = []; // {text, msg, at}
+        this.seen = []; // every text, in order (for failure messages)
+        this.waiters = [];
+        this.closeInfo = null;
+        this.closed = new Promise((resolve) => {
+            this._onClosed = resolve;
+        });
+        ws.on('message', (data, isBinary) => {
+            const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat([].concat(data)).toString('utf8');
+            let msg;
+            try {
+                msg = JSON.parse(text);
+            } catch {
+                msg = { type: '(not JSON)' };
+            }
+            if (isBinary) msg = { type: '(binary)' };
+            const entry = { text, msg, at: Date.now() };
+            this.seen.push(text);
+            this.inbox.push(entry);
+            this._pump();
+        });
+        ws.on('close', (code, reason) => {
+            this.closeInfo = { code, reason: reason.toString('utf8') };
+            for (const w of this.waiters.splice(0)) {
+                w.reject(new Error(`${this.label}: connection closed (${code}) while waiting for ${w.what}; inbox: ${this.dump()}`));
+            }
+            this._onClosed(this.closeInfo);
+        });
+        ws.on('error', () => {}); // shows up as the close
+    }
+
+    static async open(url, { label = 'client', timeout = 5000 } = {}) {
+        const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout });
+        const client = new CallClient(ws, label);
+        await withTimeout(
+            new Promise((resolve, reject) => {
+                ws.once('open', resolve);
+                ws.once('error', reject);
+                ws.once('unexpected-response', (req, res) => reject(new Error(`handshake answered ${res.statusCode}`)));
+            }),
+            timeout + 1000,
+            `${label}: WebSocket open ${url}`,
+        );
+        return client;
+    }
+
+    _pump() {
+        for (let i = 0; i < this.waiters.length; ) {
+            const w = this.waiters[i];
+            const k = this.inbox.findIndex((e) => w.pred(e.msg, e.text));
+            if (k >= 0) {
+                const [entry] = this.inbox.splice(k, 1);
+                this.waiters.splice(i, 1);
+                w.resolve(entry);
+            } else i++;
+        }
+    }
+
+    dump(max = 12) {
+        const list = this.inbox.slice(0, max).map((e) => e.text);
+        return list.length ? `\n    ${list.join('\n    ')}${this.inbox.length > max ? `\n    ... ${this.inbox.length - max} more` : ''}` : '(empty)';
+    }
+
+    /** The first message matching pred (now or later), removed from the inbox: {text, msg}. */
+    takeWhere(pred, what = 'a message', { timeout = 5000 } = {}) {
+        const k = this.inbox.findIndex((e) => pred(e.msg, e.text));
+        if (k >= 0) return Promise.resolve(this.inbox.splice(k, 1)[0]);
+        if (this.closeInfo) {
+            return Promise.reject(new Error(`${this.label}: closed (${this.closeInfo.code}) before ${what}; inbox: ${this.dump()}`));
+        }
+        let waiter;
+        const p = new Promise((resolve, reject) => {
+            waiter = { pred, what, resolve, reject };
+            this.waiters.push(waiter);
+        });
+        return withTimeout(p, timeout, `${this.label}: ${what}`).catch((err) => {
+            const i = this.waiters.indexOf(waiter);
+            if (i >= 0) this.waiters.splice(i, 1);
+            if (/^timed out/.test(err.message)) err.message += `; inbox of ${this.label}: ${this.dump()}`;
+            throw err;
+        });
+    }
+
+    /** The text of the first message of `type` (and data.callId === callId when given). */
+    async take(type, callId, opts) {
+        const e = await this.takeWhere(
+            (m) => m.type === type && (callId === undefined || m.data?.callId === callId),
+            `${type}${callId === undefined ? '' : ` of ${callId}`}`,
+            opts,
+        );
+        return e.text;
+    }
+
+    /** Takes the first message of the same type and callId as `text` and asserts it is `text`. */
+    async expect(text, opts) {
+        const want = JSON.parse(text);
+        const got = await this.take(want.type, want.data?.callId, opts);
+        assert.equal(got, text, `${this.label}: ${want.type}`);
+        return got;
+    }
+
+    send(value) {
+        this.ws.send(typeof value === 'string' ? value : J(value));
+    }
+
+    /** The reply carrying `id` (any type): its text. */
+    async reply(id, opts) {
+        const e = await this.takeWhere((m) => m.id === id, `the reply with id ${J(id)}`, opts);
+        return e.text;
+    }
+
+    async expectReply(id, text, opts) {
+        const got = await this.reply(id, opts);
+        assert.equal(got, text, `${this.label}: reply ${J(id)}`);
+        return got;
+    }
+
+    /** Sends `value` with a fresh id (unless it has one); returns the reply's text. */
+    async request(value, { timeout = 5000 } = {}) {
+        const msg = { ...value };
+        if (msg.id === undefined) msg.id = freshId();
+        this.send(msg);
+        return this.reply(msg.id, { timeout });
+    }
+
+    /** Sends with a fresh id, without waiting; returns the id. */
+    post(value) {
+        const msg = { ...value };
+        if (msg.id === undefined) msg.id = freshId();
+        this.send(msg);
+        return msg.id;
+    }
+
+    /** A `call`: {text, msg, id} of its call_response. */
+    async call({ to, media = 'audio', ...rest }, opts) {
+        const id = rest.id ?? freshId();
+        const text = await this.request({ type: 'call', receiverUserId: to, media, ...rest, id }, opts);
+        return { text, msg: JSON.parse(text), id };
+    }
+
+    left() {
+        return this.inbox.map((e) => e.text);
+    }
+
+    async quiet(ms = 150) {
+        await new Promise((r) => setTimeout(r, ms));
+        assert.deepEqual(this.left(), [], `${this.label}: no more messages`);
+    }
+
+    /** Clean close with `code` (a close frame); resolves once closed (bounded). */
+    close(code = 1000, timeout = 5000) {
+        if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code);
+        return withTimeout(this.closed, timeout, `${this.label}: close`);
+    }
+
+    /** Abrupt loss: the TCP connection ends without a close frame. */
+    kill() {
+        this.ws.terminate();
+        return withTimeout(this.closed, 5000, `${this.label}: terminate`);
+    }
+
+    isOpen() {
+        return this.ws.readyState === WebSocket.OPEN;
+    }
+}
+
+/** Waits `ms` once, then asserts every client's inbox is empty. */
+export async function quietAll(clients, ms = 150) {
+    await new Promise((r) => setTimeout(r, ms));
+    for (const c of clients) assert.deepEqual(c.left(), [], `${c.label}: no more messages`);
+}
+
+/** Sorts data.calls of a create_connect_response text by callId (their order is not part of the contract). */
+function canonicalRegistered(text) {
+    const m = JSON.parse(text);
+    if (m?.data && Array.isArray(m.data.calls)) {
+        m.data.calls.sort((a, b) => (a.callId < b.callId ? -1 : a.callId > b.callId ? 1 : 0));
+        return J(m);
+    }
+    return text;
+}
+
+/**
+ * A client registered as `user` (see the top of this file). `level` 2 (default) sends "level":2 and
+ * `device` (if any); 1 sends level 1's create_connect ("level":1); null sends no level at all.
+ */
+export async function device(url, user, { device: deviceId, name, level = 2, calls = [], label, timeout = 5000 } = {}) {
+    const c = await CallClient.open(url, { label: label ?? `${user}${deviceId ? `/${deviceId}` : ''}`, timeout });
+    try {
+        const msg = { type: 'create_connect', id: 'reg', sponsorUserId: user };
+        if (name !== undefined) msg.sponsorUserName = name;
+        if (level !== null) msg.level = level;
+        if (deviceId !== undefined) msg.deviceId = deviceId;
+        const reply = await c.request(msg, { timeout });
+        const want = level === 2 ? T.registered({ id: 'reg', user, device: deviceId, calls }) : T.level1Registered('reg', user);
+        if (level === 2 && calls.length > 1) assert.equal(canonicalRegistered(reply), canonicalRegistered(want), `${c.label}: create_connect_response`);
+        else assert.equal(reply, want, `${c.label}: create_connect_response`);
+        c.registeredText = reply;
+        return c;
+    } catch (err) {
+        c.ws.terminate();
+        throw err;
+    }
+}
+
+/** A list of clients killed (terminated) after test `t`. */
+export function clientsOf(t) {
+    const list = [];
+    t.after(() => {
+        for (const c of list) if (c.ws.readyState !== WebSocket.CLOSED) c.ws.terminate();
+    });
+    return list;
+}
+
+/** Every listed client's inbox after `ms`: {label: [texts]} of the non-empty ones. */
+export async function leftovers(clients, ms = 100) {
+    await new Promise((r) => setTimeout(r, ms));
+    const out = {};
+    for (const c of clients) if (c.inbox.length) out[c.label] = c.left();
+    return out;
+}
