@@ -548,6 +548,26 @@ static void row_ringing_timeout(void)
     is_int(sig_call_next_deadline(o), now + 30000, "the tombstone's expiry is the next deadline");
 }
 
+/* A reload's new settings: a running ring timer keeps its deadline, the next call rings for the new time. */
+static void settings_change(void)
+{
+    sig_call_settings_t s = defaults();
+    ringing_c1();
+    s.ring_timeout_ms = 500;
+    sig_call_owner_set_settings(o, &s);
+    is_int((int)(sig_call_next_deadline(o) - now), 60000, "settings: the ringing call keeps its 60 s");
+    rq(SIG_CALL_REQ_HANGUP, A1, "c1");
+    clear();
+    {
+        sig_call_device_t devs[3] = {B1, B2, BL};
+        call_n(A1, "bob", "c2", devs, 3, 0);
+    }
+    ok(find(B1.ep.conn_id, SIG_CALL_OUT_INCOMING, "c2") != NULL && find(B1.ep.conn_id, SIG_CALL_OUT_INCOMING, "c2")->expires == 500,
+       "settings: a new call rings for the new 500 ms");
+    advance(500);
+    ok(ended(A1.ep.conn_id, "c2", SIG_CALL_REASON_NO_ANSWER), "settings: ... and ends with no_answer after 500 ms");
+}
+
 static void row_ringing_signal_from_a(void)
 {
     int i, err = 0;
@@ -1493,6 +1513,7 @@ int main(void)
     row_ringing_reject();
     row_ringing_cancel();
     row_ringing_timeout();
+    settings_change();
     row_ringing_signal_from_a();
     row_ringing_signal_from_b();
     row_ringing_b_registers();

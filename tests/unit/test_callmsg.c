@@ -247,6 +247,32 @@ static void test_round_trip(void)
     ok(strstr(encode(&o), "\"data\":{\"sdp\":\"\\u00e9\\n\"}}}") != NULL, "relayed with its escapes untouched: %s", out.base);
 }
 
+/* A level-2 device's create_connect_response, with and without calls and deviceId. */
+static void test_connect_ok(void)
+{
+    sig_call_info_t calls[2] = {{SIG_STRLIT("c1"), SIG_CALL_RINGING, 1, SIG_STRLIT("2211"), SIG_STRLIT("video")},
+                                {SIG_STRLIT("c2"), SIG_CALL_ACTIVE, 0, SIG_STRLIT("7"), SIG_STRLIT("audio")}};
+    sig_buf_reset(&out);
+    sig_callmsg_encode_connect_ok(&out, SIG_STRLIT("1"), SIG_STRLIT("1122"), SIG_STRLIT("phone"), calls, 2);
+    sig_buf_append_char(&out, '\0');
+    is_str(out.base,
+           "{\"type\":\"create_connect_response\",\"ok\":true,\"msg\":\"\",\"id\":1,\"data\":{\"sponsorUserId\":\"1122\","
+           "\"level\":2,\"deviceId\":\"phone\",\"calls\":[{\"callId\":\"c1\",\"state\":\"ringing\",\"role\":\"caller\","
+           "\"peerUserId\":\"2211\",\"media\":\"video\"},{\"callId\":\"c2\",\"state\":\"active\",\"role\":\"callee\","
+           "\"peerUserId\":\"7\",\"media\":\"audio\"}]}}",
+           "connect ok with two calls");
+    sig_buf_reset(&out);
+    sig_callmsg_encode_connect_ok(&out, sig_str(NULL, 0), SIG_STRLIT("a\"b"), sig_str(NULL, 0), NULL, 0);
+    sig_buf_append_char(&out, '\0');
+    is_str(out.base,
+           "{\"type\":\"create_connect_response\",\"ok\":true,\"msg\":\"\",\"data\":{\"sponsorUserId\":\"a\\\"b\","
+           "\"level\":2,\"deviceId\":null,\"calls\":[]}}",
+           "no id, no deviceId, no calls; the user id escaped");
+    is_int(sig_callmsg_request_type(sig_str_cstr("call_resume")), SIG_CALL_REQ_RESUME, "request_type of call_resume");
+    is_int(sig_callmsg_request_type(sig_str_cstr("call")), SIG_CALL_REQ_CALL, "... of call");
+    is_int(sig_callmsg_request_type(sig_str_cstr("calls")), 0, "... of something else: 0");
+}
+
 int main(void)
 {
     test_requests();
@@ -254,6 +280,7 @@ int main(void)
     test_errors();
     test_encode();
     test_round_trip();
+    test_connect_ok();
     ok(sig_callmsg_is_call_type(sig_str_cstr("call_hangup")) && !sig_callmsg_is_call_type(sig_str_cstr("dialing")),
        "is_call_type");
     sig_buf_dispose(&scratch);

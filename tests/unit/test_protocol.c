@@ -884,6 +884,41 @@ static void test_decode_surrogates(void)
     is_field(msg.field1, "\\udc00", "... kept as written");
 }
 
+/* create_connect's level-2 keys: read for create_connect alone; other types ignore them as level 1 always did */
+static void test_decode_level2_keys(void)
+{
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":2,\"deviceId\":\"phone-1.a_b~\"}"), 0,
+           "level 2 with a deviceId");
+    is_int(msg.level, 2, "... level 2");
+    is_field(msg.device_id, "phone-1.a_b~", "... the deviceId");
+    ok((msg.present & SIG_FIELD_DEVICE_ID) != 0, "... marked present");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\"}"), 0, "no level");
+    is_int(msg.level, 0, "... level 0 (absent)");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":null}"), 0, "level null");
+    is_int(msg.level, 0, "... is absent");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":1,\"deviceId\":\"a b\"}"), 0,
+           "level 1: the deviceId is not checked");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":3}"), SIG_ERR_BAD_FIELD, "level 3");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":\"2\"}"), SIG_ERR_BAD_FIELD,
+           "level as a string");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":2.0}"), SIG_ERR_BAD_FIELD, "level 2.0");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":2,\"deviceId\":\"a b\"}"),
+           SIG_ERR_BAD_FIELD, "a deviceId with a space");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":2,\"deviceId\":\"\"}"),
+           SIG_ERR_BAD_FIELD, "an empty deviceId");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":2,\"deviceId\":"
+                  "\"12345678901234567890123456789012345678901234567890123456789012345\"}"),
+           SIG_ERR_BAD_FIELD, "a deviceId of 65 characters");
+    is_int(decode("{\"type\":\"create_connect\",\"sponsorUserId\":\"1\",\"level\":2,\"deviceId\":{}}"), SIG_ERR_BAD_FIELD,
+           "a deviceId object");
+    is_int(decode("{\"type\":\"dialing\",\"receiverUserId\":\"1\",\"level\":\"x\",\"deviceId\":{}}"), 0,
+           "dialing ignores both keys whatever they hold");
+    is_int(decode("{\"type\":\"call_accept\",\"callId\":\"c1\"}"), SIG_ERR_UNKNOWN_TYPE, "a level-2 type is unknown here");
+    is_field(msg.type_name, "call_accept", "... and its text is kept");
+    is_int(decode("{\"type\":\"dialing\",\"receiverUserId\":\"1\"}"), 0, "a known type");
+    is_absent(msg.type_name, "... has no type_name");
+}
+
 int main(void)
 {
     test_decode_protocol_examples();
@@ -895,6 +930,7 @@ int main(void)
     test_decode_id_lengths();
     test_decode_deep_nesting();
     test_decode_surrogates();
+    test_decode_level2_keys();
     test_push_decode_call();
     test_push_decode_disconnect();
     test_push_decode_errors();

@@ -105,6 +105,32 @@ int main(void)
         ok(z == NULL, "... and nothing is counted");
     }
     sig_router_destroy(router);
+    router = sig_router_create(8, 0, NULL, SIG_STRLIT("default/WsService"));
+    {
+        /* levels: a lookup says which connections are level-2 devices */
+        sig_binding_t *p = NULL, *q = NULL, *q2 = NULL, *r = NULL;
+        sig_endpoint_t eps[4];
+        int levels[4];
+        is_int(sig_router_bind_level2(router, SIG_STRLIT("2211"), ep(2), &q2), 0, "the phone is level 2 first ...");
+        is_int(sig_router_bind(router, SIG_STRLIT("2211"), ep(2), &q), 0, "... then bound");
+        is_int(sig_router_bind(router, SIG_STRLIT("2211"), ep(3), &p), 0, "a level-1 browser");
+        is_int(sig_router_bind(router, SIG_STRLIT("1122"), ep(4), &r), 0, "another user");
+        is_int((int)sig_router_lookup_devices(router, SIG_STRLIT("2211"), eps, levels, 4), 2, "2211 has two connections");
+        ok((eps[0].conn_id == 2 && levels[0] == 2 && eps[1].conn_id == 3 && levels[1] == 1) ||
+               (eps[0].conn_id == 3 && levels[0] == 1 && eps[1].conn_id == 2 && levels[1] == 2),
+           "... the phone level 2, the browser level 1");
+        is_int((int)sig_router_lookup_devices(router, SIG_STRLIT("2211"), eps, levels, 1), 2, "a short array: the count still");
+        is_int((int)sig_router_lookup_devices(router, SIG_STRLIT("9"), eps, levels, 4), 0, "nobody");
+        sig_router_unbind(router, &q);
+        sig_router_unbind_level2(router, &q2);
+        ok(q2 == NULL, "unbound");
+        sig_router_unbind_level2(router, &q2); /* safe twice */
+        is_int((int)sig_router_lookup_devices(router, SIG_STRLIT("2211"), eps, levels, 4), 1, "the browser is left");
+        is_int(levels[0], 1, "... level 1");
+        sig_router_unbind(router, &p);
+        sig_router_unbind(router, &r);
+    }
+    sig_router_destroy(router);
     sig_router_global_dispose();
     return done_testing();
 }
