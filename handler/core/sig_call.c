@@ -295,6 +295,7 @@ static void set_active(sig_call_owner_t *o, struct st_call_t *c, uint64_t now)
     c->ring_at = NEVER;
     c->max_at = o->s.max_duration_ms != 0 ? now + o->s.max_duration_ms : NEVER;
     ++o->active;
+    ++o->answered;
     ++c->caller.member.user->active;
     ++c->callee.member.user->active;
     send_user_active(o, c, c->caller_user, 1);
@@ -323,6 +324,7 @@ static void finish(sig_call_owner_t *o, struct st_call_t *c, uint64_t now, sig_c
     }
     c->end_caller = r_caller;
     c->end_callee = r_callee;
+    ++o->ended[r_caller];
     c->has_ender = skip != NULL;
     if (skip != NULL) {
         c->ender = *skip;
@@ -401,6 +403,8 @@ static int end_at_once(sig_call_owner_t *o, const sig_call_request_t *req, sig_s
 {
     sig_call_out_t out;
     reply_full(o, req, 0, id, SIG_CALL_ENDED, 0, 0, 0);
+    ++o->started;
+    ++o->ended[reason];
     out_init(&out, SIG_CALL_OUT_ENDED, req->from.ep, id);
     out.reason = reason;
     emit(o, &out);
@@ -444,6 +448,7 @@ static struct st_call_t *new_call(sig_call_owner_t *o, const sig_call_request_t 
     sig_call__link(o, &c->caller, c->caller_user);
     sig_call__link(o, &c->callee, c->callee_user);
     ++o->live;
+    ++o->started;
     return c;
 }
 

@@ -80,7 +80,8 @@ typedef enum en_sig_call_reason_t {
     SIG_CALL_REASON_PEER_GONE,          /* a detached party did not come back within the reconnect grace */
     SIG_CALL_REASON_REPLACED,           /* a new call between the same pair replaced this one */
     SIG_CALL_REASON_MAX_DURATION,
-    SIG_CALL_REASON_SHUTDOWN
+    SIG_CALL_REASON_SHUTDOWN,
+    SIG_CALL_NUM_REASONS
 } sig_call_reason_t;
 
 /** "cancelled", "rejected", ...; "" for NONE. Static. */
@@ -312,6 +313,9 @@ size_t sig_call_user_calls(const sig_call_owner_t *owner, sig_str_t user_id, sig
 /** Counts, for metrics and tests. */
 typedef struct st_sig_call_stats_t {
     size_t live, ringing, active, tombstones, users, buffered_signals, buffered_bytes;
+    /* since the owner was made: calls placed (every `call` that rang, or ended at once as busy/offline/shutdown), calls
+     * answered (an accept or a glare join), and calls ended by the reason their caller was given */
+    uint64_t started, answered, ended[SIG_CALL_NUM_REASONS];
 } sig_call_stats_t;
 
 void sig_call_stats(const sig_call_owner_t *owner, sig_call_stats_t *stats);

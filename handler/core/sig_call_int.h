@@ -106,6 +106,7 @@ struct st_sig_call_owner_t {
     size_t heap_len, heap_cap;
     uint64_t k0, k1;
     size_t live, active, buffered_signals, buffered_bytes;
+    uint64_t started, answered, ended[SIG_CALL_NUM_REASONS]; /* counts for sig_call_stats */
     int shut;
 };
 

@@ -552,6 +552,9 @@ void sig_call_stats(const sig_call_owner_t *o, sig_call_stats_t *st)
     st->users = o->users.count;
     st->buffered_signals = o->buffered_signals;
     st->buffered_bytes = o->buffered_bytes;
+    st->started = o->started;
+    st->answered = o->answered;
+    memcpy(st->ended, o->ended, sizeof(st->ended));
 }
 
 void sig_call_owner_set_settings(sig_call_owner_t *o, const sig_call_settings_t *settings)

@@ -271,6 +271,23 @@ void sig_metrics_render_prometheus(sig_buf_t *out, const sig_metrics_figures_t *
         sig_buf_append_char(out, '\n');
         route_value(out, "h2o_signaling_dial_duration_seconds_count", routes + r, cumulative);
     }
+    family(out, "h2o_signaling_calls", "gauge", "Level-2 calls live now, by state.");
+    for (r = 0; r != num_routes; ++r) {
+        labelled_value(out, "h2o_signaling_calls", routes + r, "state", "ringing", routes[r].calls.ringing);
+        labelled_value(out, "h2o_signaling_calls", routes + r, "state", "active", routes[r].calls.active);
+    }
+    family(out, "h2o_signaling_calls_started_total", "counter",
+           "Level-2 calls placed (rang, or ended at once: busy, offline, shutdown).");
+    for (r = 0; r != num_routes; ++r)
+        route_value(out, "h2o_signaling_calls_started_total", routes + r, routes[r].calls.started);
+    family(out, "h2o_signaling_calls_answered_total", "counter", "Level-2 calls answered (accepted, or joined by glare).");
+    for (r = 0; r != num_routes; ++r)
+        route_value(out, "h2o_signaling_calls_answered_total", routes + r, routes[r].calls.answered);
+    family(out, "h2o_signaling_calls_ended_total", "counter", "Level-2 calls ended, by the reason their caller was given.");
+    for (r = 0; r != num_routes; ++r)
+        for (i = 1; i != SIG_CALL_NUM_REASONS; ++i)
+            labelled_value(out, "h2o_signaling_calls_ended_total", routes + r, "reason", sig_call_reason_name((sig_call_reason_t)i),
+                           routes[r].calls.ended[i]);
     for (r = 0; r != num_routes; ++r)
         any_backplane |= routes[r].has_backplane;
     if (any_backplane) {
@@ -337,6 +354,12 @@ void sig_metrics_render_json(sig_buf_t *out, const sig_metrics_figures_t *routes
         append_cstr(out, "}, \"sum\": ");
         append_seconds(out, f->dial_ns_sum);
         appendf(out, ", \"count\": %" PRIu64 "}", cumulative);
+        appendf(out,
+                ", \"calls\": {\"ringing\": %zu, \"active\": %zu, \"started\": %" PRIu64 ", \"answered\": %" PRIu64 ", \"ended\": {",
+                f->calls.ringing, f->calls.active, f->calls.started, f->calls.answered);
+        for (i = 1; i != SIG_CALL_NUM_REASONS; ++i)
+            appendf(out, "%s\"%s\": %" PRIu64, i == 1 ? "" : ", ", sig_call_reason_name((sig_call_reason_t)i), f->calls.ended[i]);
+        append_cstr(out, "}}");
         if (f->has_backplane)
             appendf(out, ", \"backplane\": {\"up\": %d, \"reconnects\": %" PRIu64 "}", f->backplane_up != 0,
                     f->backplane_reconnects);

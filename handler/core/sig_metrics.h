@@ -19,11 +19,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "common/sig_common.h"
+#include "core/sig_call.h"
 
-/** messages_received_total{type}: X(NAME, "label"). `invalid`: a message that could not be decoded. */
+/**
+ * messages_received_total{type}: X(NAME, "label"). `invalid`: a message that could not be decoded. The call messages
+ * follow the order of sig_call_req_type_t: SIG_METRICS_MSG_CALL + (type - SIG_CALL_REQ_CALL) is a request's row.
+ */
 #define SIG_METRICS_MESSAGE_TYPES(X)                                                                                      \
     X(CREATE_CONNECT, "create_connect")                                                                                \
     X(DIALING, "dialing")                                                                                              \
+    X(CALL, "call")                                                                                                    \
+    X(CALL_RINGING, "call_ringing")                                                                                    \
+    X(CALL_ACCEPT, "call_accept")                                                                                      \
+    X(CALL_REJECT, "call_reject")                                                                                      \
+    X(CALL_HANGUP, "call_hangup")                                                                                      \
+    X(CALL_SIGNAL, "call_signal")                                                                                      \
+    X(CALL_RESUME, "call_resume")                                                                                      \
     X(INVALID, "invalid")
 
 /** dials_total{result}: X(NAME, "label", SIG_ERR_* or 0 for "delivered to one connection or more"). */
@@ -128,6 +139,7 @@ typedef struct st_sig_metrics_figures_t {
     uint64_t closes[SIG_METRICS_NUM_CLOSE_CODES];
     uint64_t dial_buckets[SIG_METRICS_NUM_DIAL_BUCKETS]; /* per bucket, not cumulative */
     uint64_t dial_ns_sum;
+    sig_call_stats_t calls; /* the route's call owner (route/sig_calls.h): ringing, active, started, answered, ended */
     int has_backplane; /* with signaling.redis: the two below are shown */
     int backplane_up;  /* 1: every shard's subscriber is up */
     uint64_t backplane_reconnects;

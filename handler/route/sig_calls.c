@@ -27,6 +27,8 @@ struct st_sig_calls_t {
     unsigned applied_gen;
     sig_call_owner_t *owner; /* made by the first event */
     uv_timer_t timer;
+    /* the owner's figures as of its last event, for scrapes on any thread (written by the owner's thread alone) */
+    _Atomic uint64_t ringing, active, started, answered, ended[SIG_CALL_NUM_REASONS];
     sig_calls_t *next; /* every route's, for the thread hooks */
 };
 
@@ -149,8 +151,37 @@ static void on_output(void *ctx, const sig_call_out_t *out)
 
 static void on_timer(uv_timer_t *timer);
 
+static void publish_stats(sig_calls_t *calls)
+{
+    sig_call_stats_t st;
+    size_t i;
+    sig_call_stats(calls->owner, &st);
+    atomic_store_explicit(&calls->ringing, st.ringing, memory_order_relaxed);
+    atomic_store_explicit(&calls->active, st.active, memory_order_relaxed);
+    atomic_store_explicit(&calls->started, st.started, memory_order_relaxed);
+    atomic_store_explicit(&calls->answered, st.answered, memory_order_relaxed);
+    for (i = 0; i != SIG_CALL_NUM_REASONS; ++i)
+        atomic_store_explicit(&calls->ended[i], st.ended[i], memory_order_relaxed);
+}
+
+void sig_calls_stats(const sig_calls_t *calls, sig_call_stats_t *st)
+{
+    sig_calls_t *c = (sig_calls_t *)calls;
+    size_t i;
+    memset(st, 0, sizeof(*st));
+    st->ringing = atomic_load_explicit(&c->ringing, memory_order_relaxed);
+    st->active = atomic_load_explicit(&c->active, memory_order_relaxed);
+    st->live = st->ringing + st->active;
+    st->started = atomic_load_explicit(&c->started, memory_order_relaxed);
+    st->answered = atomic_load_explicit(&c->answered, memory_order_relaxed);
+    for (i = 0; i != SIG_CALL_NUM_REASONS; ++i)
+        st->ended[i] = atomic_load_explicit(&c->ended[i], memory_order_relaxed);
+}
+
+/* After every event and timer: the next deadline, and the figures scrapes read. */
 static void rearm(sig_calls_t *calls)
 {
+    publish_stats(calls);
     uint64_t at = sig_call_next_deadline(calls->owner), now = uv_now(tls.loop);
     if (at == SIG_CALL_NEVER)
         uv_timer_stop(&calls->timer);
@@ -336,6 +367,7 @@ void sig_calls_thread_shutdown(void)
     for (calls = global.all; calls != NULL; calls = calls->next)
         if (calls->owner != NULL && owner_thread(calls) == sig_router_thread_index()) {
             sig_call_shutdown(calls->owner, uv_now(tls.loop));
+            publish_stats(calls);
             uv_timer_stop(&calls->timer);
         }
     pthread_mutex_unlock(&global.lock);

@@ -43,6 +43,11 @@ sig_calls_t *sig_calls_create(sig_router_t *router, sig_str_t route);
 void sig_calls_destroy(sig_calls_t *calls);
 /** Whether a level-2 device ever registered: the owner may then hold calls and timers, so the route must stay. */
 int sig_calls_in_use(const sig_calls_t *calls);
+/**
+ * Any thread: the owner's figures as of its last event (live, ringing, active, started, answered, ended; the others
+ * are 0). All zero before the first level-2 device.
+ */
+void sig_calls_stats(const sig_calls_t *calls, sig_call_stats_t *stats);
 /** New directives (a reload): the owner applies them before its next event; running timers keep their deadlines. */
 void sig_calls_configure(sig_calls_t *calls, const sig_call_settings_t *settings);
 

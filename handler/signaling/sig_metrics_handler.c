@@ -37,6 +37,7 @@ static void gather_route(sig_route_t *route, sig_str_t key, void *data)
     f->route.len = key.len;
     sig_metrics_sum(sig_route_metrics(route), f);
     f->users = sig_router_num_users(router);
+    sig_calls_stats(sig_route_calls(route), &f->calls);
     f->has_backplane = sig_router_backplane_health(router, &f->backplane_up, &f->backplane_reconnects);
 }
 

@@ -140,6 +140,7 @@ static void on_call_message(sig_session_t *session, const char *json, size_t len
     sig_call_device_t dev;
     sig_call_out_t out;
 
+    sig_counter_add(&session->metrics->messages[SIG_METRICS_MSG_CALL + (sig_callmsg_request_type(type) - SIG_CALL_REQ_CALL)], 1);
     if (session->level2 != NULL) {
         sig_calls_request(session->handler->calls, session_device(session, &dev), sig_str(session->name.base, session->name.len),
                           session->name_is_verified, json, len);

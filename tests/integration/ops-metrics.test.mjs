@@ -25,7 +25,9 @@ import { dialAllPairs, dialingFailText, dialingOkText, rawRegister, register } f
 import { waitUntil } from '../lib/wait.mjs';
 import { closeAfter, connect, waitClose } from '../lib/wsclient.mjs';
 
-const TYPES = ['create_connect', 'dialing', 'invalid'];
+const TYPES = ['create_connect', 'dialing', 'call', 'call_ringing', 'call_accept', 'call_reject', 'call_hangup', 'call_signal', 'call_resume', 'invalid'];
+const REASONS = ['cancelled', 'rejected', 'busy', 'no_answer', 'offline', 'answered_elsewhere', 'rejected_elsewhere', 'hangup', 'peer_gone',
+    'replaced', 'max_duration', 'shutdown'];
 const RESULTS = ['delivered', 'peer_offline', 'peer_gone', 'cluster_unavailable', 'not_registered', 'identity_mismatch', 'rate_limited'];
 const CODES = ['1000', '1001', '1002', '1003', '1005', '1006', '1007', '1008', '1009', '1010', '1011', 'other'];
 const LE = ['0.0005', '0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '0.5', '1', '2.5', '5', '+Inf'];
@@ -93,6 +95,11 @@ function routeSeries(route, e) {
     for (const res of RESULTS) m.set(`h2o_signaling_dials_total{${r},result="${res}"}`, e.dials[res] ?? 0);
     m.set(`h2o_signaling_called_sent_total{${r}}`, e.called);
     for (const c of CODES) m.set(`h2o_signaling_closes_total{${r},code="${c}"}`, e.closes[c] ?? 0);
+    m.set(`h2o_signaling_calls{${r},state="ringing"}`, e.calls.ringing);
+    m.set(`h2o_signaling_calls{${r},state="active"}`, e.calls.active);
+    m.set(`h2o_signaling_calls_started_total{${r}}`, e.calls.started);
+    m.set(`h2o_signaling_calls_answered_total{${r}}`, e.calls.answered);
+    for (const reason of REASONS) m.set(`h2o_signaling_calls_ended_total{${r},reason="${reason}"}`, e.calls.ended[reason] ?? 0);
     return m;
 }
 
@@ -132,7 +139,8 @@ function assertFigures(samples, expected) {
     }
 }
 
-const fresh = () => ({ connections: 0, users: 0, messages: {}, dials: {}, called: 0, closes: {} });
+const fresh = () => ({ connections: 0, users: 0, messages: {}, dials: {}, called: 0, closes: {},
+    calls: { ringing: 0, active: 0, started: 0, answered: 0, ended: {} } });
 const bump = (obj, key, n = 1) => (obj[key] = (obj[key] ?? 0) + n);
 
 /** Counts the `called` pushes each socket receives. */
@@ -277,6 +285,35 @@ describe('signaling.metrics on 4 threads', { timeout: 120000 }, () => {
         bump(limited.messages, 'dialing', 3);
         bump(limited.dials, 'not_registered', 3);
         bump(limited.dials, 'rate_limited');
+
+        // level-2 calls: one rings, is answered and hung up; one finds its callee offline
+        const c1 = await connect(srv.wsUrl);
+        const c2 = await connect(srv.wsUrl);
+        open.push(c1, c2);
+        for (const [ws, u] of [[c1, 'caller-1'], [c2, 'callee-1']])
+            assert.equal((await sendAndWait(ws, { type: 'create_connect', sponsorUserId: u, level: 2, id: 'r' }, 'create_connect_response')).data.level, 2);
+        main.connections += 2;
+        main.users += 2;
+        bump(main.messages, 'create_connect', 2);
+        const incoming = new Promise((resolve) => c2.on('message', (d) => JSON.parse(d).type === 'incoming_call' && resolve()));
+        const placed = await sendAndWait(c1, { type: 'call', receiverUserId: 'callee-1', media: 'audio', callId: 'metrics-call', id: 'c' }, 'call_response');
+        assert.equal(placed.data.state, 'ringing');
+        await incoming;
+        main.calls.started += 1;
+        main.calls.ringing += 1;
+        bump(main.messages, 'call');
+        assertFigures((await scrape(srv)).samples, E); /* the owner publishes its figures after each event */
+        assert.equal((await sendAndWait(c2, { type: 'call_accept', callId: 'metrics-call', id: 'a' }, 'call_accept_response')).ok, true);
+        assert.equal((await sendAndWait(c1, { type: 'call_hangup', callId: 'metrics-call', id: 'h' }, 'call_hangup_response')).ok, true);
+        assert.equal((await sendAndWait(c1, { type: 'call', receiverUserId: 'nobody', media: 'audio', id: 'o' }, 'call_response')).data.state, 'ended');
+        bump(main.messages, 'call');
+        bump(main.messages, 'call_accept');
+        bump(main.messages, 'call_hangup');
+        main.calls.ringing -= 1;
+        main.calls.started += 1;
+        main.calls.answered += 1;
+        bump(main.calls.ended, 'hangup');
+        bump(main.calls.ended, 'offline');
 
         // the pushes arrived where they were counted
         await waitUntil(() => called.u0.called === 7 && calledDevices.every((b) => b.called === 7), { what: 'u0 devices: 7 called each' });
@@ -425,7 +462,10 @@ describe('status: ON', { timeout: 60000 }, () => {
         for (const c of CODES) assert.equal(r.closes[c], samples.get(`h2o_signaling_closes_total{${l},code="${c}"}`), c);
         assert.equal(r.called_sent, 2);
         assert.equal(r.called_sent, samples.get(`h2o_signaling_called_sent_total{${l}}`));
-        assert.deepEqual(r.messages_received, { create_connect: 3, dialing: 2, invalid: 0 });
+        assert.deepEqual(r.messages_received, { create_connect: 3, dialing: 2, call: 0, call_ringing: 0, call_accept: 0, call_reject: 0,
+            call_hangup: 0, call_signal: 0, call_resume: 0, invalid: 0 });
+        assert.deepEqual(r.calls, { ringing: 0, active: 0, started: 0, answered: 0,
+            ended: Object.fromEntries(REASONS.map((reason) => [reason, 0])) }, 'the calls member: no call yet');
         assert.equal(r.dials.delivered, 1);
         assert.equal(r.dials.peer_offline, 1);
         const h = histogram(samples, MAIN);

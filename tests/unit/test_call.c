@@ -568,6 +568,21 @@ static void settings_change(void)
     ok(ended(A1.ep.conn_id, "c2", SIG_CALL_REASON_NO_ANSWER), "settings: ... and ends with no_answer after 500 ms");
 }
 
+/* The counts sig_call_stats gives the metrics: placed, answered, ended by the caller's reason. */
+static void stats_counts(void)
+{
+    sig_call_stats_t st;
+    sig_call_device_t none[1];
+    ringing_c1();                         /* placed 1 */
+    rq(SIG_CALL_REQ_ACCEPT, B1, "c1");    /* answered 1 */
+    rq(SIG_CALL_REQ_HANGUP, A1, "c1");    /* ended: hangup */
+    call_n(A1, "carol", "c3", none, 0, 0); /* placed 2, ended at once: offline */
+    sig_call_stats(o, &st);
+    ok(st.started == 2 && st.answered == 1 && st.ended[SIG_CALL_REASON_HANGUP] == 1 && st.ended[SIG_CALL_REASON_OFFLINE] == 1 &&
+           st.live == 0,
+       "stats: 2 placed, 1 answered, ended 1 hangup + 1 offline, none live");
+}
+
 static void row_ringing_signal_from_a(void)
 {
     int i, err = 0;
@@ -1514,6 +1529,7 @@ int main(void)
     row_ringing_cancel();
     row_ringing_timeout();
     settings_change();
+    stats_counts();
     row_ringing_signal_from_a();
     row_ringing_signal_from_b();
     row_ringing_b_registers();

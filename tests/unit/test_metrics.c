@@ -73,6 +73,7 @@ static sig_metrics_t *scenario(sig_metrics_figures_t *f)
     sig_counter_sub(&b->connections, 1);
     sig_counter_add(&a->messages[SIG_METRICS_MSG_CREATE_CONNECT], 3);
     sig_counter_add(&b->messages[SIG_METRICS_MSG_INVALID], 2);
+    sig_counter_add(&a->messages[SIG_METRICS_MSG_CALL + (SIG_CALL_REQ_SIGNAL - SIG_CALL_REQ_CALL)], 7);
     sig_metrics_count_dial(a, 2, 400000);                          /* 0.4 ms */
     sig_metrics_count_dial(b, SIG_ERR_PEER_OFFLINE, 500000);       /* exactly the first bound: in it */
     sig_metrics_count_dial(b, SIG_ERR_CLUSTER_UNAVAILABLE, 1100000000); /* 1.1 s */
@@ -83,6 +84,12 @@ static sig_metrics_t *scenario(sig_metrics_figures_t *f)
     memset(f, 0, sizeof(*f));
     f->route = SIG_STRLIT("default/WsService");
     f->users = 2;
+    f->calls.ringing = 1; /* what the route's call owner published */
+    f->calls.active = 2;
+    f->calls.started = 9;
+    f->calls.answered = 4;
+    f->calls.ended[SIG_CALL_REASON_HANGUP] = 3;
+    f->calls.ended[SIG_CALL_REASON_BUSY] = 2;
     sig_metrics_sum(m, f);
     return m;
 }
@@ -155,6 +162,13 @@ static const char expected_text[] =
     "# TYPE h2o_signaling_messages_received_total counter\n"
     "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"create_connect\"} 3\n"
     "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"dialing\"} 0\n"
+    "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"call\"} 0\n"
+    "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"call_ringing\"} 0\n"
+    "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"call_accept\"} 0\n"
+    "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"call_reject\"} 0\n"
+    "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"call_hangup\"} 0\n"
+    "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"call_signal\"} 7\n"
+    "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"call_resume\"} 0\n"
     "h2o_signaling_messages_received_total{route=\"default/WsService\",type=\"invalid\"} 2\n"
     "# HELP h2o_signaling_dials_total Dialings by answer (rate_limited: messages the rate limit refused unread).\n"
     "# TYPE h2o_signaling_dials_total counter\n"
@@ -200,6 +214,30 @@ static const char expected_text[] =
     "h2o_signaling_dial_duration_seconds_bucket{route=\"default/WsService\",le=\"+Inf\"} 4\n"
     "h2o_signaling_dial_duration_seconds_sum{route=\"default/WsService\"} 7.1009\n"
     "h2o_signaling_dial_duration_seconds_count{route=\"default/WsService\"} 4\n"
+    "# HELP h2o_signaling_calls Level-2 calls live now, by state.\n"
+    "# TYPE h2o_signaling_calls gauge\n"
+    "h2o_signaling_calls{route=\"default/WsService\",state=\"ringing\"} 1\n"
+    "h2o_signaling_calls{route=\"default/WsService\",state=\"active\"} 2\n"
+    "# HELP h2o_signaling_calls_started_total Level-2 calls placed (rang, or ended at once: busy, offline, shutdown).\n"
+    "# TYPE h2o_signaling_calls_started_total counter\n"
+    "h2o_signaling_calls_started_total{route=\"default/WsService\"} 9\n"
+    "# HELP h2o_signaling_calls_answered_total Level-2 calls answered (accepted, or joined by glare).\n"
+    "# TYPE h2o_signaling_calls_answered_total counter\n"
+    "h2o_signaling_calls_answered_total{route=\"default/WsService\"} 4\n"
+    "# HELP h2o_signaling_calls_ended_total Level-2 calls ended, by the reason their caller was given.\n"
+    "# TYPE h2o_signaling_calls_ended_total counter\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"cancelled\"} 0\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"rejected\"} 0\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"busy\"} 2\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"no_answer\"} 0\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"offline\"} 0\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"answered_elsewhere\"} 0\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"rejected_elsewhere\"} 0\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"hangup\"} 3\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"peer_gone\"} 0\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"replaced\"} 0\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"max_duration\"} 0\n"
+    "h2o_signaling_calls_ended_total{route=\"default/WsService\",reason=\"shutdown\"} 0\n"
     "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
     "# TYPE process_resident_memory_bytes gauge\n"
     "process_resident_memory_bytes 123456\n"
@@ -297,14 +335,18 @@ static void test_json(void)
     is_str(text_of(&out),
            ",\n \"signaling\": {\n  \"routes\": [\n"
            "   {\"route\": \"default/WsService\", \"connections\": 4, \"users\": 2, "
-           "\"messages_received\": {\"create_connect\": 3, \"dialing\": 0, \"invalid\": 2}, "
+           "\"messages_received\": {\"create_connect\": 3, \"dialing\": 0, \"call\": 0, \"call_ringing\": 0, \"call_accept\": 0, "
+           "\"call_reject\": 0, \"call_hangup\": 0, \"call_signal\": 7, \"call_resume\": 0, \"invalid\": 2}, "
            "\"dials\": {\"delivered\": 1, \"peer_offline\": 1, \"peer_gone\": 0, \"cluster_unavailable\": 1, \"not_registered\": 0, "
            "\"identity_mismatch\": 0, \"rate_limited\": 1}, \"called_sent\": 2, "
            "\"closes\": {\"1000\": 1, \"1001\": 0, \"1002\": 0, \"1003\": 0, \"1005\": 0, \"1006\": 0, \"1007\": 0, \"1008\": 0, "
            "\"1009\": 0, \"1010\": 0, \"1011\": 0, \"other\": 1}, "
            "\"dial_duration_seconds\": {\"buckets\": {\"0.0005\": 2, \"0.001\": 2, \"0.0025\": 2, \"0.005\": 2, \"0.01\": 2, "
            "\"0.025\": 2, \"0.05\": 2, \"0.1\": 2, \"0.25\": 2, \"0.5\": 2, \"1\": 2, \"2.5\": 3, \"5\": 3, \"+Inf\": 4}, "
-           "\"sum\": 7.1009, \"count\": 4}}\n"
+           "\"sum\": 7.1009, \"count\": 4}, "
+           "\"calls\": {\"ringing\": 1, \"active\": 2, \"started\": 9, \"answered\": 4, \"ended\": {\"cancelled\": 0, "
+           "\"rejected\": 0, \"busy\": 2, \"no_answer\": 0, \"offline\": 0, \"answered_elsewhere\": 0, \"rejected_elsewhere\": 0, "
+           "\"hangup\": 3, \"peer_gone\": 0, \"replaced\": 0, \"max_duration\": 0, \"shutdown\": 0}}}\n"
            "  ],\n"
            "  \"process\": {\"resident_memory_bytes\": 123456, \"open_fds\": 17, \"max_fds\": 1024, \"cpu_seconds\": 2.5}\n"
            " }",
