@@ -853,10 +853,19 @@ void sig_call_device_registered(sig_call_owner_t *o, uint64_t now, const sig_cal
         struct st_party_t *p = sig_str_eq(dev->user_id, c->caller_user) ? &c->caller : &c->callee;
         if (c->state == SIG_CALL_ENDED)
             continue;
-        if (is_detached(p) && dev->device_id.len != 0 && sig_str_eq(dev->device_id, dev_did(&p->dev))) {
-            reattach(o, c, p, dev, NULL); /* Row "detached party re-registers with its deviceId" */
+        int same_install = dev->device_id.len != 0 && sig_str_eq(dev->device_id, dev_did(&p->dev));
+        if (same_install && (is_detached(p) || (p->attached && !sig_endpoint_eq(p->dev.ep, dev->ep)))) {
+            /* Row "detached party re-registers with its deviceId"; also when its old connection is not known to be
+             * dead yet (a phone that switched networks comes back before the heartbeat gives up on the old socket):
+             * the new connection of the same install takes the party over */
+            reattach(o, c, p, dev, NULL);
         } else if (p == &c->callee && c->state == SIG_CALL_RINGING && ring_find(c, dev->ep) < 0) {
-            /* Row "RINGING | a B conn registers (level 2)": incoming_call{expiresIn}; joins the ring set */
+            /* Row "RINGING | a B conn registers (level 2)": incoming_call{expiresIn}; joins the ring set, in place of
+             * a connection of the same install that is not known to be dead yet */
+            size_t j;
+            for (j = 0; j != c->ring_len; ++j)
+                if (dev->device_id.len != 0 && sig_str_eq(dev->device_id, dev_did(&c->ring[j])))
+                    ring_remove(c, j--);
             ring_add(c, dev);
             send_incoming(o, c, dev->ep, now);
             if (c->ring_len == 1 && c->caller.attached)

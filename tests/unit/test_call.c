@@ -583,6 +583,36 @@ static void stats_counts(void)
        "stats: 2 placed, 1 answered, ended 1 hangup + 1 offline, none live");
 }
 
+/* The same install (deviceId) connects again while its old connection is not known to be dead: the new one takes over. */
+static void same_install_takes_over(void)
+{
+    sig_call_device_t b1_new = D(21, "bob", "b-phone", 2);
+    struct rec *r;
+    active_c1();
+    sig_call_device_registered(o, now, &b1_new);
+    r = find(21, SIG_CALL_OUT_STATE, "c1");
+    ok(r != NULL && r->peer, "takeover: call_state to the new connection (its peer is connected)");
+    ok(find(1, SIG_CALL_OUT_STATE, "c1") != NULL, "... and to the caller");
+    is_int(count(21, SIG_CALL_OUT_ENDED) + count(11, SIG_CALL_OUT_ENDED) + count(1, SIG_CALL_OUT_ENDED), 0, "... the call goes on");
+    clear();
+    is_int(sig_(A1, "c1", "offer", "{}"), 0, "a signal after the takeover ...");
+    is_int((int)count(21, SIG_CALL_OUT_SIGNAL), 1, "... reaches the new connection");
+    is_int((int)count(11, SIG_CALL_OUT_SIGNAL), 0, "... not the old one");
+    {
+        sig_call_device_t b1_old = B1;
+        sig_call_device_lost(o, now, &b1_old, 0);
+    }
+    is_int((int)count_type(SIG_CALL_OUT_STATE) + (int)count_type(SIG_CALL_OUT_ENDED), 0, "the old connection's loss changes nothing");
+    /* while ringing: the new connection rings in place of the old one */
+    ringing_c1();
+    sig_call_device_registered(o, now, &b1_new);
+    ok(find(21, SIG_CALL_OUT_INCOMING, "c1") != NULL, "takeover while ringing: the new connection rings");
+    clear();
+    rq(SIG_CALL_REQ_ACCEPT, B2, "c1");
+    ok(ended(21, "c1", SIG_CALL_REASON_ANSWERED_ELSEWHERE) && count(11, SIG_CALL_OUT_ENDED) == 0,
+       "... answered_elsewhere goes to it, not to the replaced connection");
+}
+
 static void row_ringing_signal_from_a(void)
 {
     int i, err = 0;
@@ -1530,6 +1560,7 @@ int main(void)
     row_ringing_timeout();
     settings_change();
     stats_counts();
+    same_install_takes_over();
     row_ringing_signal_from_a();
     row_ringing_signal_from_b();
     row_ringing_b_registers();
