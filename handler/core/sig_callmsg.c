@@ -277,6 +277,8 @@ static int check(const struct st_decoder_t *d)
 int sig_callmsg_decode(const char *json, size_t len, sig_call_request_t *req, sig_buf_t *scratch)
 {
     struct st_decoder_t d;
+    sig_json_arena_t arena; /* no malloc for a message of a few KB: an SDP offer parses on the stack */
+    yajl_alloc_funcs funcs;
     sig_str_t *texts[NUM_TEXTS] = {&req->call_id, &req->receiver_user_id, &req->media, &req->sponsor_user_name,
                                    &req->field1,  &req->field2,           &req->field3, &req->reason,
                                    &req->kind};
@@ -289,7 +291,8 @@ int sig_callmsg_decode(const char *json, size_t len, sig_call_request_t *req, si
     d.scratch = scratch;
     d.key = K_UNKNOWN;
     sig_buf_reset(scratch);
-    if ((d.parser = yajl_alloc(&callbacks, NULL, &d)) == NULL)
+    sig_json_arena_init(&arena, &funcs);
+    if ((d.parser = yajl_alloc(&callbacks, &funcs, &d)) == NULL)
         sig_fatal("no memory");
     /* yajl's own UTF-8 check lets overlong forms and surrogates through (as in sig_protocol.c) */
     if (!sig_utf8_is_valid(json, len) || (len != 0 && yajl_parse(d.parser, (const unsigned char *)json, len) != yajl_status_ok) ||

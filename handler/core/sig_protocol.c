@@ -12,92 +12,6 @@
 #define APPEND_LIT(buf, lit) sig_buf_append((buf), (lit), sizeof(lit) - 1)
 
 /* ---------------------------------------------------------------------------------------------------------------------
- * yajl memory: a stack arena, so a small message costs no heap allocation (yajl has no way to reset and reuse a
- * handle, and would otherwise malloc its handle, lexer, state stack and decode buffer for every message). Blocks that
- * do not fit (deep nesting, long escaped strings) fall back to the heap.
- * -------------------------------------------------------------------------------------------------------------------*/
-
-#define ARENA_SIZE 8192
-#define ARENA_ALIGN 16 /* alignment of every block, and the size of the header holding its capacity */
-
-struct st_arena_t {
-    size_t used;
-    size_t last; /* offset of the newest block's header (it alone can grow in place or be given back), or SIZE_MAX */
-    _Alignas(ARENA_ALIGN) unsigned char mem[ARENA_SIZE];
-};
-
-static size_t arena_round(size_t size)
-{
-    return (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-}
-
-static int arena_owns(const struct st_arena_t *arena, const void *p)
-{
-    uintptr_t u = (uintptr_t)p, start = (uintptr_t)arena->mem;
-    return u >= start && u < start + ARENA_SIZE;
-}
-
-static void *arena_malloc(void *ctx, size_t size)
-{
-    struct st_arena_t *arena = ctx;
-
-    if (size <= ARENA_SIZE - ARENA_ALIGN && arena->used <= ARENA_SIZE - ARENA_ALIGN &&
-        arena_round(size) <= ARENA_SIZE - ARENA_ALIGN - arena->used) {
-        unsigned char *header = arena->mem + arena->used;
-        size_t cap = arena_round(size);
-        memcpy(header, &cap, sizeof(cap));
-        arena->last = arena->used;
-        arena->used += ARENA_ALIGN + cap;
-        return header + ARENA_ALIGN;
-    }
-    return sig_mem_alloc(size);
-}
-
-static void arena_free(void *ctx, void *p)
-{
-    struct st_arena_t *arena = ctx;
-
-    if (p == NULL)
-        return;
-    if (!arena_owns(arena, p)) {
-        free(p);
-        return;
-    }
-    /* only the newest block can be given back; the rest of the arena dies with the stack frame */
-    if ((size_t)((unsigned char *)p - arena->mem) - ARENA_ALIGN == arena->last) {
-        arena->used = arena->last;
-        arena->last = SIZE_MAX;
-    }
-}
-
-static void *arena_realloc(void *ctx, void *p, size_t size)
-{
-    struct st_arena_t *arena = ctx;
-    size_t cap, off;
-    void *moved;
-
-    if (p == NULL)
-        return arena_malloc(ctx, size);
-    if (!arena_owns(arena, p))
-        return sig_mem_realloc(p, size);
-    off = (size_t)((unsigned char *)p - arena->mem) - ARENA_ALIGN;
-    memcpy(&cap, arena->mem + off, sizeof(cap));
-    if (size <= cap)
-        return p;
-    if (off == arena->last && size <= ARENA_SIZE - ARENA_ALIGN - off) {
-        /* yajl grows its state stack one push at a time: the newest block grows where it is */
-        cap = arena_round(size);
-        memcpy(arena->mem + off, &cap, sizeof(cap));
-        arena->used = off + ARENA_ALIGN + cap;
-        return p;
-    }
-    moved = arena_malloc(ctx, size);
-    memcpy(moved, p, cap);
-    arena_free(ctx, p);
-    return moved;
-}
-
-/* ---------------------------------------------------------------------------------------------------------------------
  * Decoding
  * -------------------------------------------------------------------------------------------------------------------*/
 
@@ -427,8 +341,8 @@ static sig_str_t slice_str(const sig_buf_t *scratch, struct st_slice_t slice)
 
 static int decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch, int push)
 {
-    struct st_arena_t arena;
-    yajl_alloc_funcs funcs = {arena_malloc, arena_realloc, arena_free, &arena};
+    sig_json_arena_t arena;
+    yajl_alloc_funcs funcs;
     struct st_decoder_t d = {.scratch = scratch, .push = push, .key = F_UNKNOWN, .type_state = TYPE_ABSENT, .type = SIG_MSG_PUSH_CALL};
     sig_str_t *texts[NUM_TEXT_FIELDS] = {&msg->sponsor_user_id,
                                          &msg->sponsor_user_name,
@@ -442,8 +356,7 @@ static int decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scrat
     yajl_handle parser;
     int ret, i;
 
-    arena.used = 0;
-    arena.last = SIZE_MAX;
+    sig_json_arena_init(&arena, &funcs);
     sig_buf_reset(scratch);
     memset(msg, 0, sizeof(*msg));
 
