@@ -71,16 +71,28 @@ function dcLog(kind, text) {
 
 // ---- signaling ----
 
+// One deviceId per tab (kept across reloads of that tab): the module's default, one per browser in
+// localStorage, would give two tabs of one user the same device.
+function tabDeviceId() {
+    let id = sessionStorage.getItem('call-demo.deviceId');
+    if (!id) {
+        id = 'tab-' + Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+        sessionStorage.setItem('call-demo.deviceId', id);
+    }
+    return id;
+}
+
 function connect() {
     const userId = $('user').value.trim();
-    client = new SignalingClient({ url: endpointUrl(), userId, userName: $('name').value || undefined });
+    const me = new SignalingClient({ url: endpointUrl(), userId, userName: $('name').value || undefined, deviceId: tabDeviceId() });
+    client = me;
     client.on('wire', ({ direction, text }) => log(direction, text));
     client.on('open', () => setStatus('connecting', 'open, registering...'));
     client.on('registered', ({ level, calls }) => {
         setStatus('open', `registered as ${userId}, level ${level}`);
         if (level !== 2) info('the server does not offer calls here (level 1): Call is off', 'error');
         // back after a drop: a call the server no longer lists ended while we were away
-        if (call && !calls.some((c) => c.callId === call.id)) endCall('peer_gone');
+        if (call && call.id && !calls.some((c) => c.callId === call.id)) endCall('ended while disconnected');
         sync();
     });
     client.on('close', ({ code, reconnectIn }) => {
@@ -97,7 +109,8 @@ function connect() {
         if (call && e.callId === call.id) endCall(e.reason, e.detail);
     });
     setStatus('connecting', `connecting to ${endpointUrl()}...`);
-    client.connect().catch((err) => {
+    me.connect().catch((err) => {
+        if (client !== me) return; // Disconnect was pressed
         info(`not registered: ${err.message}`, 'error');
         client = null;
         sync();
@@ -128,41 +141,53 @@ function newCall(id, role) {
 
 async function startCall() {
     const peer = $('peer').value.trim();
+    const c = newCall(null, 'caller'); // no id until the reply; taken now so that a second call waits
+    c.state = 'calling';
+    c.peer = peer;
+    call = c;
     setCallState('calling');
-    $('call').disabled = true;
     let r;
     try {
         await getMedia();
+        if (c.ended) return; // Hang up while the camera was starting
         r = await client.call(peer, { media: 'video' });
     } catch (err) {
         info(`call failed: ${err.message}`, 'error');
-        setCallState('ended', err.code || 'media_failed');
+        if (!c.ended) endCall(err.code || 'media_failed');
         return;
     }
+    if (c.ended) { // Hang up was pressed before the reply
+        if (r.state !== 'ended') client.hangup(r.callId).catch(() => {});
+        return;
+    }
+    c.id = r.callId;
+    c.state = r.state;
+    if (r.state === 'ended') return; // call_ended (busy, offline) follows this reply
     // glare: the peer's call to us was ringing, the server joined us into it: we are its callee
-    call = newCall(r.callId, r.glare ? 'callee' : 'caller');
-    if (r.state === 'ended') {
-        call.state = 'ended'; // call_ended (busy, offline) follows this reply
-        return;
+    if (r.glare) {
+        c.role = 'callee';
+        c.polite = true;
     }
-    call.state = r.state;
     setCallState(r.state === 'active' ? 'active' : 'ringing');
-    setupPeerConnection(call);
+    setupPeerConnection(c);
     // The caller offers at once: the server keeps the offer and candidates until a device accepts.
-    if (call.role === 'caller') {
-        addLocalTracks(call);
-        wireDataChannel(call, call.pc.createDataChannel('chat'));
+    if (c.role === 'caller') {
+        addLocalTracks(c);
+        wireDataChannel(c, c.pc.createDataChannel('chat'));
     }
 }
 
 function onIncoming(c) {
     if (call) {
+        // we are calling this very peer: the server joins the two calls (glare), our reply says so
+        if (call.state === 'calling' && call.peer === c.sponsorUserId) return;
         client.reject(c.callId, 'busy').catch(() => {}); // one call at a time in this demo
         return;
     }
     call = newCall(c.callId, 'callee');
     call.state = 'incoming';
-    $('incoming-text').textContent = `Incoming ${c.media} call from ${c.sponsorUserName || c.sponsorUserId} (${c.sponsorUserId})`;
+    const who = c.sponsorUserName ? `${c.sponsorUserName} (${c.sponsorUserId})` : c.sponsorUserId;
+    $('incoming-text').textContent = `Incoming ${c.media} call from ${who}`;
     $('incoming').hidden = false;
     setCallState('incoming');
     client.ringing(c.callId).catch(() => {}); // lets the caller see that we are alerting
@@ -193,9 +218,9 @@ function rejectCall() {
 
 function hangupCall(reason) {
     const id = call.id;
-    endCall(call.role === 'caller' && call.state === 'ringing' ? 'cancelled' : 'hangup', reason);
-    // the reply is all we get: call_ended goes to the other side
-    client.hangup(id, reason).catch((err) => info(`hangup failed: ${err.message}`, 'error'));
+    endCall(call.role === 'caller' && /^(calling|ringing)$/.test(call.state) ? 'cancelled' : 'hangup', reason);
+    // the reply is all we get: call_ended goes to the other side (no id yet: startCall hangs up on the reply)
+    if (id) client.hangup(id, reason).catch((err) => info(`hangup failed: ${err.message}`, 'error'));
 }
 
 function onAccepted(a) {

@@ -1,6 +1,6 @@
 // signaling.js: a client for h2o-signaling's /WsService (docs/protocol.md: level 1; calls, level 2).
 // One ES module, no build step, no dependency: copy it into your app. Runs in browsers and in Node
-// (pass the `ws` package as `WebSocket`). Kept ASCII: the server sends .js without a charset.
+// (pass the `ws` package as `WebSocket`). Kept ASCII: right whatever charset a server sends .js with.
 //
 //   import { SignalingClient } from './signaling.js';
 //   const sig = new SignalingClient({ url: 'wss://example.com/WsService', userId: '1122', userName: 'Ann' });
@@ -35,15 +35,16 @@
 //                                    device's calls (any other end is a detach it may come back from)
 //   dial(receiverUserId, {field1, field2, field3})            level 1: -> {receiverUserId, delivered}
 //   call(receiverUserId, {media, callId, field1, field2, field3, sponsorUserName})
-//                                 -> {callId, state, delivered: {level2, legacy}, glare?}
+//                                 -> {callId, state, delivered: {level2, legacy}, glare?}; media
+//                                    'audio' | 'video' (default); no callId: the server picks one
 //   ringing(callId) accept(callId) reject(callId, reason) hangup(callId, reason) resume(callId)
 //   signal(callId, kind, data)    kind "offer" | "answer" | "candidate" | ..., data any JSON but null
 //   The call methods reject with code "not_level2" at once when the server registered this client
 //   at level 1 (it does not offer calls, or level: 1 was asked): dial() still works then.
 //   Note: the device that ends a call (hangup, reject) gets only the reply, no `ended` event.
 //
-// Properties: state ('idle' | 'connecting' | 'registering' | 'registered' | 'closed'), level (1, 2 or
-// null before registering), deviceId, userId.
+// Properties: state ('idle' | 'connecting' (also while waiting to retry) | 'registering' | 'registered'
+// | 'closed'), level (1, 2, or null while not registered), deviceId, userId.
 //
 // Events (EventTarget; the payload is event.detail; sig.on(type, fn) calls fn(detail) and returns an
 // unsubscribe function):
@@ -203,8 +204,8 @@ export class SignalingClient extends EventTarget {
             ws = new this.WebSocket(this.url);
         } catch (err) {
             // a malformed URL never gets better: final
-            this._setClosed(1006, err.message, null);
             this._settleWaiters(new SignalingError('bad_url', err.message));
+            this._setClosed(1006, err.message, null);
             return;
         }
         this._ws = ws;
@@ -243,8 +244,10 @@ export class SignalingClient extends EventTarget {
             data = await this._send('create_connect', req);
         } catch (err) {
             if (this._ws !== ws) return; // the socket dropped: the reconnect is already planned
-            if (err.code === 'timeout') {
-                ws.close(RECONNECT_CLOSE); // no answer: try a fresh connection
+            if (err.code === 'timeout') { // no answer: let this socket go, try a fresh one
+                this._ws = null;
+                ws.close(RECONNECT_CLOSE);
+                this._scheduleReconnect(RECONNECT_CLOSE, err.message);
                 return;
             }
             return this._refused(ws, err);
@@ -265,9 +268,9 @@ export class SignalingClient extends EventTarget {
     _refused(ws, err) {
         this._ws = null;
         ws.close(1000);
+        this._settleWaiters(err); // before _setClosed, which would reject them as "disconnected"
         this._setClosed(1000, err.message, null);
         this._emit('error', err);
-        this._settleWaiters(err);
     }
 
     _scheduleReconnect(code, reason) {
