@@ -71,20 +71,9 @@ function dcLog(kind, text) {
 
 // ---- signaling ----
 
-// One deviceId per tab (kept across reloads of that tab): the module's default, one per browser in
-// localStorage, would give two tabs of one user the same device.
-function tabDeviceId() {
-    let id = sessionStorage.getItem('call-demo.deviceId');
-    if (!id) {
-        id = 'tab-' + Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
-        sessionStorage.setItem('call-demo.deviceId', id);
-    }
-    return id;
-}
-
 function connect() {
     const userId = $('user').value.trim();
-    const me = new SignalingClient({ url: endpointUrl(), userId, userName: $('name').value || undefined, deviceId: tabDeviceId() });
+    const me = new SignalingClient({ url: endpointUrl(), userId, userName: $('name').value || undefined }); // the default deviceId: one per tab
     client = me;
     client.on('wire', ({ direction, text }) => log(direction, text));
     client.on('open', () => setStatus('connecting', 'open, registering...'));

@@ -13,11 +13,12 @@
 //   userId     the identity to register (create_connect's sponsorUserId; required)
 //   userName   sponsorUserName (optional)
 //   level      2 (default: calls) or 1 (dialing/called only)
-//   deviceId   stable id of this install, [0-9A-Za-z._~-]{1,64}: the server uses it to re-attach live
-//              calls after a reconnect. Default: read from localStorage key 'h2o-signaling.deviceId'
-//              (DEVICE_ID_KEY), made once from crypto.getRandomValues and stored there; without
-//              localStorage (Node) a fresh one per client. null: send none. Tabs of one origin share
-//              the stored id: give each tab its own if one user may call from two tabs.
+//   deviceId   stable id of this device, [0-9A-Za-z._~-]{1,64}: the server uses it to re-attach live
+//              calls after a reconnect, and a new connection with a party's deviceId takes the call
+//              over, so two live connections must not share one. Default: this browser's id, kept in
+//              localStorage (key DEVICE_ID_KEY, made once from crypto.getRandomValues), then "." and
+//              this tab's own part, kept in sessionStorage (so a reload keeps it and two tabs differ);
+//              without storage (Node) a fresh one per client. null: send none.
 //   token      sent as create_connect's `auth` (a string, or a function returning one or a promise
 //              of one: called at every (re)registration, so a refreshed token is used)
 //   WebSocket  the WebSocket class (default globalThis.WebSocket; in Node: `import WebSocket from 'ws'`)
@@ -90,22 +91,26 @@ function randomDeviceId() {
     return 'web-' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-/** The stored deviceId, made and stored on first use; a fresh one when there is no localStorage. */
-function defaultDeviceId() {
+/** An id kept in `store` under `key`, made by `make` on first use (null when the store is unusable). */
+function storedId(store, key, make) {
     try {
-        const store = globalThis.localStorage;
-        if (store) {
-            let id = store.getItem(DEVICE_ID_KEY);
-            if (!id || !/^[0-9A-Za-z._~-]{1,64}$/.test(id)) {
-                id = randomDeviceId();
-                store.setItem(DEVICE_ID_KEY, id);
-            }
-            return id;
+        if (!store) return null;
+        let id = store.getItem(key);
+        if (!id || !/^[0-9A-Za-z_~-]{1,40}$/.test(id)) {
+            id = make();
+            store.setItem(key, id);
         }
+        return id;
     } catch {
-        /* storage disabled (privacy mode): fall through */
+        return null; /* storage disabled (privacy mode) */
     }
-    return randomDeviceId();
+}
+
+/** This browser's id (localStorage) and this tab's (sessionStorage): "web-<24 hex>.<8 hex>". */
+function defaultDeviceId() {
+    const browser = storedId(globalThis.localStorage, DEVICE_ID_KEY, randomDeviceId) ?? randomDeviceId();
+    const tab = storedId(globalThis.sessionStorage, `${DEVICE_ID_KEY}.tab`, () => randomDeviceId().slice(4, 12)) ?? randomDeviceId().slice(4, 12);
+    return `${browser}.${tab}`;
 }
 
 export class SignalingClient extends EventTarget {
