@@ -469,16 +469,22 @@ void sig_call__q_clear(sig_call_owner_t *o, struct st_sigq_t *q)
     memset(q, 0, sizeof(*q));
 }
 
-void sig_call__free(sig_call_owner_t *o, struct st_call_t *c)
+/* Frees a call that is out of the heap and the table already (or whose table is going away with it). */
+static void call_dispose(sig_call_owner_t *o, struct st_call_t *c)
 {
     sig_call__unlink(o, &c->caller);
     sig_call__unlink(o, &c->callee);
     sig_call__q_clear(o, &c->caller.inq);
     sig_call__q_clear(o, &c->callee.inq);
-    heap_remove(o, c);
-    htab_remove(&o->calls, &c->node);
     free(c->ring);
     free(c);
+}
+
+void sig_call__free(sig_call_owner_t *o, struct st_call_t *c)
+{
+    heap_remove(o, c);
+    htab_remove(&o->calls, &c->node);
+    call_dispose(o, c);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------------
@@ -507,9 +513,14 @@ void sig_call_owner_destroy(sig_call_owner_t *o)
 
     if (o == NULL)
         return;
-    for (i = 0; i != o->calls.num_buckets; ++i)
-        while (o->calls.buckets[i] != NULL)
-            sig_call__free(o, (struct st_call_t *)o->calls.buckets[i]);
+    /* chain by chain, without htab_remove: removing would shrink (and rehash) the table under this loop */
+    for (i = 0; i != o->calls.num_buckets; ++i) {
+        struct st_hnode_t *n = o->calls.buckets[i], *next;
+        for (; n != NULL; n = next) {
+            next = n->next;
+            call_dispose(o, (struct st_call_t *)n);
+        }
+    }
     free(o->calls.buckets);
     free(o->users.buckets);
     free(o->heap);

@@ -1,5 +1,6 @@
 /*
- * loadgen.c: load generator for the /WsService level-1 protocol (docs/protocol.md), and for a raw TCP echo.
+ * loadgen.c: load generator for the /WsService protocol (docs/protocol.md: level 1, and level 2's calls), and for a raw
+ * TCP echo.
  *
  * One thread, epoll, non-blocking sockets. A real WebSocket client: HTTP/1.1 upgrade with a random key, the 101 and
  * its Sec-WebSocket-Accept checked, every frame masked with a random mask, server frames parsed (16/64-bit lengths,
@@ -21,6 +22,17 @@
  *           reconnects every ~1 ms, and once Redis is back it measures how long until pubsub_channels is back to
  *           the count read first (the nodes re-subscribed their users) and the longest round trip of any command
  *           meanwhile (the longest stall Redis showed). Bounded by --duration.
+ *   calls   level 2 (calls.md): P pairs (--pairs) of level-2 devices, caller cK (connection 2K, deviceId dc<K>) and
+ *           callee eK (2K+1, de<K>), all registered first; then each pair loops: the caller sends `call` (video) and
+ *           gets call_response{ringing}; the callee gets incoming_call and sends call_accept; both wait for
+ *           call_accepted; then 10 call_signal (5 each way, alternating, the caller first, a ~200-byte candidate as
+ *           data), each sent once the previous one reached the other side; then the caller's call_hangup, and the
+ *           cycle ends when the callee has call_ended and the caller its call_hangup_response. Every reply must be ok:true with the expected state, every
+ *           relayed signal in order (seq); anything else is an error. Figures: complete cycles/s, server CPU per
+ *           cycle, setup latency (call sent -> call_accepted at the caller). Bounded by --duration and --count.
+ *   callmem level 2's memory: P pairs registered (RSS before and after), then every pair put into an active call
+ *           (call, accept, one signal each way) and held (RSS again): bytes per live call; then all hung up (RSS once
+ *           more: the ended calls stay as tombstones for 30 s).
  *
  * Scale-out (several nodes on one Redis): --url2 ws://HOST:PORT[/PATH] connects the callees (the odd connections:
  * every caller's partner) of routed there instead, so every message crosses from one node to the other; --watch
@@ -191,9 +203,10 @@ static double hist_quantile_us(const hist_t *h, double q)
  * Options and global state
  * -------------------------------------------------------------------------------------------------------------------*/
 
-enum workload { W_ROUTED, W_ECHO, W_IDLE, W_CHURN, W_RESUB };
-static const char *const workload_names[] = {"routed", "echo", "idle", "churn", "resub"};
-#define NUM_WORKLOADS 5
+enum workload { W_ROUTED, W_ECHO, W_IDLE, W_CHURN, W_RESUB, W_CALLS, W_CALLMEM };
+static const char *const workload_names[] = {"routed", "echo", "idle", "churn", "resub", "calls", "callmem"};
+#define NUM_WORKLOADS 7
+#define IS_CALLS(w) ((w) == W_CALLS || (w) == W_CALLMEM)
 #define MAX_WATCH 4
 
 static struct {
@@ -248,6 +261,11 @@ static struct {
     int rate_rr;
     hist_t hist;
     volatile sig_atomic_t stop; /* SIGTERM or SIGINT while holding */
+    struct call_pair *pairs;    /* calls, callmem: one per pair of connections */
+    int calls_busy;             /* pairs between the start of a step (call, hangup) and its end, or its failure */
+    int calls_held;             /* callmem: pairs in an active call */
+    uint64_t calls_ended;       /* cycles (calls) or hangups (callmem) completed, in the window or not */
+    int calls_closing;          /* the figures are out: what comes now (the ends of interrupted calls) is ignored */
 } g;
 
 static void report_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -604,6 +622,11 @@ static void send_create_connect(conn_t *c)
     if (opt.workload == W_ROUTED)
         n = snprintf(text, sizeof(text),
                      "{\"type\":\"create_connect\",\"sponsorUserId\":\"u%d\",\"sponsorUserName\":\"n\",\"id\":1}", c->idx);
+    else if (IS_CALLS(opt.workload)) /* a level-2 device: caller cK or callee eK, deviceId dcK or deK */
+        n = snprintf(text, sizeof(text),
+                     "{\"type\":\"create_connect\",\"id\":1,\"sponsorUserId\":\"%c%d\",\"sponsorUserName\":\"n\",\"level\":2,"
+                     "\"deviceId\":\"d%c%d\"}",
+                     (c->idx & 1) != 0 ? 'e' : 'c', c->idx >> 1, (c->idx & 1) != 0 ? 'e' : 'c', c->idx >> 1);
     else /* idle and churn: a user of its own per connection, a fresh one per churn cycle */
         n = snprintf(text, sizeof(text),
                      "{\"type\":\"create_connect\",\"sponsorUserId\":\"%c%" PRIu64 "\",\"sponsorUserName\":\"n\",\"id\":1}",
@@ -679,11 +702,277 @@ static void on_ready(conn_t *c)
     g.ready++;
 }
 
+/* ---------------------------------------------------------------------------------------------------------------------
+ * Level 2 (calls, callmem): pair K is the caller cK (connection 2K, side 0) and the callee eK (2K+1, side 1)
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+#define CALL_SIGNALS 10 /* per cycle: 5 each way, alternating, the caller first */
+#define CALL_ID_MAX 64
+#define CALL_REPLIES_MAX 8 /* replies one device may await at once (at most 2 in practice) */
+#define CALL_STEP_TIMEOUT_NS (5 * NS)
+
+enum call_phase { CP_IDLE, CP_SETUP, CP_SIGNALS, CP_ENDING, CP_HELD, CP_FAILED };
+enum call_req { CR_CALL = 1, CR_ACCEPT, CR_SIGNAL, CR_HANGUP };
+
+typedef struct call_pair {
+    enum call_phase phase;
+    int accepted[2];      /* call_accepted seen by each side this cycle */
+    int down;             /* the hangup: 1 the caller's call_hangup_response came, 2 the callee's call_ended */
+    int signals;          /* call_signals delivered this cycle */
+    uint64_t seq[2];      /* the seq each side expects on the next call_signal it gets (per direction, from 1) */
+    uint64_t t_call;      /* when the call was sent: setup latency runs to the caller's call_accepted */
+    uint64_t step_start;  /* when the current step (a cycle, or callmem's hangup) began: a stall is an error */
+    char id[2][CALL_ID_MAX]; /* the callId as each side learnt it (call_response, incoming_call) */
+    size_t id_len[2];
+    unsigned req_seq[2];                    /* each side's request ids */
+    unsigned char due[2][CALL_REPLIES_MAX]; /* the replies each side awaits, in order (enum call_req) */
+    int due_head[2], due_len[2];
+} call_pair_t;
+
+/* the data of every call_signal: a trickled ICE candidate as browsers send it (204 bytes) */
+static const char call_signal_data[] =
+    "{\"candidate\":\"candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 10.0.0.2 rport 46154 generation 0 "
+    "ufrag EsAa network-cost 10\",\"sdpMid\":\"0\",\"sdpMLineIndex\":0,\"usernameFragment\":\"EsAa\"}";
+
+static call_pair_t *pair_of(const conn_t *c)
+{
+    return &g.pairs[c->idx >> 1];
+}
+
+/** Shows at most 200 bytes of a server message in an error. */
+static int shown(size_t len)
+{
+    return (int)(len < 200 ? len : 200);
+}
+
+/** The pair stops cycling (an error was reported): its step counts as over. */
+static void call_fail(call_pair_t *p)
+{
+    if (p->phase == CP_SETUP || p->phase == CP_SIGNALS || p->phase == CP_ENDING)
+        g.calls_busy--;
+    else if (p->phase == CP_HELD)
+        g.calls_held--;
+    p->phase = CP_FAILED;
+}
+
+/** Queues a request of c's and the reply it awaits. */
+static void call_request(conn_t *c, enum call_req r, const char *json, int len)
+{
+    call_pair_t *p = pair_of(c);
+    int side = c->idx & 1;
+    if (p->due_len[side] == CALL_REPLIES_MAX) {
+        report_error("conn %d: %d replies outstanding", c->idx, CALL_REPLIES_MAX);
+        call_fail(p);
+        return;
+    }
+    p->due[side][(p->due_head[side] + p->due_len[side]++) % CALL_REPLIES_MAX] = (unsigned char)r;
+    ws_queue_text(c, json, (size_t)len);
+}
+
+/** The caller of c's pair places the next call. */
+static void call_start(conn_t *caller, uint64_t now)
+{
+    call_pair_t *p = pair_of(caller);
+    char text[160];
+    int n = snprintf(text, sizeof(text), "{\"type\":\"call\",\"id\":%u,\"receiverUserId\":\"e%d\",\"media\":\"video\"}",
+                     ++p->req_seq[0], caller->idx >> 1);
+    if (p->phase != CP_SETUP && p->phase != CP_SIGNALS && p->phase != CP_ENDING)
+        g.calls_busy++;
+    p->phase = CP_SETUP;
+    p->accepted[0] = p->accepted[1] = p->down = 0;
+    p->signals = 0;
+    p->seq[0] = p->seq[1] = 1;
+    p->id_len[0] = p->id_len[1] = 0;
+    p->t_call = p->step_start = now;
+    call_request(caller, CR_CALL, text, n);
+}
+
+/** c sends the request `type` about its current call (call_accept, call_hangup, or a call_signal). */
+static void call_send(conn_t *c, enum call_req r)
+{
+    call_pair_t *p = pair_of(c);
+    int side = c->idx & 1, n;
+    char text[512];
+    if (r == CR_SIGNAL)
+        n = snprintf(text, sizeof(text), "{\"type\":\"call_signal\",\"id\":%u,\"callId\":\"%.*s\",\"kind\":\"candidate\",\"data\":%s}",
+                     ++p->req_seq[side], (int)p->id_len[side], p->id[side], call_signal_data);
+    else
+        n = snprintf(text, sizeof(text), "{\"type\":\"%s\",\"id\":%u,\"callId\":\"%.*s\"}",
+                     r == CR_ACCEPT ? "call_accept" : "call_hangup", ++p->req_seq[side], (int)p->id_len[side], p->id[side]);
+    call_request(c, r, text, n);
+}
+
+/** The string value at v (a '"' first) as (*tok, return value); 0 when v is not a string. */
+static size_t str_token(const char *v, const char *s, size_t len, const char **tok)
+{
+    const char *end = s + len, *q;
+    if (v == NULL || v >= end || *v != '"' || (q = memchr(v + 1, '"', (size_t)(end - v - 1))) == NULL)
+        return 0;
+    *tok = v + 1;
+    return (size_t)(q - v - 1);
+}
+
+static int tok_is(const char *tok, size_t n, const char *lit)
+{
+    return n == strlen(lit) && memcmp(tok, lit, n) == 0;
+}
+
+/** Whether the message's callId is the one this side knows (learns it when `learn` and not known yet). */
+static int call_id_matches(conn_t *c, const char *s, size_t len, int learn)
+{
+    call_pair_t *p = pair_of(c);
+    int side = c->idx & 1;
+    const char *tok;
+    size_t n = str_token(json_value(s, len, "callId"), s, len, &tok);
+    if (n == 0 || n >= CALL_ID_MAX)
+        return 0;
+    if (p->id_len[side] == 0 && learn) {
+        memcpy(p->id[side], tok, n);
+        p->id_len[side] = n;
+        /* the other side may know it already: the same call for both */
+        return p->id_len[side ^ 1] == 0 || (p->id_len[side ^ 1] == n && memcmp(p->id[side ^ 1], tok, n) == 0);
+    }
+    return p->id_len[side] == n && memcmp(p->id[side], tok, n) == 0;
+}
+
+/** Half of the teardown happened (`bit`: see `down`); with both, the cycle is complete and the next one starts. */
+static void call_down(call_pair_t *p, int bit)
+{
+    p->down |= bit;
+    if (p->down != 3)
+        return;
+    g.calls_ended++;
+    if (opt.workload == W_CALLS) {
+        if (g.measuring)
+            g.delivered++;
+        call_start(&g.conns[2 * (p - g.pairs)], now_ns());
+    } else {
+        p->phase = CP_IDLE;
+        g.calls_busy--;
+    }
+}
+
+/** A `..._response`: the reply c awaited first, ok:true, with the state the contract gives. */
+static void call_reply(conn_t *c, const char *tok, size_t tlen, const char *s, size_t len)
+{
+    static const char *const names[] = {"", "call_response", "call_accept_response", "call_signal_response", "call_hangup_response"};
+    static const char *const states[] = {NULL, "\"ringing\"", "\"active\"", NULL, "\"ended\""};
+    call_pair_t *p = pair_of(c);
+    int side = c->idx & 1, r;
+
+    if (p->due_len[side] == 0) {
+        report_error("conn %d: a reply nothing awaited: %.*s", c->idx, shown(len), s);
+        call_fail(p);
+        return;
+    }
+    r = p->due[side][p->due_head[side]];
+    p->due_head[side] = (p->due_head[side] + 1) % CALL_REPLIES_MAX;
+    p->due_len[side]--;
+    if (!tok_is(tok, tlen, names[r]) || !value_is(json_value(s, len, "ok"), s, len, "true") ||
+        (states[r] != NULL && !value_is(json_value(s, len, "state"), s, len, states[r])) || !call_id_matches(c, s, len, r == CR_CALL)) {
+        report_error("conn %d: expected %s (ok, %s), got: %.*s", c->idx, names[r], states[r] != NULL ? states[r] : "-", shown(len), s);
+        call_fail(p);
+    } else if (r == CR_HANGUP) {
+        call_down(p, 1);
+    }
+}
+
+/** One complete text message to a level-2 device of the bench. */
+static void calls_on_text(conn_t *c, const char *s, size_t len)
+{
+    call_pair_t *p = pair_of(c);
+    int side = c->idx & 1;
+    const char *tok;
+    size_t n = str_token(json_value(s, len, "type"), s, len, &tok);
+
+    if (tok_is(tok, n, "create_connect_response")) {
+        if (c->ready || !value_is(json_value(s, len, "ok"), s, len, "true") || !value_is(json_value(s, len, "level"), s, len, "2")) {
+            report_error("conn %d: not registered as a level-2 device: %.*s", c->idx, shown(len), s);
+            return;
+        }
+        on_ready(c);
+        return;
+    }
+    if (p->phase == CP_FAILED || g.calls_closing)
+        return; /* reported already, or the run is over: what still comes for it is no news */
+    if (n > 9 && memcmp(tok + n - 9, "_response", 9) == 0) {
+        call_reply(c, tok, n, s, len);
+        return;
+    }
+    if (!value_is(json_value(s, len, "ok"), s, len, "true"))
+        goto Unexpected;
+    if (tok_is(tok, n, "incoming_call")) {
+        if (side != 1 || p->phase != CP_SETUP || p->id_len[1] != 0 || !call_id_matches(c, s, len, 1))
+            goto Unexpected;
+        call_send(c, CR_ACCEPT);
+    } else if (tok_is(tok, n, "call_accepted")) {
+        if (p->phase != CP_SETUP || p->accepted[side] || !call_id_matches(c, s, len, 0))
+            goto Unexpected;
+        p->accepted[side] = 1;
+        if (side == 0 && g.measuring) {
+            uint64_t now = now_ns();
+            hist_add(&g.hist, now - p->t_call);
+        }
+        if (p->accepted[0] && p->accepted[1]) { /* both know: the caller sends the first signal */
+            p->phase = CP_SIGNALS;
+            call_send(&g.conns[c->idx & ~1], CR_SIGNAL);
+        }
+    } else if (tok_is(tok, n, "call_signal")) {
+        const char *seq = json_value(s, len, "seq");
+        if (p->phase != CP_SIGNALS || (p->signals & 1) != (side ^ 1) || !call_id_matches(c, s, len, 0) || seq == NULL ||
+            strtoull(seq, NULL, 10) != p->seq[side] || !value_is(json_value(s, len, "kind"), s, len, "\"candidate\"") ||
+            memmem(s, len, call_signal_data, sizeof(call_signal_data) - 1) == NULL)
+            goto Unexpected;
+        p->seq[side]++;
+        p->signals++;
+        if (opt.workload == W_CALLMEM && p->signals == 2) { /* one each way: the call is up and held */
+            p->phase = CP_HELD;
+            g.calls_busy--;
+            g.calls_held++;
+        } else if (opt.workload == W_CALLS && p->signals == CALL_SIGNALS) { /* the caller had the last: it hangs up */
+            p->phase = CP_ENDING;
+            call_send(c, CR_HANGUP);
+        } else {
+            call_send(c, CR_SIGNAL); /* the answer goes back the other way */
+        }
+    } else if (tok_is(tok, n, "call_ended")) {
+        if (side != 1 || p->phase != CP_ENDING || !call_id_matches(c, s, len, 0) ||
+            !value_is(json_value(s, len, "reason"), s, len, "\"hangup\""))
+            goto Unexpected;
+        call_down(p, 2);
+    } else {
+        goto Unexpected;
+    }
+    return;
+Unexpected:
+    report_error("conn %d (%s, pair step %d, signal %d): unexpected: %.*s", c->idx, side ? "callee" : "caller", p->phase, p->signals,
+                 shown(len), s);
+    call_fail(p);
+}
+
+/** A pair whose step has not ended within CALL_STEP_TIMEOUT_NS is an error (a message lost or never sent). */
+static void calls_check_stalls(uint64_t now)
+{
+    int i;
+    for (i = 0; i != opt.pairs; ++i) {
+        call_pair_t *p = &g.pairs[i];
+        if ((p->phase == CP_SETUP || p->phase == CP_SIGNALS || p->phase == CP_ENDING) && now - p->step_start > CALL_STEP_TIMEOUT_NS) {
+            report_error("pair %d: stuck for %llu s (step %d, signal %d, replies awaited %d/%d)", i, CALL_STEP_TIMEOUT_NS / NS, p->phase,
+                         p->signals, p->due_len[0], p->due_len[1]);
+            call_fail(p);
+        }
+    }
+}
+
 /** One complete text message from the server. */
 static void on_text(conn_t *c, const char *s, size_t len)
 {
     const char *type = json_value(s, len, "type");
 
+    if (IS_CALLS(opt.workload)) {
+        calls_on_text(c, s, len);
+        return;
+    }
     if (value_is(type, s, len, "\"called\"")) {
         const char *f1 = json_value(s, len, "field1");
         if (opt.workload != W_ROUTED || !value_is(f1, s, len, "\"t=")) {
@@ -844,6 +1133,10 @@ static void on_readable(conn_t *c)
             churn_next(c, 1);
             return;
         }
+        if (IS_CALLS(opt.workload) && c->state == S_CLOSING) { /* calls_close_all: the handshake is over */
+            conn_close(c);
+            return;
+        }
         report_error("conn %d: server %s", c->idx, n == 0 ? "closed the connection" : strerror(errno));
         if (opt.workload == W_CHURN)
             churn_next(c, 0);
@@ -912,6 +1205,10 @@ static void run_loop(uint64_t deadline, int (*until)(void))
                                  g.conns[i].state);
                     churn_next(&g.conns[i], 0);
                 }
+        }
+        if (IS_CALLS(opt.workload) && g.started && now - last_scan > NS / 10) {
+            last_scan = now;
+            calls_check_stalls(now);
         }
         timeout = opt.rate > 0 && g.started ? 0 : (int)((deadline - now) / 1000000 + 1);
         if (timeout > 100)
@@ -1155,6 +1452,193 @@ static int run_idle(void)
 }
 
 /* ---------------------------------------------------------------------------------------------------------------------
+ * calls, callmem (level 2)
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+static int calls_window_over(void)
+{
+    return count_reached() || any_lost();
+}
+
+static int calls_settled(void)
+{
+    return g.calls_busy == 0 || any_lost();
+}
+
+static int none_open(void)
+{
+    return g.ready == 0;
+}
+
+/** The end: every connection closed cleanly (1000), so the calls left end at once (a clean close is a hangup) instead of
+ * waiting 30 s for their devices to come back (the same deviceIds, on the same server, would be re-attached to them). */
+static void calls_close_all(void)
+{
+    unsigned char code[2] = {1000 >> 8, 1000 & 0xff};
+    int i;
+    g.calls_closing = 1;
+    for (i = 0; i != g.nconns; ++i)
+        if (g.conns[i].fd >= 0 && g.conns[i].state == S_OPEN) {
+            ws_queue_frame(&g.conns[i], OP_CLOSE, code, 2);
+            g.conns[i].state = S_CLOSING;
+        }
+    flush_dirty();
+    run_loop(now_ns() + 2 * NS, none_open);
+}
+
+/** calls: cycles of call, accept, 10 signals, hangup per pair; see the top of this file. */
+static int run_calls(void)
+{
+    uint64_t t0, t1, deadline;
+    double cpu0, cpu1, srv0, srv1, host0, host1, secs, client_pct, server_pct = -1, per = -1, other_pct = -1;
+    long rss0, rss1;
+    int limited, i;
+
+    run_loop(now_ns() + SETUP_TIMEOUT_NS, setup_done);
+    if (!all_ready())
+        die("only %d of %d connections registered as level-2 devices within %llu s (%" PRIu64 " errors)", g.ready, g.nconns,
+            SETUP_TIMEOUT_NS / NS, g.errors);
+    g.started = 1;
+    for (i = 0; i < opt.pairs; ++i)
+        call_start(&g.conns[2 * i], now_ns());
+    flush_dirty();
+    run_loop(now_ns() + (uint64_t)(opt.warmup * 1e9), any_lost);
+
+    g.measuring = 1;
+    rss0 = server_rss_kb();
+    t0 = now_ns();
+    cpu0 = self_cpu_us();
+    srv0 = server_cpu_us();
+    watch_sample(0);
+    host0 = host_busy_us();
+    deadline = t0 + (uint64_t)(opt.duration * 1e9);
+    run_loop(deadline, calls_window_over);
+    t1 = now_ns();
+    cpu1 = self_cpu_us();
+    srv1 = server_cpu_us();
+    watch_sample(1);
+    host1 = host_busy_us();
+    g.measuring = 0;
+    rss1 = server_rss_kb();
+
+    secs = (double)(t1 - t0) / 1e9;
+    client_pct = (cpu1 - cpu0) / 1e4 / secs;
+    if (srv0 >= 0) {
+        server_pct = (srv1 - srv0) / 1e4 / secs;
+        per = g.delivered != 0 ? (srv1 - srv0) / (double)g.delivered : -1;
+        if (host0 >= 0) {
+            other_pct = (host1 - host0) / 1e4 / secs - server_pct - client_pct;
+            for (i = 0; i != opt.nwatch; ++i)
+                other_pct -= (opt.watch[i].cpu1 - opt.watch[i].cpu0) / 1e4 / secs;
+            other_pct = other_pct < 0 ? 0 : other_pct;
+        }
+    }
+    limited = client_pct > 90;
+    if (any_lost())
+        report_error("%d of %d connections lost during the run", g.nconns - g.ready - g.pending, g.nconns);
+
+    printf("loadgen calls -> %s:%d%s [%s]: %d pairs of level-2 devices, window %.2f s (warmup %.2f s)\n", opt.host, opt.port,
+           opt.path, label(), opt.pairs, secs, opt.warmup);
+    printf("  per cycle     call, incoming_call, call_accept, call_accepted x2, %d call_signal (%zu-byte data), call_hangup,\n"
+           "                call_ended: 13 messages to the server, 27 from it (every request is answered)\n",
+           CALL_SIGNALS, sizeof(call_signal_data) - 1);
+    printf("  cycles        %" PRIu64 "  (%.0f cycles/s)\n", g.delivered, (double)g.delivered / secs);
+    printf("  server CPU    %.1f %%  %.2f us/cycle\n", server_pct, per);
+    watch_print(1, secs, g.delivered, "cycle");
+    printf("  setup us      p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f (call sent -> call_accepted at the caller)\n",
+           hist_quantile_us(&g.hist, 0.5), hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3);
+    printf("  server RSS    %ld kB -> %ld kB over the window (ended calls stay 30 s as tombstones)\n", rss0, rss1);
+    printf("  client CPU    %.1f %%%s\n", client_pct, limited ? "  CLIENT-LIMITED" : "");
+    printf("  other CPU     %.1f %% (the rest of the host)\n  errors        %" PRIu64 "%s\n", other_pct, g.errors,
+           g.errors != 0 ? "  THE RUN HAD ERRORS (above, on stderr)" : "");
+    printf("RESULT workload=calls server=%s pairs=%d secs=%.3f cycles=%" PRIu64 " cycles_per_s=%.1f server_us_per_cycle=%.3f "
+           "server_cpu_pct=%.1f setup_p50_us=%.1f setup_p99_us=%.1f setup_p999_us=%.1f setup_max_us=%.1f rss_window_start_kb=%ld "
+           "rss_window_end_kb=%ld client_cpu_pct=%.1f client_limited=%d other_cpu_pct=%.1f errors=%" PRIu64,
+           label(), opt.pairs, secs, g.delivered, (double)g.delivered / secs, per, server_pct, hist_quantile_us(&g.hist, 0.5),
+           hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3, rss0, rss1, client_pct,
+           limited, other_pct, g.errors);
+    watch_print(0, secs, g.delivered, "cycle");
+    putchar('\n');
+    fflush(stdout);
+    calls_close_all();
+    return g.errors == 0 && g.delivered > 0 ? 0 : 1;
+}
+
+/** callmem: N pairs registered, then all in an active call, then all hung up; the server's RSS at each point. */
+static int run_callmem(void)
+{
+    uint64_t timeout = SETUP_TIMEOUT_NS + (uint64_t)g.nconns * 1000000; /* + 1 ms per connection */
+    uint64_t t0 = now_ns(), t1;
+    long rss0 = server_rss_kb(), rss1, rss2 = -1, rss3 = -1;
+    double reg_secs, call_secs = -1, per_call = -1;
+    int i, held = 0, pairs_up = 0;
+
+    run_loop(t0 + timeout, setup_done);
+    reg_secs = (double)(now_ns() - t0) / 1e9;
+    if (!all_ready())
+        report_error("only %d of %d connections registered within %.0f s", g.ready, g.nconns, (double)timeout / 1e9);
+    run_loop(now_ns() + (uint64_t)(opt.warmup * 1e9), NULL); /* let the server settle */
+    rss1 = server_rss_kb();
+
+    g.started = 1;
+    t1 = now_ns();
+    for (i = 0; i < opt.pairs; ++i)
+        if (g.conns[2 * i].ready && g.conns[2 * i + 1].ready) {
+            call_start(&g.conns[2 * i], t1);
+            pairs_up++;
+        }
+    flush_dirty();
+    run_loop(t1 + timeout, calls_settled);
+    call_secs = (double)(now_ns() - t1) / 1e9;
+    held = g.calls_held;
+    if (held != opt.pairs)
+        report_error("only %d of %d pairs got into an active call (%d still on their way)", held, opt.pairs, g.calls_busy);
+    run_loop(now_ns() + (uint64_t)(opt.warmup * 1e9), NULL);
+    rss2 = server_rss_kb();
+    per_call = held != 0 && rss1 >= 0 ? (double)(rss2 - rss1) * 1024 / held : -1;
+
+    /* then every caller hangs up: what the ended calls keep (their tombstones, 30 s) */
+    t1 = now_ns();
+    for (i = 0; i < opt.pairs; ++i) {
+        call_pair_t *p = &g.pairs[i];
+        if (p->phase == CP_HELD) {
+            p->phase = CP_ENDING;
+            p->step_start = t1;
+            g.calls_held--;
+            g.calls_busy++;
+            call_send(&g.conns[2 * i], CR_HANGUP);
+        }
+    }
+    flush_dirty();
+    run_loop(t1 + timeout, calls_settled);
+    if (g.calls_ended != (uint64_t)held)
+        report_error("only %" PRIu64 " of %d calls ended after the hangup", g.calls_ended, held);
+    run_loop(now_ns() + (uint64_t)(opt.warmup * 1e9), NULL);
+    rss3 = server_rss_kb();
+    if (any_lost())
+        report_error("%d of %d connections lost during the run", g.nconns - g.ready - g.pending, g.nconns);
+
+    printf("loadgen callmem -> %s:%d%s [%s]: %d pairs of level-2 devices (%d connections registered in %.2f s)\n", opt.host, opt.port,
+           opt.path, label(), opt.pairs, g.ready, reg_secs);
+    printf("  server RSS    %ld kB before, %ld kB registered (%.2f kB per connection)\n", rss0, rss1,
+           g.ready != 0 ? (double)(rss1 - rss0) / g.ready : -1.0);
+    printf("  live calls    %d of %d pairs active in %.2f s (call, accept, one signal each way): RSS %ld kB\n", held, pairs_up,
+           call_secs, rss2);
+    printf("  per live call %.0f bytes ((RSS active - RSS registered) / calls)\n", per_call);
+    printf("  hung up       %" PRIu64 " calls ended: RSS %ld kB (%+.0f bytes per call vs registered; tombstones for 30 s)\n",
+           g.calls_ended, rss3, held != 0 ? (double)(rss3 - rss1) * 1024 / held : -1.0);
+    printf("  errors        %" PRIu64 "%s\n", g.errors, g.errors != 0 ? "  THE RUN HAD ERRORS (above, on stderr)" : "");
+    printf("RESULT workload=callmem server=%s pairs=%d conns=%d calls=%d rss_before_kb=%ld rss_registered_kb=%ld rss_active_kb=%ld "
+           "rss_hungup_kb=%ld kb_per_conn_registered=%.3f bytes_per_call=%.0f bytes_per_call_hungup=%.0f setup_secs=%.3f "
+           "errors=%" PRIu64 "\n",
+           label(), opt.pairs, g.ready, held, rss0, rss1, rss2, rss3, g.ready != 0 ? (double)(rss1 - rss0) / g.ready : -1.0,
+           per_call, held != 0 ? (double)(rss3 - rss1) * 1024 / held : -1.0, call_secs, g.errors);
+    fflush(stdout);
+    calls_close_all();
+    return g.errors == 0 && held == opt.pairs ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
  * resub: a Redis through a restart (blocking sockets, one command at a time)
  * -------------------------------------------------------------------------------------------------------------------*/
 
@@ -1353,19 +1837,19 @@ static int run_resub(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: loadgen --port PORT [options]\n"
-               "  --workload W      routed (default), echo, idle, churn\n"
+               "  --workload W      routed (default), echo, idle, churn, calls, callmem (level 2)\n"
                "  --host ADDR       loopback IPv4 address of the server (default 127.0.0.1)\n"
                "  --path PATH       WebSocket path (default /WsService)\n"
                "  --label NAME      name of the server in the output (default \"server\")\n"
                "  --server-pid PID  server process, for its CPU (/proc/PID/stat) and RSS\n"
-               "  --pairs P         routed/echo: P pairs, 2P connections (default 50)\n"
+               "  --pairs P         routed/echo/calls/callmem: P pairs, 2P connections (default 50)\n"
                "  --inflight K      routed/echo: messages in flight per connection (default 1)\n"
                "  --rate R          routed/echo: pace R messages/s in total instead of ping-pong\n"
                "  --payload B       routed: field1 bytes (default 100, min 23); echo: message size follows it\n"
                "  --conns N         idle: connections (default 1000); churn: concurrent loops (default 16)\n"
-               "  --warmup S        seconds before the window (default 1); idle: settle time before measuring\n"
+               "  --warmup S        seconds before the window (default 1); idle, callmem: settle time before measuring\n"
                "  --duration S      measured seconds (default 5)\n"
-               "  --count N         routed/echo/churn: end the window after N messages or cycles\n"
+               "  --count N         routed/echo/churn/calls: end the window after N messages or cycles\n"
                "  --url2 URL        routed: the callees (odd connections) connect to ws://HOST:PORT[/PATH] instead\n"
                "  --watch NAME:PID  also report this process's CPU over the window (up to 4; NAME: a-z 0-9 _); not\n"
                "                    counted in `other CPU`\n"
@@ -1551,6 +2035,8 @@ int main(int argc, char **argv)
         die("%d connections need more descriptors than the hard limit (%llu)", g.nconns, (unsigned long long)rl.rlim_max);
     if ((g.conns = calloc((size_t)g.nconns, sizeof(*g.conns))) == NULL)
         die("out of memory");
+    if (IS_CALLS(opt.workload) && (g.pairs = calloc((size_t)opt.pairs, sizeof(*g.pairs))) == NULL)
+        die("out of memory");
     for (i = 0; i < g.nconns; ++i) {
         g.conns[i].fd = -1;
         g.conns[i].idx = i;
@@ -1560,5 +2046,7 @@ int main(int argc, char **argv)
         size_t n = format_dial(text, sizeof(text), &g.conns[0], 0);
         g.echo_size = n + (n < 126 ? 2 : 4) + 4;
     }
+    if (IS_CALLS(opt.workload))
+        return opt.workload == W_CALLS ? run_calls() : run_callmem();
     return opt.workload == W_IDLE ? run_idle() : run_traffic();
 }
