@@ -263,6 +263,9 @@ static SSL_CTX *create_context(h2o_configurator_command_t *cmd, yoml_t *ssl_node
         return NULL;
     }
     SSL_CTX_set_options(ctx, SSL_OP_ALL | SSL_OP_NO_COMPRESSION | SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+    /* OpenSSL keeps a 16 KB+ read and write buffer per connection for its whole life; an idle WebSocket needs
+     * neither (libh2o 2.2.5 does not set this) */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     if (server_preference)
         SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     else
