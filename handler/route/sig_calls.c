@@ -98,6 +98,17 @@ void sig_calls_destroy(sig_calls_t *calls)
     free(calls);
 }
 
+int sig_calls_any_in_use(void)
+{
+    sig_calls_t *calls;
+    int any = 0;
+    pthread_mutex_lock(&global.lock);
+    for (calls = global.all; calls != NULL && !any; calls = calls->next)
+        any = atomic_load(&calls->in_use);
+    pthread_mutex_unlock(&global.lock);
+    return any;
+}
+
 int sig_calls_in_use(const sig_calls_t *calls)
 {
     return atomic_load(&((sig_calls_t *)calls)->in_use);

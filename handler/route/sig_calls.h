@@ -48,6 +48,8 @@ int sig_calls_in_use(const sig_calls_t *calls);
  * are 0). All zero before the first level-2 device.
  */
 void sig_calls_stats(const sig_calls_t *calls, sig_call_stats_t *stats);
+/** Any thread: whether some route's calls are in use (sig_calls_in_use). */
+int sig_calls_any_in_use(void);
 /** New directives (a reload): the owner applies them before its next event; running timers keep their deadlines. */
 void sig_calls_configure(sig_calls_t *calls, const sig_call_settings_t *settings);
 

@@ -64,6 +64,10 @@ static __thread struct {
     sig_buf_t claims;  /* decoded token claims */
     sig_buf_t out;     /* the reply or push being encoded */
     sig_buf_t cookie;  /* a st_sig_pending_dial_t being prepared */
+    /* shutdown with calls: the sockets close once every thread's call owners have sent call_ended{shutdown} */
+    size_t shutdown_marks;  /* threads whose owners are done (their mark follows their deliveries here) */
+    int sockets_closed;
+    uv_timer_t *shutdown_wait; /* closes the sockets anyway if a mark is late */
 } tls;
 
 static void send_reply(sig_session_t *session, sig_buf_t *buf)
@@ -356,6 +360,9 @@ static int deliver_local(uint64_t conn_id, const char *payload, size_t len)
     sig_counter_add(&((sig_session_t *)sig_ws_get_data(conn))->metrics->called_sent, 1);
     return 1;
 }
+
+/* How long a thread waits at shutdown for the other threads' call_ended{shutdown} before closing its sockets. */
+#define SIG_SHUTDOWN_CALLS_WAIT_MS 1000
 
 /* A call owner's message for a level-2 device of this thread. */
 static int deliver_call_output(uint64_t conn_id, const char *payload, size_t len)
@@ -688,10 +695,48 @@ void sig_signaling_thread_init(uv_loop_t *loop, h2o_multithread_queue_t *queue, 
     sig_router_thread_init(loop, queue, (uint32_t)thread_index);
 }
 
+static void close_sockets_for_shutdown(void)
+{
+    if (tls.sockets_closed)
+        return;
+    tls.sockets_closed = 1;
+    if (tls.shutdown_wait != NULL)
+        uv_timer_stop(tls.shutdown_wait);
+    sig_ws_thread_shutdown();
+}
+
+/* Another thread's call owners (or this one's) have sent their last call_ended here: messages between two threads
+ * keep their order, so every one of them is queued on its connection already. */
+static void on_shutdown_mark(const void *bytes, size_t len)
+{
+    (void)bytes;
+    (void)len;
+    if (++tls.shutdown_marks == sig_router_num_threads())
+        close_sockets_for_shutdown();
+}
+
+static void on_shutdown_wait(uv_timer_t *timer)
+{
+    (void)timer;
+    close_sockets_for_shutdown();
+}
+
 void sig_signaling_thread_shutdown(void)
 {
-    sig_calls_thread_shutdown(); /* call_ended{shutdown} goes out before the 1001 */
-    sig_ws_thread_shutdown();
+    uint32_t i;
+
+    if (!sig_calls_any_in_use()) { /* no call anywhere: as level 1 always did */
+        close_sockets_for_shutdown();
+        return;
+    }
+    /* call_ended{shutdown} goes out before the 1001, to devices on every thread: each thread ends the calls it owns,
+     * then marks every thread; a thread closes its sockets once every mark arrived (or after a bound) */
+    sig_calls_thread_shutdown();
+    for (i = 0; i != sig_router_num_threads(); ++i)
+        sig_router_post(i, on_shutdown_mark, NULL, 0);
+    tls.shutdown_wait = h2o_mem_alloc(sizeof(*tls.shutdown_wait));
+    uv_timer_init(tls.loop, tls.shutdown_wait);
+    uv_timer_start(tls.shutdown_wait, on_shutdown_wait, SIG_SHUTDOWN_CALLS_WAIT_MS, 0);
 }
 
 void sig_signaling_thread_quiesce(void)
@@ -701,6 +746,10 @@ void sig_signaling_thread_quiesce(void)
 
 void sig_signaling_thread_dispose(void)
 {
+    if (tls.shutdown_wait != NULL) {
+        uv_close((uv_handle_t *)tls.shutdown_wait, free_handle); /* the router's dispose runs the loop once more */
+        tls.shutdown_wait = NULL;
+    }
     while (!h2o_linklist_is_empty(&tls.drains)) /* a shutdown before the drain: the sockets are gone already */
         end_drain(H2O_STRUCT_FROM_MEMBER(struct st_drain_timer_t, link, tls.drains.next));
     sig_calls_thread_dispose();

@@ -17,12 +17,14 @@
 //                                             [{callId, state, role, peerUserId, media}]
 //   T.level1Registered(id, user)              create_connect_response of level 1
 //
-// Clients (every wait bounded; default 5000 ms):
-//   CallClient.open(url, {label}) -> a connected, unregistered client; it records every message
-//       from the start (an inbox: nothing is lost between waits).
-//   device(url, user, {device, name, level = 2, calls = [], label}) -> a client registered with
-//       create_connect (level 2 unless `level` is 1 or null), its create_connect_response checked
-//       byte for byte (level 1's bytes for level 1; for level 2 `calls` may be in any order).
+// Clients (every wait bounded; default 5000 ms, times SLOW):
+//   CallClient.open(url, {label, wsOptions}) -> a connected, unregistered client; it records every
+//       message from the start (an inbox: nothing is lost between waits); `wsOptions` go to `ws`
+//       (e.g. {autoPong: false}: a client that stops answering pings).
+//   device(url, user, {device, name, level = 2, calls = [], label, wsOptions}) -> a client registered with
+//       create_connect ("level":2 and `device` as deviceId; `level: 1`: level 1's create_connect, with
+//       no level field), its create_connect_response checked byte for byte (level 1's bytes for
+//       level 1; for level 2 the `calls` may come in any order).
 //   c.send(value)                 sends an object as JSON (a string as is)
 //   c.request(value, {timeout})   gives the message a fresh numeric `id` unless it has one, sends it and
 //                                 returns the text of the reply carrying that id (skipping others, which
@@ -40,8 +42,13 @@
 //   c.kill()                      abrupt loss: the socket is destroyed, no close frame
 //   c.closed                      a promise of {code, reason}
 //   quietAll(clients, ms)         one wait, then each client's inbox must be empty
+//   leftovers(clients, ms)        one wait, then {label: [texts]} of the clients whose inbox is not empty
+//   clientsOf(t)                  a list whose clients are terminated after test t
+//   stopClean(srv)                SIGTERM, then asserts exit code 0 (valgrind's 99 fails the suite)
+//   ringCall(url, list, opts)     a ringing call, checked (see below); activeCall(url, list, opts): answered
 //   uid(tag)                      a user id no other test of the process uses
 //   ERR_TEXT                      the codec's text per level-2 code
+//   SLOW                          8 under valgrind (VALGRIND_LOG_DIR), else 1: scale timers and waits by it
 
 import assert from 'node:assert/strict';
 
@@ -50,6 +57,10 @@ import WebSocket from 'ws';
 import { withTimeout } from './wait.mjs';
 
 const J = JSON.stringify;
+
+/** 8 under `make check-valgrind` (VALGRIND_LOG_DIR), else 1: tests scale their timers and waits by it. */
+export const SLOW = process.env.VALGRIND_LOG_DIR ? 8 : 1;
+const WAIT = 5000 * SLOW; // default bound of every wait
 
 export const ERR_TEXT = Object.freeze({
     bad_request: 'the request is not valid for a call',
@@ -187,8 +198,8 @@ export class CallClient {
         ws.on('error', () => {}); // shows up as the close
     }
 
-    static async open(url, { label = 'client', timeout = 5000 } = {}) {
-        const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout });
+    static async open(url, { label = 'client', timeout = WAIT, wsOptions = {} } = {}) {
+        const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout, ...wsOptions });
         const client = new CallClient(ws, label);
         await withTimeout(
             new Promise((resolve, reject) => {
@@ -220,7 +231,7 @@ export class CallClient {
     }
 
     /** The first message matching pred (now or later), removed from the inbox: {text, msg}. */
-    takeWhere(pred, what = 'a message', { timeout = 5000 } = {}) {
+    takeWhere(pred, what = 'a message', { timeout = WAIT } = {}) {
         const k = this.inbox.findIndex((e) => pred(e.msg, e.text));
         if (k >= 0) return Promise.resolve(this.inbox.splice(k, 1)[0]);
         if (this.closeInfo) {
@@ -274,7 +285,7 @@ export class CallClient {
     }
 
     /** Sends `value` with a fresh id (unless it has one); returns the reply's text. */
-    async request(value, { timeout = 5000 } = {}) {
+    async request(value, { timeout = WAIT } = {}) {
         const msg = { ...value };
         if (msg.id === undefined) msg.id = freshId();
         this.send(msg);
@@ -300,13 +311,13 @@ export class CallClient {
         return this.inbox.map((e) => e.text);
     }
 
-    async quiet(ms = 150) {
+    async quiet(ms = 150 * SLOW) {
         await new Promise((r) => setTimeout(r, ms));
         assert.deepEqual(this.left(), [], `${this.label}: no more messages`);
     }
 
     /** Clean close with `code` (a close frame); resolves once closed (bounded). */
-    close(code = 1000, timeout = 5000) {
+    close(code = 1000, timeout = WAIT) {
         if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code);
         return withTimeout(this.closed, timeout, `${this.label}: close`);
     }
@@ -314,7 +325,7 @@ export class CallClient {
     /** Abrupt loss: the TCP connection ends without a close frame. */
     kill() {
         this.ws.terminate();
-        return withTimeout(this.closed, 5000, `${this.label}: terminate`);
+        return withTimeout(this.closed, WAIT, `${this.label}: terminate`);
     }
 
     isOpen() {
@@ -323,7 +334,7 @@ export class CallClient {
 }
 
 /** Waits `ms` once, then asserts every client's inbox is empty. */
-export async function quietAll(clients, ms = 150) {
+export async function quietAll(clients, ms = 150 * SLOW) {
     await new Promise((r) => setTimeout(r, ms));
     for (const c of clients) assert.deepEqual(c.left(), [], `${c.label}: no more messages`);
 }
@@ -338,17 +349,14 @@ function canonicalRegistered(text) {
     return text;
 }
 
-/**
- * A client registered as `user` (see the top of this file). `level` 2 (default) sends "level":2 and
- * `device` (if any); 1 sends level 1's create_connect ("level":1); null sends no level at all.
- */
-export async function device(url, user, { device: deviceId, name, level = 2, calls = [], label, timeout = 5000 } = {}) {
-    const c = await CallClient.open(url, { label: label ?? `${user}${deviceId ? `/${deviceId}` : ''}`, timeout });
+/** A client registered as `user`; see the top of this file. */
+export async function device(url, user, { device: deviceId, name, level = 2, calls = [], label, timeout = WAIT, wsOptions } = {}) {
+    const c = await CallClient.open(url, { label: label ?? `${user}${deviceId ? `/${deviceId}` : ''}`, timeout, wsOptions });
     try {
         const msg = { type: 'create_connect', id: 'reg', sponsorUserId: user };
         if (name !== undefined) msg.sponsorUserName = name;
-        if (level !== null) msg.level = level;
-        if (deviceId !== undefined) msg.deviceId = deviceId;
+        if (level === 2) msg.level = 2;
+        if (level === 2 && deviceId !== undefined) msg.deviceId = deviceId;
         const reply = await c.request(msg, { timeout });
         const want = level === 2 ? T.registered({ id: 'reg', user, device: deviceId, calls }) : T.level1Registered('reg', user);
         if (level === 2 && calls.length > 1) assert.equal(canonicalRegistered(reply), canonicalRegistered(want), `${c.label}: create_connect_response`);
@@ -371,9 +379,85 @@ export function clientsOf(t) {
 }
 
 /** Every listed client's inbox after `ms`: {label: [texts]} of the non-empty ones. */
-export async function leftovers(clients, ms = 100) {
+export async function leftovers(clients, ms = 100 * SLOW) {
     await new Promise((r) => setTimeout(r, ms));
     const out = {};
     for (const c of clients) if (c.inbox.length) out[c.label] = c.left();
     return out;
+}
+
+/**
+ * A ringing call: `caller` (one device, deviceId `callerDevice` or none when null) calls `callee`, whose
+ * level-2 devices `calleeDevices` (deviceIds; null for none) are registered first. Asserts the exact
+ * call_response (ringing, delivered {level2: N, legacy: 0}) and each device's incoming_call (expiresIn
+ * exactly `ringTimeout` when given, else only > 0). Every client goes into `list`.
+ * Returns {A, B, a, bs, callId, media, name}.
+ */
+export async function ringCall(url, list, {
+    caller = uid('caller'),
+    callee = uid('callee'),
+    callerDevice = 'a-1',
+    calleeDevices = ['b-1'],
+    media = 'audio',
+    name = 'Caller',
+    ringTimeout,
+    callId: chosen,
+} = {}) {
+    const a = await device(url, caller, { device: callerDevice ?? undefined, name });
+    list.push(a);
+    const bs = [];
+    for (const d of calleeDevices) {
+        const b = await device(url, callee, { device: d ?? undefined });
+        list.push(b);
+        bs.push(b);
+    }
+    const extra = chosen === undefined ? {} : { callId: chosen };
+    const r = await a.call({ to: callee, media, sponsorUserName: name, ...extra });
+    const callId = r.msg.data?.callId;
+    assert.equal(typeof callId, 'string', `call_response carries a callId: ${r.text}`);
+    if (chosen !== undefined) assert.equal(callId, chosen, 'the client-chosen callId');
+    assert.match(callId, /^[0-9A-Za-z._~-]{1,64}$/, 'a callId is 1..64 of [0-9A-Za-z._~-]');
+    assert.equal(r.text, T.callResponse({ id: r.id, callId, state: 'ringing', level2: bs.length, legacy: 0 }), 'call_response');
+    for (const b of bs) {
+        const text = await b.take('incoming_call', callId);
+        const m = JSON.parse(text);
+        const expiresIn = ringTimeout ?? m.data?.expiresIn;
+        assert.ok(Number.isInteger(expiresIn) && expiresIn > 0, `expiresIn: ${text}`);
+        assert.equal(text, T.incoming({ callId, from: caller, name, media, expiresIn }), `${b.label}: incoming_call`);
+    }
+    return { A: caller, B: callee, a, bs, callId, media, name };
+}
+
+/**
+ * ringCall() then `bs[winner]` accepts: asserts the accept's reply (active), call_accepted to the caller
+ * (polite false) and to the device (polite true), call_ended answered_elsewhere to the other devices.
+ */
+export async function activeCall(url, list, opts = {}) {
+    const call = await ringCall(url, list, opts);
+    const { winner = 0 } = opts;
+    const { a, bs, callId, B } = call;
+    const b = bs[winner];
+    const byDevice = (opts.calleeDevices ?? ['b-1'])[winner] ?? null;
+    const id = b.post({ type: 'call_accept', callId });
+    await b.expectReply(id, T.response('call_accept', { id, callId, state: 'active' }));
+    await a.expect(T.accepted({ callId, byUser: B, byDevice, polite: false }));
+    await b.expect(T.accepted({ callId, byUser: B, byDevice, polite: true }));
+    for (const [i, other] of bs.entries()) {
+        if (i !== winner) await other.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
+    }
+    return { ...call, b, byDevice };
+}
+
+/**
+ * Stops `srv` (SIGTERM) and asserts a clean exit: code 0, no signal, in time. Under valgrind an invalid
+ * access or a definite leak makes the server exit 99, so the suite that ran it fails here.
+ */
+export async function stopClean(srv) {
+    if (!srv) return;
+    const st = await srv.stop('SIGTERM', { timeout: 10000 * SLOW });
+    assert.deepEqual(
+        { code: st.code, signal: st.signal, timedOut: st.timedOut },
+        { code: 0, signal: null, timedOut: false },
+        `the server's exit; stderr:\n${srv.stderr().slice(-3000)}`,
+    );
 }
