@@ -13,8 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { activeCall, CallClient, clientsOf, device, quietAll, ringCall, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
-import { signalingConfig, startServer } from '../lib/server.mjs';
+import { activeCall, CallClient, callServer, clientsOf, device, quietAll, ringCall, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
 
 const RING = 3000 * SLOW;
 const ALL_TYPES = ['call', 'call_ringing', 'call_accept', 'call_reject', 'call_hangup', 'call_signal', 'call_resume'];
@@ -33,13 +32,7 @@ const anyCallMessage = (type, extra = {}) => ({
 describe('level 2 on num-threads 4', { timeout: 120000 * SLOW }, () => {
     let srv;
     before(async () => {
-        srv = await startServer({
-            threads: 4,
-            config: (vars) =>
-                signalingConfig(vars, {
-                    settings: [`signaling.call.ring-timeout: ${RING}`, 'signaling.call.reconnect-grace: 1000'],
-                }),
-        });
+        srv = await callServer([`signaling.call.ring-timeout: ${RING}`, 'signaling.call.reconnect-grace: 1000']);
     });
     after(() => stopClean(srv));
 
@@ -678,13 +671,7 @@ describe('level 2: ring timeout, max-duration (short timers)', { timeout: 60000 
     const MAXDUR = 600 * SLOW;
     let srv;
     before(async () => {
-        srv = await startServer({
-            threads: 4,
-            config: (vars) =>
-                signalingConfig(vars, {
-                    settings: [`signaling.call.ring-timeout: ${SHORT}`, `signaling.call.max-duration: ${MAXDUR}`],
-                }),
-        });
+        srv = await callServer([`signaling.call.ring-timeout: ${SHORT}`, `signaling.call.max-duration: ${MAXDUR}`]);
     });
     after(() => stopClean(srv));
 
@@ -739,13 +726,7 @@ describe('level 2: ring timeout, max-duration (short timers)', { timeout: 60000 
 describe('level 2: when-busy ring, max-per-user 2', { timeout: 60000 * SLOW }, () => {
     let srv;
     before(async () => {
-        srv = await startServer({
-            threads: 4,
-            config: (vars) =>
-                signalingConfig(vars, {
-                    settings: [`signaling.call.ring-timeout: ${5000 * SLOW}`, 'signaling.call.when-busy: ring', 'signaling.call.max-per-user: 2'],
-                }),
-        });
+        srv = await callServer([`signaling.call.ring-timeout: ${5000 * SLOW}`, 'signaling.call.when-busy: ring', 'signaling.call.max-per-user: 2']);
     });
     after(() => stopClean(srv));
 
@@ -793,19 +774,13 @@ describe('level 2: when-busy ring, max-per-user 2', { timeout: 60000 * SLOW }, (
 describe('level 2: signal limits (max-signal-size 100, signal-buffer 4, signal-rate 5 with burst 10)', { timeout: 60000 * SLOW }, () => {
     let srv;
     before(async () => {
-        srv = await startServer({
-            threads: 4,
-            config: (vars) =>
-                signalingConfig(vars, {
-                    settings: [
+        srv = await callServer([
                         'signaling.call.ring-timeout: 10000',
                         'signaling.call.max-signal-size: 100',
                         'signaling.call.signal-buffer: 4',
                         'signaling.call.signal-rate: 5',
                         'signaling.call.signal-burst: 10',
-                    ],
-                }),
-        });
+                    ]);
     });
     after(() => stopClean(srv));
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { activeCall, CallClient, clientsOf, device, quietAll, ringCall, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
+import { activeCall, CallClient, callServer, clientsOf, device, quietAll, ringCall, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
 import { requireRedisSupport, startNode, startRedis } from '../lib/redis.mjs';
 import { expectReloaded, requireReload } from '../lib/reload.mjs';
 import { configErrors, runConfigTest, signalingConfig, startServer } from '../lib/server.mjs';
@@ -26,7 +26,7 @@ async function expectLevel1Answer(url, user) {
 describe('signaling.call: OFF', { timeout: 30000 * SLOW }, () => {
     let srv;
     before(async () => {
-        srv = await startServer({ threads: 4, config: (vars) => signalingConfig(vars, { settings: ['signaling.call: OFF'] }) });
+        srv = await callServer(['signaling.call: OFF']);
     });
     after(() => stopClean(srv));
 
@@ -179,7 +179,7 @@ describe('reload (SIGHUP) with live calls', { timeout: 60000 * SLOW }, () => {
 
 describe('shutdown (SIGTERM) with live calls', { timeout: 30000 * SLOW }, () => {
     test('every device of a live call gets call_ended shutdown, then close 1001', async (t) => {
-        const srv = await startServer({ threads: 4, config: (vars) => signalingConfig(vars, { settings: ['signaling.call.ring-timeout: 10000'] }) });
+        const srv = await callServer(['signaling.call.ring-timeout: 10000']);
         t.after(() => srv.stop('SIGKILL'));
         const list = clientsOf(t);
         // several calls, so that their devices are on several threads

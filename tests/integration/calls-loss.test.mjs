@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { activeCall, clientsOf, device, quietAll, ringCall, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
-import { REPO_ROOT, signalingConfig, spawnChild, startServer } from '../lib/server.mjs';
+import { activeCall, callServer, clientsOf, device, quietAll, ringCall, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
+import { REPO_ROOT, spawnChild } from '../lib/server.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 
 const GRACE = 800 * SLOW;
@@ -21,11 +21,7 @@ const RING = 8000 * SLOW;
 describe('level-2 connection loss on num-threads 4', { timeout: 120000 * SLOW }, () => {
     let srv;
     before(async () => {
-        srv = await startServer({
-            threads: 4,
-            config: (vars) =>
-                signalingConfig(vars, { settings: [`signaling.call.ring-timeout: ${RING}`, `signaling.call.reconnect-grace: ${GRACE}`] }),
-        });
+        srv = await callServer([`signaling.call.ring-timeout: ${RING}`, `signaling.call.reconnect-grace: ${GRACE}`]);
     });
     after(() => stopClean(srv));
 
@@ -355,10 +351,7 @@ describe('level-2 connection loss on num-threads 4', { timeout: 120000 * SLOW },
 describe('reconnect-grace 0 and the ping timeout', { timeout: 60000 * SLOW }, () => {
     let srv;
     before(async () => {
-        srv = await startServer({
-            threads: 4,
-            config: (vars) => signalingConfig(vars, { settings: [`signaling.call.ring-timeout: ${RING}`, 'signaling.call.reconnect-grace: 0'] }),
-        });
+        srv = await callServer([`signaling.call.ring-timeout: ${RING}`, 'signaling.call.reconnect-grace: 0']);
     });
     after(() => stopClean(srv));
 
@@ -375,18 +368,12 @@ describe('a party that stops answering pings is lost abnormally, not hung up', {
     const PING = 300 * SLOW;
     let srv;
     before(async () => {
-        srv = await startServer({
-            threads: 4,
-            config: (vars) =>
-                signalingConfig(vars, {
-                    settings: [
+        srv = await callServer([
                         `signaling.ping-interval: ${PING}`,
                         `signaling.ping-timeout: ${PING}`,
                         `signaling.call.ring-timeout: ${RING}`,
                         `signaling.call.reconnect-grace: ${GRACE * 2}`,
-                    ],
-                }),
-        });
+                    ]);
     });
     after(() => stopClean(srv));
 

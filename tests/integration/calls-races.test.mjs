@@ -13,8 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { clientsOf, device, ringCall, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
-import { signalingConfig, startServer } from '../lib/server.mjs';
+import { callServer, clientsOf, device, ringCall, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
 
 const RING = 20000 * SLOW; // no ring timeout during a round
 const BUDGET_MS = 60000 * SLOW; // per loop
@@ -48,10 +47,7 @@ async function leftOver(clients, ms) {
 describe('level-2 races on num-threads 4', { timeout: 400000 * SLOW }, () => {
     let srv;
     before(async () => {
-        srv = await startServer({
-            threads: 4,
-            config: (vars) => signalingConfig(vars, { settings: [`signaling.call.ring-timeout: ${RING}`] }),
-        });
+        srv = await callServer([`signaling.call.ring-timeout: ${RING}`]);
     });
     after(() => stopClean(srv));
 

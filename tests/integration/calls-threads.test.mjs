@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
-import { activeCall, clientsOf, device, leftovers, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
-import { signalingConfig, startServer } from '../lib/server.mjs';
+import { activeCall, callServer, clientsOf, device, leftovers, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
 
 const RING = 20000 * SLOW;
 
@@ -29,18 +28,12 @@ function threadCpuMs(pid) {
 describe('level-2 calls across 4 threads', { timeout: 180000 * SLOW }, () => {
     let srv;
     before(async () => {
-        srv = await startServer({
-            threads: 4,
-            config: (vars) =>
-                signalingConfig(vars, {
-                    settings: [
+        srv = await callServer([
                         `signaling.call.ring-timeout: ${RING}`,
                         'signaling.call.signal-rate: 0',
                         'signaling.call.signal-buffer: 1000',
                         'signaling.rate-limit: 0',
-                    ],
-                }),
-        });
+                    ]);
     });
     after(() => stopClean(srv));
 

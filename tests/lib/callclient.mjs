@@ -54,6 +54,7 @@ import assert from 'node:assert/strict';
 
 import WebSocket from 'ws';
 
+import { signalingConfig, startServer } from './server.mjs';
 import { withTimeout } from './wait.mjs';
 
 const J = JSON.stringify;
@@ -446,6 +447,11 @@ export async function activeCall(url, list, opts = {}) {
         if (i !== winner) await other.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
     }
     return { ...call, b, byDevice };
+}
+
+/** Starts the server on 4 threads with the default /WsService path and these `signaling.*` lines. */
+export function callServer(settings = []) {
+    return startServer({ threads: 4, config: (vars) => signalingConfig(vars, { settings }) });
 }
 
 /**
