@@ -12,24 +12,13 @@
 // (the /usr/bin/chromium wrapper script is not needed here), or set CHROMIUM_PATH.
 
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
+import { launchChromium } from '../lib/browser.mjs';
 import { signalingConfig, startServer } from '../lib/server.mjs';
 import { waitUntil, withTimeout } from '../lib/wait.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/lib/chromium/chromium';
-const LAUNCH_ARGS = [
-    '--headless=new',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
+const EXTRA_ARGS = [
     // fake camera and microphone, granted without a prompt (also turns host candidates into raw IPs)
     '--use-fake-device-for-media-stream',
     '--use-fake-ui-for-media-stream',
@@ -50,10 +39,8 @@ describe('call.html: a video call between two pages', { timeout: 120000 }, () =>
     const problems = []; // console errors and page errors of every page
 
     before(async () => {
-        assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`);
         server = await startServer({ config });
-        browser = await withTimeout(chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 20000 }),
-            25000, 'chromium launch');
+        browser = await launchChromium(EXTRA_ARGS);
         context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     });
     after(async () => {

@@ -2,32 +2,21 @@
 // person does by hand, in two pages: page 1 uses Pane A as user 1122 (张三), page 2 uses
 // Pane B as user 2211 (李四). Asserts on visible text only.
 //
-// Needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium), or set
+// Needs Debian's Chromium (apt-get install -y chromium; tests/lib/browser.mjs), or set
 // CHROMIUM_PATH. Screenshots of both pages are written to a temp dir whose path is
 // printed as a test diagnostic (DEMO_SCREENSHOT_DIR=... to choose it); they are kept.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
+import { launchChromium } from '../lib/browser.mjs';
 import { signalingConfig, startServer } from '../lib/server.mjs';
 import { waitUntil, withTimeout } from '../lib/wait.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const LAUNCH_ARGS = [
-    '--headless=new',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-];
+const EXTRA_ARGS = []; // lib/browser.mjs's flags are enough here
 const WAIT = 5000; // every wait on the page is bounded by this
 
 /** The quick-start layout: /WsService, and the demo page from the repository at `/`. */
@@ -95,7 +84,6 @@ async function send(page, pane, receiver, text) {
 }
 
 test('demo page: the two-user walk-through in two browser pages', { timeout: 60000 }, async (t) => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`);
 
     const server = await startServer({ config });
     let browser;
@@ -124,8 +112,7 @@ test('demo page: the two-user walk-through in two browser pages', { timeout: 600
         assert.equal(st.timedOut, false, 'server stops on SIGTERM');
     });
 
-    browser = await withTimeout(chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 20000 }),
-        25000, 'chromium launch');
+    browser = await launchChromium(EXTRA_ARGS);
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     for (let i = 0; i < 2; i++) {
         const page = await context.newPage();
@@ -219,7 +206,6 @@ test('demo page: the two-user walk-through in two browser pages', { timeout: 600
 });
 
 test('demo page over https:// connects with wss:// to the same host', { timeout: 60000 }, async (t) => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (or set CHROMIUM_PATH)`);
 
     const server = await startServer({
         tls: true,
@@ -231,8 +217,7 @@ test('demo page over https:// connects with wss:// to the same host', { timeout:
         await server.stop();
     });
 
-    browser = await withTimeout(chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 20000 }),
-        25000, 'chromium launch');
+    browser = await launchChromium(EXTRA_ARGS);
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ignoreHTTPSErrors: true });
     const page = await context.newPage();
     page.setDefaultTimeout(WAIT);
