@@ -59,21 +59,6 @@ static int is_party_dev(const struct st_party_t *p, sig_endpoint_t ep)
     return p->attached && sig_endpoint_eq(p->dev.ep, ep);
 }
 
-static struct st_party_t *other_party(struct st_call_t *c, struct st_party_t *p)
-{
-    return p == &c->caller ? &c->callee : &c->caller;
-}
-
-static sig_str_t party_user(const struct st_call_t *c, const struct st_party_t *p)
-{
-    return p == &c->caller ? c->caller_user : c->callee_user;
-}
-
-static sig_str_t media_of(const struct st_call_t *c)
-{
-    return c->video ? SIG_STRLIT("video") : SIG_STRLIT("audio");
-}
-
 static ssize_t ring_find(const struct st_call_t *c, sig_endpoint_t ep)
 {
     size_t i;
@@ -98,15 +83,6 @@ static void ring_remove(struct st_call_t *c, size_t i)
     --c->ring_len;
 }
 
-static unsigned alerting_count(const struct st_call_t *c)
-{
-    unsigned n = 0;
-    size_t i;
-    for (i = 0; i != c->ring_len; ++i)
-        n += c->ring[i].alerting;
-    return n;
-}
-
 /* The calls of `user_id` (live now), copied so that handlers may end them while walking. Returns the count; *out is
  * `stack` or a heap array to free. */
 static size_t user_calls(sig_call_owner_t *o, sig_str_t user_id, struct st_call_t **stack, size_t stack_cap,
@@ -127,165 +103,6 @@ static size_t user_calls(sig_call_owner_t *o, sig_str_t user_id, struct st_call_
 }
 
 /* ---------------------------------------------------------------------------------------------------------------------
- * Outputs
- * -------------------------------------------------------------------------------------------------------------------*/
-
-static void out_init(sig_call_out_t *out, sig_call_out_type_t type, sig_endpoint_t to, sig_str_t id)
-{
-    memset(out, 0, sizeof(*out));
-    out->type = type;
-    out->to = to;
-    out->call_id = id;
-}
-
-static void emit(sig_call_owner_t *o, const sig_call_out_t *out)
-{
-    o->sink.emit(o->sink.ctx, out);
-}
-
-static int reply_full(sig_call_owner_t *o, const sig_call_request_t *req, int err, sig_str_t id, sig_call_state_t state,
-                      unsigned l2, unsigned l1, int glare)
-{
-    sig_call_out_t out;
-    out_init(&out, SIG_CALL_OUT_RESPONSE, req->from.ep, id);
-    out.req = req->type;
-    out.req_id = req->req_id;
-    out.err = err;
-    if (err == 0) {
-        out.state = state;
-        out.delivered_level2 = l2;
-        out.delivered_legacy = l1;
-        out.glare = glare;
-    }
-    emit(o, &out);
-    return err;
-}
-
-static int reply(sig_call_owner_t *o, const sig_call_request_t *req, int err, const struct st_call_t *c)
-{
-    return reply_full(o, req, err, c != NULL ? call_id(c) : req->call_id, c != NULL ? c->state : 0, 0, 0, 0);
-}
-
-static void send_ended(sig_call_owner_t *o, const struct st_call_t *c, sig_endpoint_t to, sig_call_reason_t reason,
-                       int repeat)
-{
-    sig_call_out_t out;
-    out_init(&out, SIG_CALL_OUT_ENDED, to, call_id(c));
-    out.reason = reason;
-    if (reason == SIG_CALL_REASON_HANGUP)
-        out.detail = sig_str(c->detail, c->detail_len);
-    out.repeat = repeat;
-    emit(o, &out);
-}
-
-/* call_state to a device of the caller's side (for_caller) or of the callee's */
-static void send_state(sig_call_owner_t *o, const struct st_call_t *c, sig_endpoint_t to, int for_caller)
-{
-    sig_call_out_t out;
-    out_init(&out, SIG_CALL_OUT_STATE, to, call_id(c));
-    out.state = c->state;
-    out.alerting = alerting_count(c);
-    if (for_caller)
-        out.peer_connected = c->state == SIG_CALL_RINGING ? c->ring_len != 0 : c->callee.attached;
-    else
-        out.peer_connected = c->caller.attached;
-    emit(o, &out);
-}
-
-/* call_state to every device of the other side of `p` (the ring set while ringing) */
-static void send_state_to_other_side(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t *p)
-{
-    size_t i;
-    if (p == &c->callee) {
-        if (c->caller.attached)
-            send_state(o, c, c->caller.dev.ep, 1);
-    } else if (c->state == SIG_CALL_RINGING) {
-        for (i = 0; i != c->ring_len; ++i)
-            send_state(o, c, c->ring[i].ep, 0);
-    } else if (c->callee.attached) {
-        send_state(o, c, c->callee.dev.ep, 0);
-    }
-}
-
-static void send_incoming(sig_call_owner_t *o, const struct st_call_t *c, sig_endpoint_t to, uint64_t now)
-{
-    sig_call_out_t out;
-    out_init(&out, SIG_CALL_OUT_INCOMING, to, call_id(c));
-    out.sponsor_user_id = c->caller_user;
-    out.sponsor_user_name = c->sponsor_name;
-    out.media = media_of(c);
-    out.expires_in = c->ring_at > now ? c->ring_at - now : 0;
-    out.replaces = sig_str(c->replaces, c->replaces_len);
-    emit(o, &out);
-}
-
-static void send_accepted(sig_call_owner_t *o, const struct st_call_t *c, sig_endpoint_t to, int polite, int glare)
-{
-    sig_call_out_t out;
-    out_init(&out, SIG_CALL_OUT_ACCEPTED, to, call_id(c));
-    out.by_user_id = c->callee_user;
-    out.by_device_id = dev_did(&c->callee.dev);
-    out.polite = polite;
-    out.glare = glare;
-    emit(o, &out);
-}
-
-static void send_signal(sig_call_owner_t *o, const struct st_call_t *c, const struct st_party_t *from, sig_endpoint_t to,
-                        uint64_t seq, sig_str_t kind, sig_str_t data)
-{
-    sig_call_out_t out;
-    out_init(&out, SIG_CALL_OUT_SIGNAL, to, call_id(c));
-    out.from_user_id = party_user(c, from);
-    out.from_device_id = dev_did(&from->dev);
-    out.seq = seq;
-    out.kind = kind;
-    out.data = data;
-    emit(o, &out);
-}
-
-static void send_user_active(sig_call_owner_t *o, const struct st_call_t *c, sig_str_t user_id, int delta)
-{
-    sig_call_out_t out;
-    out_init(&out, SIG_CALL_OUT_USER_ACTIVE, (sig_endpoint_t){0, 0}, call_id(c));
-    out.user_id = user_id;
-    out.active_delta = delta;
-    emit(o, &out);
-}
-
-/* Delivers the signals waiting for `p` to its device, in order. */
-static void flush(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t *p)
-{
-    struct st_party_t *from = other_party(c, p);
-    struct st_sigmsg_t *m;
-
-    for (m = p->inq.first; m != NULL; m = m->next)
-        send_signal(o, c, from, p->dev.ep, m->seq, sig_str(m->bytes, m->kind_len), sig_str(m->bytes + m->kind_len, m->data_len));
-    sig_call__q_clear(o, &p->inq);
-}
-
-static void enqueue(sig_call_owner_t *o, struct st_sigq_t *q, uint64_t seq, sig_str_t kind, sig_str_t data)
-{
-    struct st_sigmsg_t *m = sig_mem_alloc(offsetof(struct st_sigmsg_t, bytes) + kind.len + data.len);
-    m->next = NULL;
-    m->seq = seq;
-    m->kind_len = kind.len;
-    m->data_len = data.len;
-    if (kind.len != 0)
-        memcpy(m->bytes, kind.base, kind.len);
-    if (data.len != 0)
-        memcpy(m->bytes + kind.len, data.base, data.len);
-    if (q->last != NULL)
-        q->last->next = m;
-    else
-        q->first = m;
-    q->last = m;
-    ++q->count;
-    q->bytes += kind.len + data.len;
-    ++o->buffered_signals;
-    o->buffered_bytes += kind.len + data.len;
-}
-
-/* ---------------------------------------------------------------------------------------------------------------------
  * State changes shared by several rows
  * -------------------------------------------------------------------------------------------------------------------*/
 
@@ -298,8 +115,8 @@ static void set_active(sig_call_owner_t *o, struct st_call_t *c, uint64_t now)
     ++o->answered;
     ++c->caller.member.user->active;
     ++c->callee.member.user->active;
-    send_user_active(o, c, c->caller_user, 1);
-    send_user_active(o, c, c->callee_user, 1);
+    sig_call__send_user_active(o, c, c->caller_user, 1);
+    sig_call__send_user_active(o, c, c->callee_user, 1);
     sig_call__reschedule(o, c);
 }
 
@@ -314,13 +131,13 @@ static void finish(sig_call_owner_t *o, struct st_call_t *c, uint64_t now, sig_c
     size_t i;
 
     if (c->caller.attached && !(skip != NULL && sig_endpoint_eq(*skip, c->caller.dev.ep)))
-        send_ended(o, c, c->caller.dev.ep, r_caller, 0);
+        sig_call__send_ended(o, c, c->caller.dev.ep, r_caller, 0);
     if (c->state == SIG_CALL_RINGING) {
         for (i = 0; i != c->ring_len; ++i)
             if (!(skip != NULL && sig_endpoint_eq(*skip, c->ring[i].ep)))
-                send_ended(o, c, c->ring[i].ep, r_callee, 0);
+                sig_call__send_ended(o, c, c->ring[i].ep, r_callee, 0);
     } else if (c->callee.attached && !(skip != NULL && sig_endpoint_eq(*skip, c->callee.dev.ep))) {
-        send_ended(o, c, c->callee.dev.ep, r_callee, 0);
+        sig_call__send_ended(o, c, c->callee.dev.ep, r_callee, 0);
     }
     c->end_caller = r_caller;
     c->end_callee = r_callee;
@@ -335,8 +152,8 @@ static void finish(sig_call_owner_t *o, struct st_call_t *c, uint64_t now, sig_c
         --o->active;
         --c->caller.member.user->active;
         --c->callee.member.user->active;
-        send_user_active(o, c, c->caller_user, -1);
-        send_user_active(o, c, c->callee_user, -1);
+        sig_call__send_user_active(o, c, c->caller_user, -1);
+        sig_call__send_user_active(o, c, c->callee_user, -1);
     }
     sig_call__unlink(o, &c->caller);
     sig_call__unlink(o, &c->callee);
@@ -363,7 +180,7 @@ static void detach(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t *
     }
     p->grace_at = now + o->s.reconnect_grace_ms;
     sig_call__reschedule(o, c);
-    send_state_to_other_side(o, c, p);
+    sig_call__send_state_to_other_side(o, c, p);
 }
 
 /* Row "detached party re-registers with its deviceId, or call_resume": re-attach, call_state to both, flush. */
@@ -384,14 +201,14 @@ static void reattach(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t
     p->grace_at = NEVER;
     sig_call__reschedule(o, c);
     if (req != NULL)
-        reply(o, req, 0, c);
+        sig_call__reply(o, req, 0, c);
     if (p == &c->caller && c->accept_missed) {
         c->accept_missed = 0;
-        send_accepted(o, c, p->dev.ep, 0, 0);
+        sig_call__send_accepted(o, c, p->dev.ep, 0, 0);
     }
-    send_state(o, c, p->dev.ep, p == &c->caller);
-    send_state_to_other_side(o, c, p);
-    flush(o, c, p);
+    sig_call__send_state(o, c, p->dev.ep, p == &c->caller);
+    sig_call__send_state_to_other_side(o, c, p);
+    sig_call__flush(o, c, p);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------------
@@ -402,12 +219,12 @@ static void reattach(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t
 static int end_at_once(sig_call_owner_t *o, const sig_call_request_t *req, sig_str_t id, sig_call_reason_t reason)
 {
     sig_call_out_t out;
-    reply_full(o, req, 0, id, SIG_CALL_ENDED, 0, 0, 0);
+    sig_call__reply_full(o, req, 0, id, SIG_CALL_ENDED, 0, 0, 0);
     ++o->started;
     ++o->ended[reason];
-    out_init(&out, SIG_CALL_OUT_ENDED, req->from.ep, id);
+    sig_call__out_init(&out, SIG_CALL_OUT_ENDED, req->from.ep, id);
     out.reason = reason;
-    emit(o, &out);
+    sig_call__emit(o, &out);
     return 0;
 }
 
@@ -423,16 +240,16 @@ static int glare_join(sig_call_owner_t *o, struct st_call_t *c, const sig_call_r
     c->callee.attached = 1;
     sig_ratelimit_init(&c->callee.rl, o->s.signal_burst, now);
     set_active(o, c, now);
-    reply_full(o, req, 0, call_id(c), SIG_CALL_ACTIVE, 0, 0, 1);
+    sig_call__reply_full(o, req, 0, call_id(c), SIG_CALL_ACTIVE, 0, 0, 1);
     if (c->caller.attached)
-        send_accepted(o, c, c->caller.dev.ep, 0, 1);
+        sig_call__send_accepted(o, c, c->caller.dev.ep, 0, 1);
     else
         c->accept_missed = 1;
-    send_accepted(o, c, c->callee.dev.ep, 1, 1);
+    sig_call__send_accepted(o, c, c->callee.dev.ep, 1, 1);
     for (i = 0; i != c->ring_len; ++i)
-        send_ended(o, c, c->ring[i].ep, SIG_CALL_REASON_ANSWERED_ELSEWHERE, 0);
+        sig_call__send_ended(o, c, c->ring[i].ep, SIG_CALL_REASON_ANSWERED_ELSEWHERE, 0);
     c->ring_len = 0;
-    flush(o, c, &c->callee);
+    sig_call__flush(o, c, &c->callee);
     return 0;
 }
 
@@ -465,7 +282,7 @@ static int glare_swap(sig_call_owner_t *o, struct st_call_t *old, const sig_call
     struct st_call_t *c;
 
     memset(&old->callee.inq, 0, sizeof(old->callee.inq));
-    reply_full(o, req, 0, id, SIG_CALL_ACTIVE, 0, 0, 1);
+    sig_call__reply_full(o, req, 0, id, SIG_CALL_ACTIVE, 0, 0, 1);
     finish(o, old, now, SIG_CALL_REASON_REPLACED, SIG_CALL_REASON_ANSWERED_ELSEWHERE, NULL);
     c = new_call(o, req, id, now);
     c->callee.dev = a;
@@ -475,9 +292,9 @@ static int glare_swap(sig_call_owner_t *o, struct st_call_t *old, const sig_call
         m->seq = ++c->callee.seq_out;
     c->caller.inq = q;
     set_active(o, c, now);
-    send_accepted(o, c, c->caller.dev.ep, 0, 1);
-    send_accepted(o, c, c->callee.dev.ep, 1, 1);
-    flush(o, c, &c->caller);
+    sig_call__send_accepted(o, c, c->caller.dev.ep, 0, 1);
+    sig_call__send_accepted(o, c, c->callee.dev.ep, 1, 1);
+    sig_call__flush(o, c, &c->caller);
     return 0;
 }
 
@@ -505,20 +322,20 @@ static int place(sig_call_owner_t *o, uint64_t now, const sig_call_request_t *re
     if (req->receiver_user_id.len == 0 || req->receiver_user_id.len > SIG_USER_ID_MAX ||
         !(sig_str_eq(req->media, SIG_STRLIT("audio")) || sig_str_eq(req->media, SIG_STRLIT("video"))) ||
         (id.len != 0 && !token_ok(id, SIG_CALL_ID_MAX)))
-        return reply(o, req, SIG_CALL_ERR_BAD_REQUEST, NULL);
+        return sig_call__reply(o, req, SIG_CALL_ERR_BAD_REQUEST, NULL);
     if (sig_str_eq(req->receiver_user_id, req->from.user_id))
-        return reply(o, req, SIG_CALL_ERR_SELF_CALL, NULL);
+        return sig_call__reply(o, req, SIG_CALL_ERR_SELF_CALL, NULL);
 
     /* Row "same callId from A already live": the current state, no new ring (and the tombstone's answer once ended) */
     if (id.len != 0 && (c = sig_call__find(o, id)) != NULL) {
         if (!sig_str_eq(c->caller_user, req->from.user_id) || !sig_str_eq(c->callee_user, req->receiver_user_id))
-            return reply(o, req, SIG_CALL_ERR_CALL_ID_TAKEN, NULL);
+            return sig_call__reply(o, req, SIG_CALL_ERR_CALL_ID_TAKEN, NULL);
         if (c->state == SIG_CALL_ENDED) {
-            reply_full(o, req, 0, id, SIG_CALL_ENDED, 0, 0, 0);
-            send_ended(o, c, req->from.ep, c->end_caller, 1);
+            sig_call__reply_full(o, req, 0, id, SIG_CALL_ENDED, 0, 0, 0);
+            sig_call__send_ended(o, c, req->from.ep, c->end_caller, 1);
             return 0;
         }
-        return reply_full(o, req, 0, id, c->state, c->delivered_level2, c->delivered_legacy, 0);
+        return sig_call__reply_full(o, req, 0, id, c->state, c->delivered_level2, c->delivered_legacy, 0);
     }
     if (id.len == 0) {
         do
@@ -552,14 +369,14 @@ static int place(sig_call_owner_t *o, uint64_t now, const sig_call_request_t *re
             replaced = pair;
             replaces = call_id(pair); /* the tombstone keeps it */
         } else if (!(pair->state == SIG_CALL_ACTIVE && o->s.when_busy == SIG_CALL_WHEN_BUSY_BUSY)) {
-            return reply(o, req, SIG_CALL_ERR_BAD_STATE, NULL); /* one live call per pair */
+            return sig_call__reply(o, req, SIG_CALL_ERR_BAD_STATE, NULL); /* one live call per pair */
         }
     }
     /* counts as they will be once the replaced call (if any) is gone */
     gone = replaced != NULL;
     gone_active = replaced != NULL && replaced->state == SIG_CALL_ACTIVE;
     if (o->s.max_per_user != 0 && u != NULL && u->live - gone >= o->s.max_per_user)
-        return reply(o, req, SIG_CALL_ERR_TOO_MANY_CALLS, NULL);
+        return sig_call__reply(o, req, SIG_CALL_ERR_TOO_MANY_CALLS, NULL);
 
     /* Row "B in an ACTIVE call, when-busy=busy": call_ended{busy}, nothing kept. A callee at max_per_user is busy too.
      * (The glue's flag counted the call being replaced, if any: then only this owner's own count is current.) */
@@ -583,7 +400,7 @@ static int place(sig_call_owner_t *o, uint64_t now, const sig_call_request_t *re
         return end_at_once(o, req, id, SIG_CALL_REASON_OFFLINE);
 
     /* Row "- | call A->B | valid; limits ok": RINGING */
-    reply_full(o, req, 0, id, SIG_CALL_RINGING, l2, l1, 0);
+    sig_call__reply_full(o, req, 0, id, SIG_CALL_RINGING, l2, l1, 0);
     if (replaced != NULL)
         finish(o, replaced, now, SIG_CALL_REASON_REPLACED, SIG_CALL_REASON_REPLACED, NULL);
     c = new_call(o, req, id, now);
@@ -600,10 +417,10 @@ static int place(sig_call_owner_t *o, uint64_t now, const sig_call_request_t *re
             continue;
         if (d->level == 2) {
             ring_add(c, d);
-            send_incoming(o, c, d->ep, now);
+            sig_call__send_incoming(o, c, d->ep, now);
         } else if (d->level == 1) {
             sig_call_out_t out;
-            out_init(&out, SIG_CALL_OUT_CALLED, d->ep, call_id(c));
+            sig_call__out_init(&out, SIG_CALL_OUT_CALLED, d->ep, call_id(c));
             out.sponsor_user_id = c->caller_user;
             out.sponsor_user_name = c->sponsor_name;
             if (req->fields_present != 0) {
@@ -612,9 +429,9 @@ static int place(sig_call_owner_t *o, uint64_t now, const sig_call_request_t *re
                 out.field3 = req->field3;
             } else {
                 out.field1 = call_id(c);
-                out.field2 = media_of(c);
+                out.field2 = sig_call__media_of(c);
             }
-            emit(o, &out);
+            sig_call__emit(o, &out);
         }
     }
     return 0;
@@ -633,8 +450,8 @@ static int answer_from_tombstone(sig_call_owner_t *o, struct st_call_t *c, const
                                                                                    : c->end_callee;
     int err = ok ? 0 : SIG_CALL_ERR_BAD_STATE;
 
-    reply(o, req, err, c);
-    send_ended(o, c, req->from.ep, r, 1);
+    sig_call__reply(o, req, err, c);
+    sig_call__send_ended(o, c, req->from.ep, r, 1);
     return err;
 }
 
@@ -647,17 +464,17 @@ static int do_accept(sig_call_owner_t *o, struct st_call_t *c, const sig_call_re
     c->callee.attached = 1;
     sig_ratelimit_init(&c->callee.rl, o->s.signal_burst, now);
     set_active(o, c, now);
-    reply(o, req, 0, c);
+    sig_call__reply(o, req, 0, c);
     if (c->caller.attached)
-        send_accepted(o, c, c->caller.dev.ep, 0, 0);
+        sig_call__send_accepted(o, c, c->caller.dev.ep, 0, 0);
     else
         c->accept_missed = 1;
-    send_accepted(o, c, c->callee.dev.ep, 1, 0);
+    sig_call__send_accepted(o, c, c->callee.dev.ep, 1, 0);
     for (i = 0; i != c->ring_len; ++i)
         if (!sig_endpoint_eq(c->ring[i].ep, req->from.ep))
-            send_ended(o, c, c->ring[i].ep, SIG_CALL_REASON_ANSWERED_ELSEWHERE, 0);
+            sig_call__send_ended(o, c, c->ring[i].ep, SIG_CALL_REASON_ANSWERED_ELSEWHERE, 0);
     c->ring_len = 0;
-    flush(o, c, &c->callee);
+    sig_call__flush(o, c, &c->callee);
     return 0;
 }
 
@@ -665,22 +482,22 @@ static int do_accept(sig_call_owner_t *o, struct st_call_t *c, const sig_call_re
  * detached party). */
 static int relay_signal(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t *from, const sig_call_request_t *req, uint64_t now)
 {
-    struct st_party_t *to = other_party(c, from);
+    struct st_party_t *to = sig_call__other_party(c, from);
     int buffer = c->state == SIG_CALL_RINGING || !to->attached;
     uint64_t seq;
 
     if (req->data.len > o->s.max_signal_size)
-        return reply(o, req, SIG_CALL_ERR_SIGNAL_TOO_LARGE, c);
+        return sig_call__reply(o, req, SIG_CALL_ERR_SIGNAL_TOO_LARGE, c);
     if (buffer && (to->inq.count + 1 > o->s.signal_buffer || to->inq.bytes + req->kind.len + req->data.len > o->s.signal_buffer_bytes))
-        return reply(o, req, SIG_CALL_ERR_BUFFER_FULL, c);
+        return sig_call__reply(o, req, SIG_CALL_ERR_BUFFER_FULL, c);
     if (sig_ratelimit_take(&from->rl, o->s.signal_rate, o->s.signal_burst, now) != SIG_RATELIMIT_PASS)
-        return reply(o, req, SIG_CALL_ERR_RATE_LIMITED, c);
+        return sig_call__reply(o, req, SIG_CALL_ERR_RATE_LIMITED, c);
     seq = ++from->seq_out;
-    reply(o, req, 0, c);
+    sig_call__reply(o, req, 0, c);
     if (buffer)
-        enqueue(o, &to->inq, seq, req->kind, req->data);
+        sig_call__enqueue(o, &to->inq, seq, req->kind, req->data);
     else
-        send_signal(o, c, from, to->dev.ep, seq, req->kind, req->data);
+        sig_call__send_signal(o, c, from, to->dev.ep, seq, req->kind, req->data);
     return 0;
 }
 
@@ -700,13 +517,13 @@ static int ringing_request(sig_call_owner_t *o, struct st_call_t *c, const sig_c
         switch (req->type) {
         case SIG_CALL_REQ_HANGUP: /* Row "RINGING | call_hangup from A": the cancel (also replayed from a new conn) */
             if (!mine && !is_detached(&c->caller))
-                return reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, c);
-            reply_full(o, req, 0, call_id(c), SIG_CALL_ENDED, 0, 0, 0);
+                return sig_call__reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, c);
+            sig_call__reply_full(o, req, 0, call_id(c), SIG_CALL_ENDED, 0, 0, 0);
             finish(o, c, now, SIG_CALL_REASON_CANCELLED, SIG_CALL_REASON_CANCELLED, &req->from.ep);
             return 0;
         case SIG_CALL_REQ_SIGNAL:
             if (!mine)
-                return reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, c);
+                return sig_call__reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, c);
             return relay_signal(o, c, &c->caller, req, now);
         case SIG_CALL_REQ_RESUME:
             if (may_resume(&c->caller, &req->from)) {
@@ -714,12 +531,12 @@ static int ringing_request(sig_call_owner_t *o, struct st_call_t *c, const sig_c
                 return 0;
             }
             if (!mine)
-                return reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
-            reply(o, req, 0, c);
-            send_state(o, c, req->from.ep, 1);
+                return sig_call__reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
+            sig_call__reply(o, req, 0, c);
+            sig_call__send_state(o, c, req->from.ep, 1);
             return 0;
         default: /* ringing, accept, reject are the callee's */
-            return reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
+            return sig_call__reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
         }
     }
     idx = ring_find(c, req->from.ep);
@@ -729,33 +546,33 @@ static int ringing_request(sig_call_owner_t *o, struct st_call_t *c, const sig_c
             ring_add(c, &req->from);
             idx = (ssize_t)c->ring_len - 1;
         }
-        reply(o, req, 0, c);
+        sig_call__reply(o, req, 0, c);
         if (!c->ring[idx].alerting) {
             c->ring[idx].alerting = 1;
             if (c->caller.attached)
-                send_state(o, c, c->caller.dev.ep, 1);
+                sig_call__send_state(o, c, c->caller.dev.ep, 1);
         }
         return 0;
     case SIG_CALL_REQ_ACCEPT:
         return do_accept(o, c, req, now);
     case SIG_CALL_REQ_REJECT: /* Row "RINGING | call_reject from a B conn" */
     case SIG_CALL_REQ_HANGUP: /* a ringing device's hangup is a decline */
-        reply_full(o, req, 0, call_id(c), SIG_CALL_ENDED, 0, 0, 0);
+        sig_call__reply_full(o, req, 0, call_id(c), SIG_CALL_ENDED, 0, 0, 0);
         finish(o, c, now,
                req->type == SIG_CALL_REQ_REJECT && sig_str_eq(req->reason, SIG_STRLIT("busy")) ? SIG_CALL_REASON_BUSY
                                                                                                 : SIG_CALL_REASON_REJECTED,
                SIG_CALL_REASON_REJECTED_ELSEWHERE, &req->from.ep);
         return 0;
     case SIG_CALL_REQ_SIGNAL: /* Row "RINGING | call_signal from B": bad_state */
-        return reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
+        return sig_call__reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
     case SIG_CALL_REQ_RESUME: /* a ringing device without deviceId back after a reconnect: rings again */
         if (idx < 0)
             ring_add(c, &req->from);
-        reply(o, req, 0, c);
-        send_incoming(o, c, req->from.ep, now);
+        sig_call__reply(o, req, 0, c);
+        sig_call__send_incoming(o, c, req->from.ep, now);
         return 0;
     default:
-        return reply(o, req, SIG_CALL_ERR_BAD_REQUEST, c);
+        return sig_call__reply(o, req, SIG_CALL_ERR_BAD_REQUEST, c);
     }
 }
 
@@ -771,20 +588,20 @@ static int active_request(sig_call_owner_t *o, struct st_call_t *c, const sig_ca
         /* Row "ACTIVE | call_accept/call_reject from a non-selected B conn": answered_elsewhere, never ends the call;
          * a repeated accept of the winner is fine */
         if (is_caller)
-            return reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
+            return sig_call__reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
         if (!mine)
-            return reply(o, req, SIG_CALL_ERR_ANSWERED_ELSEWHERE, c);
-        return reply(o, req, req->type == SIG_CALL_REQ_REJECT ? SIG_CALL_ERR_BAD_STATE : 0, c);
+            return sig_call__reply(o, req, SIG_CALL_ERR_ANSWERED_ELSEWHERE, c);
+        return sig_call__reply(o, req, req->type == SIG_CALL_REQ_REJECT ? SIG_CALL_ERR_BAD_STATE : 0, c);
     case SIG_CALL_REQ_HANGUP: /* Row "ACTIVE | call_hangup from a party": other party call_ended{hangup, detail} */
         if (!mine && !is_detached(p))
-            return reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, c);
+            return sig_call__reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, c);
         set_detail(c, req->reason);
-        reply_full(o, req, 0, call_id(c), SIG_CALL_ENDED, 0, 0, 0);
+        sig_call__reply_full(o, req, 0, call_id(c), SIG_CALL_ENDED, 0, 0, 0);
         finish(o, c, now, SIG_CALL_REASON_HANGUP, SIG_CALL_REASON_HANGUP, &req->from.ep);
         return 0;
     case SIG_CALL_REQ_SIGNAL:
         if (!mine)
-            return reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, c);
+            return sig_call__reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, c);
         return relay_signal(o, c, p, req, now);
     case SIG_CALL_REQ_RESUME:
         if (may_resume(p, &req->from)) {
@@ -792,12 +609,12 @@ static int active_request(sig_call_owner_t *o, struct st_call_t *c, const sig_ca
             return 0;
         }
         if (!mine)
-            return reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
-        reply(o, req, 0, c);
-        send_state(o, c, req->from.ep, is_caller);
+            return sig_call__reply(o, req, SIG_CALL_ERR_BAD_STATE, c);
+        sig_call__reply(o, req, 0, c);
+        sig_call__send_state(o, c, req->from.ep, is_caller);
         return 0;
     default:
-        return reply(o, req, SIG_CALL_ERR_BAD_REQUEST, c);
+        return sig_call__reply(o, req, SIG_CALL_ERR_BAD_REQUEST, c);
     }
 }
 
@@ -807,12 +624,12 @@ int sig_call_handle(sig_call_owner_t *o, uint64_t now, const sig_call_request_t 
     int is_caller;
 
     if (req->from.level == 0)
-        return reply(o, req, SIG_CALL_ERR_NOT_REGISTERED, NULL);
+        return sig_call__reply(o, req, SIG_CALL_ERR_NOT_REGISTERED, NULL);
     if (req->from.level != 2)
-        return reply(o, req, SIG_CALL_ERR_NOT_LEVEL2, NULL);
+        return sig_call__reply(o, req, SIG_CALL_ERR_NOT_LEVEL2, NULL);
     if (req->from.user_id.len == 0 || req->from.user_id.len > SIG_USER_ID_MAX ||
         (req->from.device_id.len != 0 && !token_ok(req->from.device_id, SIG_CALL_ID_MAX)))
-        return reply(o, req, SIG_CALL_ERR_BAD_REQUEST, NULL);
+        return sig_call__reply(o, req, SIG_CALL_ERR_BAD_REQUEST, NULL);
     if (req->type == SIG_CALL_REQ_CALL)
         return place(o, now, req);
     if (req->type < SIG_CALL_REQ_RINGING || req->type > SIG_CALL_REQ_RESUME || !token_ok(req->call_id, SIG_CALL_ID_MAX) ||
@@ -820,12 +637,12 @@ int sig_call_handle(sig_call_owner_t *o, uint64_t now, const sig_call_request_t 
          !sig_str_eq(req->reason, SIG_STRLIT("busy"))) ||
         (req->type == SIG_CALL_REQ_HANGUP && req->reason.len > SIG_CALL_TEXT_MAX) ||
         (req->type == SIG_CALL_REQ_SIGNAL && req->kind.len > SIG_CALL_TEXT_MAX))
-        return reply(o, req, SIG_CALL_ERR_BAD_REQUEST, NULL);
+        return sig_call__reply(o, req, SIG_CALL_ERR_BAD_REQUEST, NULL);
     if ((c = sig_call__find(o, req->call_id)) == NULL)
-        return reply(o, req, SIG_CALL_ERR_NO_SUCH_CALL, NULL);
+        return sig_call__reply(o, req, SIG_CALL_ERR_NO_SUCH_CALL, NULL);
     is_caller = sig_str_eq(req->from.user_id, c->caller_user);
     if (!is_caller && !sig_str_eq(req->from.user_id, c->callee_user))
-        return reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, NULL);
+        return sig_call__reply(o, req, SIG_CALL_ERR_NOT_A_PARTY, NULL);
     switch (c->state) {
     case SIG_CALL_RINGING:
         return ringing_request(o, c, req, is_caller, now);
@@ -867,9 +684,9 @@ void sig_call_device_registered(sig_call_owner_t *o, uint64_t now, const sig_cal
                 if (dev->device_id.len != 0 && sig_str_eq(dev->device_id, dev_did(&c->ring[j])))
                     ring_remove(c, j--);
             ring_add(c, dev);
-            send_incoming(o, c, dev->ep, now);
+            sig_call__send_incoming(o, c, dev->ep, now);
             if (c->ring_len == 1 && c->caller.attached)
-                send_state(o, c, c->caller.dev.ep, 1); /* the caller's peer_connected changed */
+                sig_call__send_state(o, c, c->caller.dev.ep, 1); /* the caller's peer_connected changed */
         }
     }
     if (calls != stack)
@@ -899,7 +716,7 @@ void sig_call_device_lost(sig_call_owner_t *o, uint64_t now, const sig_call_devi
             int was_alerting = c->ring[idx].alerting;
             ring_remove(c, (size_t)idx);
             if ((was_alerting || c->ring_len == 0) && c->caller.attached)
-                send_state(o, c, c->caller.dev.ep, 1);
+                sig_call__send_state(o, c, c->caller.dev.ep, 1);
         }
     }
     if (calls != stack)

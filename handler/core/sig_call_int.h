@@ -122,6 +122,31 @@ void sig_call__reschedule(sig_call_owner_t *o, struct st_call_t *c); /* after ch
 void sig_call__new_id(sig_call_owner_t *o, char out[23]);
 void sig_call__q_clear(sig_call_owner_t *o, struct st_sigq_t *q);
 
+/* sig_call_out.c: what a call looks like from a side, and the records emitted to the sink */
+struct st_party_t *sig_call__other_party(struct st_call_t *c, struct st_party_t *p);
+sig_str_t sig_call__party_user(const struct st_call_t *c, const struct st_party_t *p);
+sig_str_t sig_call__media_of(const struct st_call_t *c);
+unsigned sig_call__alerting_count(const struct st_call_t *c); /* ring devices that sent call_ringing */
+void sig_call__out_init(sig_call_out_t *out, sig_call_out_type_t type, sig_endpoint_t to, sig_str_t id);
+void sig_call__emit(sig_call_owner_t *o, const sig_call_out_t *out);
+/* the RESPONSE to `req` (state etc. only on success); returns err */
+int sig_call__reply_full(sig_call_owner_t *o, const sig_call_request_t *req, int err, sig_str_t id, sig_call_state_t state,
+                         unsigned l2, unsigned l1, int glare);
+int sig_call__reply(sig_call_owner_t *o, const sig_call_request_t *req, int err, const struct st_call_t *c);
+void sig_call__send_ended(sig_call_owner_t *o, const struct st_call_t *c, sig_endpoint_t to, sig_call_reason_t reason, int repeat);
+/* call_state to a device of the caller's side (for_caller) or of the callee's */
+void sig_call__send_state(sig_call_owner_t *o, const struct st_call_t *c, sig_endpoint_t to, int for_caller);
+/* call_state to every device of the other side of `p` (the ring set while ringing) */
+void sig_call__send_state_to_other_side(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t *p);
+void sig_call__send_incoming(sig_call_owner_t *o, const struct st_call_t *c, sig_endpoint_t to, uint64_t now);
+void sig_call__send_accepted(sig_call_owner_t *o, const struct st_call_t *c, sig_endpoint_t to, int polite, int glare);
+void sig_call__send_signal(sig_call_owner_t *o, const struct st_call_t *c, const struct st_party_t *from, sig_endpoint_t to,
+                           uint64_t seq, sig_str_t kind, sig_str_t data);
+void sig_call__send_user_active(sig_call_owner_t *o, const struct st_call_t *c, sig_str_t user_id, int delta);
+/* delivers the signals waiting for `p` to its device, in order, and empties its queue */
+void sig_call__flush(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t *p);
+void sig_call__enqueue(sig_call_owner_t *o, struct st_sigq_t *q, uint64_t seq, sig_str_t kind, sig_str_t data);
+
 static inline sig_str_t dev_did(const struct st_dev_t *d)
 {
     return sig_str(d->did, d->did_len);

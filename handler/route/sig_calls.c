@@ -334,8 +334,8 @@ static void run_event(const void *bytes, size_t len)
 static void post_event(sig_calls_t *calls, int kind, const sig_call_device_t *dev, int clean, sig_str_t req_id, sig_str_t name,
                        int name_is_verified, const char *json, size_t json_len)
 {
-    struct st_event_t ev = {calls,          kind,          dev->ep,           dev->level,  clean, name_is_verified, dev->user_id.len,
-                            dev->device_id.len, req_id.len, name.len, json_len};
+    struct st_event_t ev = {calls, kind, dev->ep, dev->level, clean, name_is_verified, dev->user_id.len, dev->device_id.len,
+                            req_id.len, name.len, json_len};
     sig_buf_t *buf = &tls.event;
 
     atomic_store(&calls->in_use, 1);
