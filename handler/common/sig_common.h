@@ -77,6 +77,7 @@ static inline int sig_str_eq(sig_str_t a, sig_str_t b)
     X(UNSUPPORTED_DATA, -300, "unsupported_data", "binary messages are not supported")                                     \
     X(MESSAGE_TOO_LARGE, -301, "message_too_large", "message is too large")                                                \
     X(BAD_UTF8, -302, "bad_utf8", "message is not valid UTF-8")                                                            \
+    X(BAD_DEFLATE, -303, "bad_deflate", "compressed message is not valid deflate data")                                    \
     X(INTERNAL, -900, "internal", "internal server error")
 
 /**

@@ -73,6 +73,14 @@ static void fail(sig_wsframe_reader_t *reader, sig_wsframe_event_t *event, uint1
     event->reason = reason;
 }
 
+/* How long a compressed message may be on the wire: max_message_size applies to what it inflates to, and DEFLATE may
+ * make data that does not compress longer (by at most 1/8 with fixed Huffman codes, plus block headers). */
+static size_t compressed_max(size_t max)
+{
+    size_t slack = max / 8 + 64;
+    return max > SIZE_MAX - slack ? SIZE_MAX : max + slack;
+}
+
 #define FAIL(code, reason)                                                                                                 \
     do {                                                                                                                   \
         fail(reader, event, code, reason);                                                                                 \
@@ -94,10 +102,11 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
         FAIL(reader->error_code, reader->error_reason);
 
     for (;;) {
-        uint8_t *p = (uint8_t *)input + off, opcode, fin;
+        uint8_t *p = (uint8_t *)input + off, opcode, fin, rsv1, compressed;
         size_t avail = len - off, header_len = 2;
         uint64_t payload_len;
         char *payload;
+        size_t max;
         int is_text;
 
         *consumed = off;
@@ -105,7 +114,8 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
             goto NeedMore;
         fin = p[0] & 0x80;
         opcode = p[0] & 0x0f;
-        if ((p[0] & 0x70) != 0)
+        rsv1 = p[0] & SIG_WSFRAME_RSV1;
+        if ((p[0] & 0x30) != 0 || (rsv1 && !reader->deflate_ok))
             FAIL(SIG_WS_CLOSE_PROTOCOL_ERROR, "reserved bits set without an extension");
         if (opcode >= 0x8) {
             if (opcode > SIG_WSFRAME_PONG)
@@ -123,6 +133,12 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
         } else if (opcode == SIG_WSFRAME_BINARY && !reader->binary_ok) {
             FAIL(SIG_WS_CLOSE_UNSUPPORTED_DATA, "binary frames are not supported");
         }
+        /* RFC 7692 6.1: RSV1 only on the first frame of a data message */
+        if (rsv1 && opcode >= 0x8)
+            FAIL(SIG_WS_CLOSE_PROTOCOL_ERROR, "RSV1 set on a control frame");
+        if (rsv1 && opcode == SIG_WSFRAME_CONTINUATION)
+            FAIL(SIG_WS_CLOSE_PROTOCOL_ERROR, "RSV1 set on a continuation frame");
+        compressed = opcode == SIG_WSFRAME_CONTINUATION ? reader->msg_compressed : rsv1 != 0;
         if ((p[1] & 0x80) == 0)
             FAIL(SIG_WS_CLOSE_PROTOCOL_ERROR, "client frame not masked");
 
@@ -147,9 +163,12 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
             header_len = 10;
         }
         /* the size is known before the payload arrives: refuse it now rather than buffer it */
-        if (opcode < 0x8 && payload_len > reader->max_message_size - (opcode == SIG_WSFRAME_CONTINUATION ? reader->msg.len : 0))
+        max = compressed ? compressed_max(reader->max_message_size) : reader->max_message_size;
+        if (opcode < 0x8 && payload_len > max - (opcode == SIG_WSFRAME_CONTINUATION ? reader->msg.len : 0))
             FAIL(SIG_WS_CLOSE_MESSAGE_TOO_BIG, "message too big");
-        is_text = opcode == SIG_WSFRAME_TEXT || (opcode == SIG_WSFRAME_CONTINUATION && reader->msg_opcode == SIG_WSFRAME_TEXT);
+        /* compressed text is checked once inflated, by the caller */
+        is_text = !compressed &&
+                  (opcode == SIG_WSFRAME_TEXT || (opcode == SIG_WSFRAME_CONTINUATION && reader->msg_opcode == SIG_WSFRAME_TEXT));
         if (avail - header_len < 4 || avail - header_len - 4 < payload_len) {
             /* text is checked as it arrives: the part of the payload here now that was not checked on a previous call */
             size_t have = avail - header_len < 4 ? 0 : avail - header_len - 4;
@@ -211,22 +230,27 @@ void sig_wsframe_read(sig_wsframe_reader_t *reader, char *input, size_t len, siz
             /* the common case: a whole message in one frame, handed out where it lies */
             event->type = SIG_WSFRAME_MESSAGE;
             event->opcode = opcode;
+            event->compressed = compressed;
             event->payload = payload;
             event->len = (size_t)payload_len;
             *consumed = off;
             return;
         }
-        if (opcode != SIG_WSFRAME_CONTINUATION)
+        if (opcode != SIG_WSFRAME_CONTINUATION) {
             reader->msg_opcode = opcode;
+            reader->msg_compressed = compressed;
+        }
         sig_buf_append(&reader->msg, payload, (size_t)payload_len);
         if (fin) {
             event->type = SIG_WSFRAME_MESSAGE;
             event->opcode = reader->msg_opcode;
+            event->compressed = reader->msg_compressed;
             event->payload = reader->msg.base != NULL ? reader->msg.base : empty;
             event->len = reader->msg.len;
             *consumed = off;
             reader->delivered = reader->msg.base; /* freed on the next call: an idle reader holds nothing */
             reader->msg = (sig_buf_t)SIG_BUF_INIT;
+            reader->msg_compressed = 0;
             reader->msg_opcode = 0; /* utf8_state is back to SIG_UTF8_ACCEPT: the text ended valid */
             return;
         }
@@ -242,6 +266,7 @@ void sig_wsframe_reader_dispose(sig_wsframe_reader_t *reader)
     free(reader->delivered);
     reader->delivered = NULL;
     reader->msg_opcode = 0;
+    reader->msg_compressed = 0;
     reader->utf8_state = SIG_UTF8_ACCEPT;
     reader->frame_checked = 0;
 }

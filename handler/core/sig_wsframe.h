@@ -8,6 +8,13 @@
  * lasts. An incomplete frame stays in the input until more bytes arrive, so an idle reader holds
  * no memory.
  *
+ * With permessage-deflate negotiated (`deflate_ok`, RFC 7692 section 6) RSV1 on the first frame of a data message marks
+ * it compressed: the reader hands out its compressed bytes as they came (gathered if fragmented), flagged `compressed`,
+ * and the caller inflates them (core/sig_deflate.h) and checks the text it gets. Their UTF-8 is not checked here (it is
+ * not text yet); their size on the wire may pass `max_message_size` by an eighth plus 64 bytes (what DEFLATE's worst
+ * case, fixed Huffman codes on data that does not compress, adds), the inflated size may not. RSV1 on a control frame
+ * or a continuation frame, or without the extension, is 1002 (RFC 7692 6.1).
+ *
  * It is strict where RFC 6455 is (section 5, 7.4, 8.1) and reports each violation as the close
  * code to send: 1002 (reserved bits or opcode, unmasked frame, fragmented or long control frame,
  * stray or missing continuation, non-minimal or 64-bit-negative length, bad close body),
@@ -43,6 +50,9 @@ enum {
     SIG_WS_CLOSE_MESSAGE_TOO_BIG = 1009,
 };
 
+/** RSV1 in a frame's first byte: "compressed" with permessage-deflate (RFC 7692 6). */
+#define SIG_WSFRAME_RSV1 0x40
+
 /** The longest header of a frame the server sends (no mask): 2 + 8 bytes. */
 #define SIG_WSFRAME_MAX_SERVER_HEADER 10
 
@@ -52,7 +62,7 @@ size_t sig_wsframe_encode_header(uint8_t *dst, uint8_t opcode, uint64_t payload_
 /** What sig_wsframe_read found. */
 typedef enum en_sig_wsframe_event_type_t {
     SIG_WSFRAME_NEED_MORE, /* no complete frame left: keep the unconsumed bytes, call again when more arrive */
-    SIG_WSFRAME_MESSAGE,   /* a complete text (valid UTF-8) or binary message: `opcode`, `payload`, `len` */
+    SIG_WSFRAME_MESSAGE,   /* a complete text (valid UTF-8 unless `compressed`) or binary message: `opcode`, `payload`, `len` */
     SIG_WSFRAME_PING_RECEIVED, /* answer with a pong carrying `payload`, `len` */
     SIG_WSFRAME_PONG_RECEIVED,
     SIG_WSFRAME_CLOSE_RECEIVED, /* the peer's close: `code` (1005 when it gave none), reason in `payload`, `len` */
@@ -62,17 +72,20 @@ typedef enum en_sig_wsframe_event_type_t {
 typedef struct st_sig_wsframe_event_t {
     sig_wsframe_event_type_t type;
     uint8_t opcode;     /* SIG_WSFRAME_MESSAGE: SIG_WSFRAME_TEXT or SIG_WSFRAME_BINARY */
+    uint8_t compressed; /* SIG_WSFRAME_MESSAGE: 1 when `payload` is permessage-deflate data (RSV1), to inflate */
     uint16_t code;      /* CLOSE_RECEIVED, ERROR */
     const char *reason; /* ERROR */
     char *payload;      /* into the input, or the reader's buffer; valid until the next call */
     size_t len;
 } sig_wsframe_event_t;
 
-/** State kept between reads: a fragmented message in progress. Zero-fill, then set the two limits. */
+/** State kept between reads: a fragmented message in progress. Zero-fill, then set the limits. */
 typedef struct st_sig_wsframe_reader_t {
     size_t max_message_size; /* larger messages fail with 1009 */
     unsigned binary_ok : 1;  /* 0: a binary message fails with 1003 */
+    unsigned deflate_ok : 1; /* permessage-deflate was negotiated: RSV1 marks a compressed message */
     unsigned failed : 1;     /* an ERROR was returned: every later call returns it again */
+    unsigned msg_compressed : 1; /* the fragmented message in progress is compressed */
     uint16_t error_code;
     const char *error_reason;
     uint8_t msg_opcode;      /* opcode of the fragmented message in progress, 0 when none */

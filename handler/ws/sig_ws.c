@@ -18,6 +18,14 @@
  * Reading: no copy and no buffer of our own. A frame is unmasked where it lies in h2o's input
  * buffer and handed to the application from there; an incomplete frame waits there for its rest.
  * (wslay, which h2o 2.2.5 uses, copies every message twice and keeps 8.6 KB per connection.)
+ *
+ * Compression (permessage-deflate, RFC 7692; `compression` in the limits): negotiated at the handshake
+ * (core/sig_wsext), always without context takeover, so each message is compressed or inflated alone. The thread
+ * has one decompressor with one output buffer and one compressor per window size (core/sig_deflate), made on first
+ * use and reset per message: a connection holds nothing for it but its window size, and an idle one costs what it
+ * did without compression. A compressed message is inflated into the thread's buffer (its size bounded by
+ * max_message_size while inflating), checked for UTF-8 there and handed to the application from there; a message
+ * sent is compressed into the thread's other buffer and its frame appended to the connection's output buffer.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,11 +37,14 @@
 #include <h2o.h>
 #include <h2o/http1.h>
 #include <h2o/websocket.h>
+#include "core/sig_deflate.h"
+#include "core/sig_wsext.h"
 #include "ws/sig_ws.h"
 
 #define SIG_WS_LINGER_MS 3000 /* longest a closing connection may take to finish */
 #define SIG_WS_MAX_CLOSE_REASON 123 /* a control frame carries 125 bytes at most, 2 are the code */
 #define SIG_WS_CLOSE_ABNORMAL 1006  /* RFC 6455 7.1.5: never sent; "closed without a close frame" */
+#define SIG_WS_ZLIB_BUF_KEEP (1024 * 1024) /* the thread's zlib buffers are freed after a message needing more */
 
 /* The heartbeat timeouts of one (ping-interval, ping-timeout) pair, on one thread: shared by every
  * path and every configuration generation with the same values. */
@@ -56,6 +67,7 @@ struct st_sig_ws_conn_t {
     h2o_timeout_entry_t timer; /* heartbeat while open, linger once closing */
     h2o_linklist_t dirty_link; /* in thread.dirty while `out` waits for a flush */
     unsigned holds;            /* answers the application still owes: the echo of the peer's close waits */
+    uint8_t deflate_bits;      /* permessage-deflate: our compressor's window bits (9..15); 0 when not negotiated */
     uint16_t echo_code;        /* the code of the peer's close, to echo once no answer is owed (0: none due) */
     uint16_t close_code;       /* of the first close frame sent or received (0: none yet) */
     unsigned closing : 1;      /* a close frame is queued or received: no more messages are delivered */
@@ -83,6 +95,10 @@ static __thread struct {
     H2O_VECTOR(struct st_sig_ws_slot_t) slots;
     uint32_t free_slot; /* head of the free list, UINT32_MAX when empty */
     size_t num_connections;
+    sig_deflate_t *deflaters[16]; /* by window bits; made on first use */
+    sig_inflate_t *inflater;      /* made on first use */
+    sig_buf_t inflated;           /* the last compressed message received, inflated */
+    sig_buf_t deflated;           /* the last message sent compressed, before it is copied into `out` */
 } thread;
 
 static void flush(sig_ws_conn_t *conn);
@@ -224,6 +240,34 @@ static void on_pong(sig_ws_conn_t *conn)
     }
 }
 
+/* Inflates the compressed message of `event` into the thread's buffer and points the event at it. Returns 0, or the
+ * close code (with its reason) when the message cannot be delivered. */
+static uint16_t inflate_message(sig_ws_conn_t *conn, sig_wsframe_event_t *event, const char **reason)
+{
+    static char empty[1];
+
+    if (thread.inflater == NULL && (thread.inflater = sig_inflate_create()) == NULL)
+        sig_fatal("inflateInit2 failed");
+    switch (sig_inflate_message(thread.inflater, event->payload, event->len, conn->limits->max_message_size, &thread.inflated)) {
+    case 0:
+        break;
+    case SIG_ERR_MESSAGE_TOO_LARGE:
+        *reason = "message too big once inflated";
+        return SIG_WS_CLOSE_MESSAGE_TOO_BIG;
+    default:
+        /* RFC 6455 7.4.1: 1007, "data within a message that was not consistent with the type of the message" (as ws does) */
+        *reason = "compressed data is not valid deflate data";
+        return SIG_WS_CLOSE_INVALID_PAYLOAD;
+    }
+    if (event->opcode == SIG_WSFRAME_TEXT && !sig_utf8_is_valid(thread.inflated.base, thread.inflated.len)) {
+        *reason = "text is not UTF-8";
+        return SIG_WS_CLOSE_INVALID_PAYLOAD;
+    }
+    event->payload = thread.inflated.base != NULL ? thread.inflated.base : empty;
+    event->len = thread.inflated.len;
+    return 0;
+}
+
 /* Handles every complete frame in the socket's input; an incomplete one stays there for later. */
 static void read_frames(sig_ws_conn_t *conn)
 {
@@ -239,10 +283,14 @@ static void read_frames(sig_ws_conn_t *conn)
         case SIG_WSFRAME_MESSAGE:
             if (conn->closing)
                 break;
+            if (event.compressed && (event.code = inflate_message(conn, &event, &event.reason)) != 0)
+                goto Error;
             if (event.opcode == SIG_WSFRAME_TEXT)
                 conn->callbacks->on_message(conn, event.payload, event.len);
             else
                 conn->callbacks->on_binary(conn, event.payload, event.len); /* the reader refuses binary without it */
+            if (event.compressed && thread.inflated.cap > SIG_WS_ZLIB_BUF_KEEP)
+                sig_buf_dispose(&thread.inflated); /* a rare big message: its room is not kept for the thread's life */
             break;
         case SIG_WSFRAME_PING_RECEIVED:
             if (!conn->close_in_out)
@@ -262,6 +310,7 @@ static void read_frames(sig_ws_conn_t *conn)
             enter_closing(conn);
             break;
         case SIG_WSFRAME_ERROR:
+        Error:
             conn->read_stopped = 1;
             if (!conn->close_in_out)
                 append_close(conn, event.code, event.reason);
@@ -450,11 +499,22 @@ static int header_is(h2o_req_t *req, const char *name, size_t name_len, const ch
     return i != -1 && h2o_memis(req->headers.entries[i].value.base, req->headers.entries[i].value.len, value, value_len);
 }
 
+/* The first permessage-deflate offer we accept among the request's Sec-WebSocket-Extensions lines, in order. */
+static int find_deflate_offer(h2o_req_t *req, sig_wsext_deflate_t *offer)
+{
+    ssize_t i = -1;
+    while ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("sec-websocket-extensions"), i)) != -1)
+        if (sig_wsext_parse_deflate(req->headers.entries[i].value.base, req->headers.entries[i].value.len, offer))
+            return 1;
+    return 0;
+}
+
 sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, const sig_ws_callbacks_t *callbacks, void *data)
 {
     const char *client_key;
     char accept_key[29];
     sig_ws_conn_t *conn;
+    sig_wsext_deflate_t offer;
 
     /* WebSocket over HTTP/2 (RFC 8441) does not exist in h2o 2.2.5: only HTTP/1.1 can upgrade */
     if (req->version >= 0x200 || h2o_is_websocket_handshake(req, &client_key) != 0 || client_key == NULL) {
@@ -485,17 +545,62 @@ sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, cons
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-accept"), 0, NULL, accept_key,
                           strlen(accept_key));
+    if (limits->compression && find_deflate_offer(req, &offer)) {
+        char answer[SIG_WSEXT_MAX_ANSWER];
+        size_t answer_len = sig_wsext_deflate_answer(&offer, answer);
+        h2o_iovec_t value = h2o_strdup(&req->pool, answer, answer_len);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-extensions"), 0, NULL, value.base,
+                              value.len);
+        conn->deflate_bits = (uint8_t)offer.server_window_bits;
+        conn->reader.deflate_ok = 1;
+    }
     h2o_http1_upgrade(req, NULL, 0, on_upgrade_complete, conn);
     return conn;
 }
 
 /* ---- sending ---- */
 
+/* Appends `msg` compressed, as one frame with RSV1 (RFC 7692 7.2.1). Returns 1 when it did, 0 when compressing does
+ * not make it shorter (the caller sends it as it is), -1 when the queue is full. It is deflated into the thread's
+ * buffer and copied from there (the copy is 1% of the deflate's time), so `out` grows by what is sent, not by the
+ * plain message, and keeps no more after a burst than the compressed bytes needed. */
+static int append_compressed(sig_ws_conn_t *conn, uint8_t opcode, const char *msg, size_t len)
+{
+    sig_deflate_t **d = &thread.deflaters[conn->deflate_bits];
+    uint8_t *p;
+    size_t n;
+
+    if (*d == NULL && (*d = sig_deflate_create(conn->deflate_bits, SIG_DEFLATE_LEVEL, SIG_DEFLATE_MEM_LEVEL)) == NULL)
+        sig_fatal("deflateInit2 failed");
+    /* room for the message and the 4 bytes of the tail sig_deflate removes: a longer result is not worth sending */
+    sig_buf_reserve(&thread.deflated, len + 4);
+    if ((n = sig_deflate_message(*d, msg, len, thread.deflated.base, len + 4)) >= len)
+        return 0;
+    if (queued_bytes(conn) + n > conn->limits->max_queued_bytes) {
+        sig_ws_close(conn, SIG_WS_CLOSE_POLICY_VIOLATION, "send queue full: the client is not reading");
+        return -1;
+    }
+    p = (uint8_t *)sig_buf_reserve(&conn->out, SIG_WSFRAME_MAX_SERVER_HEADER + n);
+    conn->out.len += sig_wsframe_encode_header(p, opcode, n); /* the shortest length form, of the compressed size */
+    p[0] |= SIG_WSFRAME_RSV1;
+    memcpy(conn->out.base + conn->out.len, thread.deflated.base, n);
+    conn->out.len += n;
+    if (thread.deflated.cap > SIG_WS_ZLIB_BUF_KEEP)
+        sig_buf_dispose(&thread.deflated); /* a rare big message: its room is not kept for the thread's life */
+    mark_dirty(conn);
+    return 1;
+}
+
 static int send_message(sig_ws_conn_t *conn, uint8_t opcode, const char *msg, size_t len)
 {
     /* nothing may follow our close frame; before it leaves, a late answer still may */
     if (conn->close_in_out || conn->lingering)
         return -1;
+    if (conn->deflate_bits != 0 && len >= conn->limits->compression_min_size && len != 0) {
+        int ret = append_compressed(conn, opcode, msg, len);
+        if (ret != 0)
+            return ret > 0 ? 0 : -1;
+    }
     if (queued_bytes(conn) + len > conn->limits->max_queued_bytes) {
         /* a peer that does not read must not grow our memory: it is closed, the others go on */
         sig_ws_close(conn, SIG_WS_CLOSE_POLICY_VIOLATION, "send queue full: the client is not reading");
@@ -602,4 +707,12 @@ void sig_ws_thread_dispose(void)
         free(thread.timeouts.entries[i]);
     free(thread.timeouts.entries);
     free(thread.slots.entries);
+    for (i = 0; i != sizeof(thread.deflaters) / sizeof(thread.deflaters[0]); ++i) {
+        sig_deflate_destroy(thread.deflaters[i]);
+        thread.deflaters[i] = NULL;
+    }
+    sig_inflate_destroy(thread.inflater);
+    thread.inflater = NULL;
+    sig_buf_dispose(&thread.inflated);
+    sig_buf_dispose(&thread.deflated);
 }

@@ -5,7 +5,8 @@
  * adds what that lacks: a receive limit, a bound on queued outgoing bytes, heartbeats, a lingering
  * close so the peer really receives our close code, one write per connection per loop turn (all
  * frames queued in a turn leave in one write instead of two writes per frame), and messages read
- * in place from h2o's input buffer (no copy, no memory held by an idle connection).
+ * in place from h2o's input buffer (no copy, no memory held by an idle connection), and permessage-deflate
+ * (RFC 7692) without context takeover, through one compressor and one decompressor per thread.
  *
  * Threading: a connection lives on the thread that accepted it; every function here must be called
  * on that thread. Sending never writes synchronously: frames are appended to the connection's
@@ -23,10 +24,12 @@ typedef struct st_sig_ws_conn_t sig_ws_conn_t;
 
 /** Per-path bounds. Durations in milliseconds; 0 disables the heartbeat. */
 typedef struct st_sig_ws_limits_t {
-    size_t max_message_size;
+    size_t max_message_size; /* of a message as the application gets it (inflated, when compressed) */
     size_t max_queued_bytes;
     uint64_t ping_interval;
     uint64_t ping_timeout;
+    int compression;             /* permessage-deflate is accepted when a client offers it (core/sig_wsext.h) */
+    size_t compression_min_size; /* with it, messages shorter than this are sent uncompressed */
 } sig_ws_limits_t;
 
 typedef struct st_sig_ws_callbacks_t {
@@ -49,6 +52,9 @@ sig_ws_conn_t *sig_ws_accept(h2o_req_t *req, const sig_ws_limits_t *limits, cons
 /**
  * Queues a text message. Returns 0, or -1 when our close frame has left already or the queue would
  * pass `max_queued_bytes` (then the message is dropped and the connection is closed with 1008).
+ * On a connection that negotiated permessage-deflate a message of at least `compression_min_size`
+ * bytes is compressed (sent uncompressed when that would not make it shorter); the callbacks of
+ * the peer see no difference.
  */
 int sig_ws_send_text(sig_ws_conn_t *conn, const char *msg, size_t len);
 

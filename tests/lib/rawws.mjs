@@ -2,9 +2,10 @@
 // handshake by hand and writes any frame, including the malformed ones a normal
 // client refuses to produce, and it parses every server frame as it arrives.
 //
-//   httpUpgrade({port, host, path, headers, tls, timeout})
+//   httpUpgrade({port, host, path, headers, rawHeaders, tls, timeout})
 //       Sends an upgrade request (a header set to null is left out, so a test can
-//       drop Sec-WebSocket-Key & co.) and reads the response head ->
+//       drop Sec-WebSocket-Key & co.; rawHeaders, [[name, value], ...], are sent
+//       after them as they are, so a name may repeat) and reads the response head ->
 //       {status, reason, headers (lower-case names), head, body, socket, rest, key}.
 //   connectRaw(opts) -> RawWebSocket: httpUpgrade, then checks 101 and
 //       Sec-WebSocket-Accept (throws otherwise, with the status in err.status).
@@ -148,6 +149,7 @@ export function httpUpgrade({
     host = '127.0.0.1',
     path = '/WsService',
     headers = {},
+    rawHeaders = [],
     tls: useTls = false,
     timeout = 5000,
 } = {}) {
@@ -169,6 +171,7 @@ export function httpUpgrade({
         Object.entries(all)
             .map(([k, v]) => `${k}: ${v}\r\n`)
             .join('') +
+        rawHeaders.map(([k, v]) => `${k}: ${v}\r\n`).join('') +
         '\r\n';
 
     const done = new Promise((resolve, reject) => {

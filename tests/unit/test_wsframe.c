@@ -1,7 +1,8 @@
 /*
  * test_wsframe.c: unit tests of handler/core/sig_wsframe.c (TAP): the server frame header, the in-place reader of client
- * frames (RFC 6455 sections 5, 7.4 and 8.1, each violation as its close code), text checked as it arrives. The UTF-8
- * validator itself is tested in test_utf8.c.
+ * frames (RFC 6455 sections 5, 7.4 and 8.1, each violation as its close code), text checked as it arrives, RSV1 with
+ * permessage-deflate negotiated (RFC 7692 6.1: compressed messages handed out as they came). The UTF-8 validator itself
+ * is tested in test_utf8.c; inflating in test_deflate.c.
  * Client frames are built here and masked with a non-zero key, as a browser does.
  */
 #include <stdint.h>
@@ -872,6 +873,127 @@ static void test_limits(void)
     expect_error(10, 1, buf, n1, 1009, "max 10: a first fragment of 11 bytes");
 }
 
+/* permessage-deflate negotiated (deflate_ok): RSV1 marks the first frame of a compressed message, whose bytes are handed
+ * out as they came (not checked as UTF-8: they are not text yet); RSV1 anywhere else is 1002 (RFC 7692 6.1) */
+static void test_compressed(void)
+{
+    static const uint8_t z[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}; /* "Hello" (RFC 7692 7.2.3.1): not UTF-8 */
+    size_t n, n1, n2, max = 1000, wire_max = 1000 + 1000 / 8 + 64;
+    uint8_t *big = malloc(wire_max + 1);
+
+    reset(1 << 20, 1);
+    reader.deflate_ok = 1;
+    n = frame(buf, FIN | RSV1 | SIG_WSFRAME_TEXT, z, sizeof(z));
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && ev.opcode == SIG_WSFRAME_TEXT && ev.compressed == 1 && payload_is(z, sizeof(z)) &&
+           payload_inside(buf, n) && consumed == n,
+       "RSV1 text: a compressed message, its bytes in place, not checked as UTF-8");
+    n = frame(buf, FIN | SIG_WSFRAME_TEXT, "plain", 5);
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && ev.compressed == 0 && payload_is("plain", 5), "then a plain text: not compressed");
+    n = frame(buf, FIN | RSV1 | SIG_WSFRAME_BINARY, z, sizeof(z));
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && ev.opcode == SIG_WSFRAME_BINARY && ev.compressed == 1 && payload_is(z, sizeof(z)),
+       "RSV1 binary: a compressed binary message");
+    n = frame(buf, FIN | SIG_WSFRAME_TEXT, "\xc3\x28", 2);
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1007, "a plain text on the same connection is still checked: 1007");
+
+    /* fragmented: RSV1 on the first fragment only, the fragments gathered, a ping between them */
+    reset(1 << 20, 1);
+    reader.deflate_ok = 1;
+    n1 = frame(buf, RSV1 | SIG_WSFRAME_TEXT, z, 3);
+    n1 += frame(buf + n1, FIN | SIG_WSFRAME_PING, "p", 1);
+    n2 = frame(buf + n1, FIN | SIG_WSFRAME_CONTINUATION, z + 3, sizeof(z) - 3);
+    rd(buf, n1 + n2);
+    ok(ev.type == SIG_WSFRAME_PING_RECEIVED, "a ping between the fragments of a compressed message");
+    rd(buf + consumed, n1 + n2 - consumed);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && ev.compressed == 1 && ev.opcode == SIG_WSFRAME_TEXT && payload_is(z, sizeof(z)),
+       "fragments of a compressed message: gathered, compressed");
+    n = frame(buf, FIN | SIG_WSFRAME_TEXT, "x", 1);
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && ev.compressed == 0, "the next message is plain again");
+    n = frame(buf, SIG_WSFRAME_TEXT, "a", 1);
+    n += frame(buf + n, FIN | SIG_WSFRAME_CONTINUATION, "b", 1);
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && ev.compressed == 0 && payload_is("ab", 2), "a plain fragmented message: not compressed");
+
+    /* an incomplete compressed frame is not checked as text while it arrives */
+    reset(1 << 20, 1);
+    reader.deflate_ok = 1;
+    n = frame(buf, FIN | RSV1 | SIG_WSFRAME_TEXT, z, sizeof(z));
+    memcpy(copy, buf, n);
+    rd(buf, n - 1);
+    ok(ev.type == SIG_WSFRAME_NEED_MORE && reader.frame_checked == 0 && memcmp(buf, copy, n) == 0,
+       "an incomplete compressed frame: NEED_MORE, nothing unmasked or checked yet");
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && ev.compressed == 1 && payload_is(z, sizeof(z)), "then complete");
+
+    /* RSV1 where it may not be, and RSV2/RSV3 which permessage-deflate does not define */
+    n = frame(buf, RSV1 | SIG_WSFRAME_TEXT, z, 3);
+    n += frame(buf + n, FIN | RSV1 | SIG_WSFRAME_CONTINUATION, z + 3, sizeof(z) - 3);
+    reset(1 << 20, 1);
+    reader.deflate_ok = 1;
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1002, "RSV1 on a continuation frame: 1002");
+    n = frame(buf, FIN | RSV1 | SIG_WSFRAME_PING, "p", 1);
+    reset(1 << 20, 1);
+    reader.deflate_ok = 1;
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1002, "RSV1 on a ping: 1002");
+    n = close_frame(buf, 1000, "", 0);
+    buf[0] |= RSV1;
+    reset(1 << 20, 1);
+    reader.deflate_ok = 1;
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1002, "RSV1 on a close: 1002");
+    n = frame(buf, FIN | RSV1 | RSV2 | SIG_WSFRAME_TEXT, z, sizeof(z));
+    reset(1 << 20, 1);
+    reader.deflate_ok = 1;
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1002, "RSV2 with RSV1: 1002");
+    n = frame(buf, FIN | RSV3 | SIG_WSFRAME_TEXT, "a", 1);
+    reset(1 << 20, 1);
+    reader.deflate_ok = 1;
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1002, "RSV3: 1002");
+    n = frame(buf, FIN | RSV1 | SIG_WSFRAME_BINARY, z, sizeof(z));
+    reset(1 << 20, 0);
+    reader.deflate_ok = 1;
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1003, "a compressed binary message without binary_ok: 1003");
+
+    /* the size on the wire: a compressed message may pass max by max/8 + 64 bytes (it is bounded again once inflated) */
+    memset(big, 'z', wire_max + 1);
+    n = frame(buf, FIN | RSV1 | SIG_WSFRAME_TEXT, big, wire_max);
+    reset(max, 1);
+    reader.deflate_ok = 1;
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && ev.compressed == 1 && ev.len == wire_max, "compressed: max + max/8 + 64 bytes pass");
+    n = frame(buf, FIN | RSV1 | SIG_WSFRAME_TEXT, big, wire_max + 1);
+    reset(max, 1);
+    reader.deflate_ok = 1;
+    rd(buf, 4);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1009, "compressed: max + max/8 + 65 bytes: 1009 from the header");
+    n1 = frame(buf, RSV1 | SIG_WSFRAME_TEXT, big, wire_max - 10);
+    n2 = frame(buf + n1, FIN | SIG_WSFRAME_CONTINUATION, big, 11);
+    reset(max, 1);
+    reader.deflate_ok = 1;
+    rd(buf, n1 + n2);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1009, "compressed fragments past the bound together: 1009");
+    n = frame(buf, FIN | SIG_WSFRAME_TEXT, big, max + 1);
+    reset(max, 1);
+    reader.deflate_ok = 1;
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_ERROR && ev.code == 1009, "a plain message keeps the plain bound: max + 1 is 1009");
+    reset(SIZE_MAX, 1);
+    reader.deflate_ok = 1;
+    n = frame(buf, FIN | RSV1 | SIG_WSFRAME_TEXT, z, sizeof(z));
+    rd(buf, n);
+    ok(ev.type == SIG_WSFRAME_MESSAGE && ev.compressed == 1, "max SIZE_MAX: the bound does not overflow");
+    free(big);
+}
+
 int main(void)
 {
     test_encode();
@@ -882,6 +1004,7 @@ int main(void)
     test_partial_frames();
     test_errors();
     test_limits();
+    test_compressed();
     sig_wsframe_reader_dispose(&reader);
     return done_testing();
 }
