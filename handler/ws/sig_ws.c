@@ -397,6 +397,8 @@ static void flush(sig_ws_conn_t *conn)
             ;
         if (n == (ssize_t)conn->out.len) {
             conn->out.len = 0;
+            if (conn->out.cap > 4096) /* as on_write_complete does: an idle connection keeps a small buffer */
+                sig_buf_dispose(&conn->out);
             if (conn->close_in_out)
                 close_frame_written(conn);
             return;
