@@ -194,7 +194,8 @@ static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
     if (session->level2 != NULL) { /* the call owner answers, with the user's live calls */
         sig_call_device_t dev;
         session->device_id_len = (uint8_t)((msg->present & SIG_FIELD_DEVICE_ID) != 0 ? msg->device_id.len : 0);
-        memcpy(session->device_id, msg->device_id.base, session->device_id_len);
+        if (session->device_id_len != 0) /* no deviceId: its base is NULL, which memcpy may not take even for 0 bytes */
+            memcpy(session->device_id, msg->device_id.base, session->device_id_len);
         sig_calls_register(session->handler->calls, session_device(session, &dev), msg->id);
         return;
     }
