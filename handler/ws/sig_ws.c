@@ -74,6 +74,7 @@ struct st_sig_ws_conn_t {
     unsigned close_in_out : 1; /* our close frame is in `out` or `writing` */
     unsigned close_received : 1;
     unsigned read_stopped : 1; /* after the peer's close or bad input: what arrives is drained unread */
+    unsigned io_failed : 1;    /* a read or write failed: the TCP connection is gone (no TLS close_notify) */
     unsigned lingering : 1;    /* our close frame is written */
     unsigned awaiting_pong : 1;
     unsigned disposed : 1;
@@ -341,6 +342,7 @@ static void on_write_complete(h2o_socket_t *sock, const char *err)
 
     conn->writing.len = 0;
     if (err != NULL) {
+        conn->io_failed = 1;
         dispose_conn(conn);
         return;
     }
@@ -360,6 +362,7 @@ static void on_read(h2o_socket_t *sock, const char *err)
     sig_ws_conn_t *conn = sock->data;
 
     if (err != NULL) {
+        conn->io_failed = 1;
         dispose_conn(conn);
         return;
     }
@@ -648,6 +651,12 @@ size_t sig_ws_num_connections(void)
 }
 
 /* The one place a connection ends. */
+static void on_write_abandoned(h2o_socket_t *sock, const char *err)
+{
+    (void)sock;
+    (void)err;
+}
+
 static void dispose_conn(sig_ws_conn_t *conn)
 {
     conn->callbacks->on_close(conn);
@@ -655,8 +664,15 @@ static void dispose_conn(sig_ws_conn_t *conn)
         h2o_timeout_unlink(&conn->timer);
     if (h2o_linklist_is_linked(&conn->dirty_link))
         h2o_linklist_unlink(&conn->dirty_link);
-    if (conn->sock != NULL)
+    if (conn->sock != NULL) {
+        /* libh2o 2.2.5 closes a TLS socket by writing close_notify first, and frees it in that write's callback;
+         * after a reset (ECONNRESET) libuv refuses the write without ever calling back, so the socket and its fd
+         * would stay forever. A pending write makes h2o close at once instead: a connection whose I/O failed
+         * looks so (shutdown_ssl clears the field before it frees the socket, so nothing calls it). */
+        if (conn->io_failed && conn->sock->ssl != NULL && conn->sock->_cb.write == NULL)
+            conn->sock->_cb.write = on_write_abandoned;
         h2o_socket_close(conn->sock);
+    }
     release_id(conn);
     --thread.num_connections;
     sig_wsframe_reader_dispose(&conn->reader);
