@@ -46,17 +46,31 @@
  * Output: a human-readable block and one `RESULT key=value ...` line per run. Exit status 0 only if the run completed
  * without any error (error replies, failed handshakes, connections lost) and delivered something.
  *
+ * TLS (--tls): every workload but resub over TLS (wss://, or TLS to an echo), OpenSSL in the same event loop: the TCP
+ * connect, then a non-blocking handshake (no SNI, no certificate verification: the bench's self-signed certificate),
+ * then the same bytes as without it through SSL_write (one per dirty connection per turn: the batch leaves as one
+ * record and one write) and SSL_read (read-ahead, drained while OpenSSL holds buffered records). --tls-resume keeps
+ * the last session (TLS 1.3 ticket, or TLS 1.2 session) each slot received and offers a copy of it on each of that
+ * slot's next connects: churn with resumed handshakes, even against a server that sends no new ticket after a resumed
+ * handshake (RFC 8446 asks clients to use a ticket once, as browsers do: such a server makes them do a full handshake
+ * every few connections). Reported: the protocol and cipher, the full and resumed handshakes, and the new tickets
+ * per full and per resumed handshake. libssl (OpenSSL 3) is loaded with dlopen when --tls is given, so the build
+ * needs libcrypto only, as before.
+ *
  * Always bounded: every phase has a deadline, and only loopback addresses (127.0.0.0/8) are accepted.
  * Build: cc -O2 -Wall -Wextra -o loadgen loadgen.c $(pkg-config --cflags --libs libcrypto)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -226,10 +240,11 @@ static struct {
         int pid;
         double cpu0, cpu1;
     } watch[MAX_WATCH]; /* --watch NAME:PID: more processes whose CPU is reported per message */
+    int tls, tls_resume; /* --tls: every connection over TLS; --tls-resume: each slot offers its last session */
 } opt = {"127.0.0.1", "/WsService", NULL, 0, 50, 1, -1, 100, 0, W_ROUTED, 5, 1, 0, 0,
-           NULL, "", "", 0, 0, 0, 0, 0, {{"", 0, 0, 0}}};
+           NULL, "", "", 0, 0, 0, 0, 0, {{"", 0, 0, 0}}, 0, 0};
 
-enum conn_state { S_CLOSED, S_CONNECTING, S_HANDSHAKE, S_OPEN, S_CLOSING };
+enum conn_state { S_CLOSED, S_CONNECTING, S_TLS, S_HANDSHAKE, S_OPEN, S_CLOSING }; /* S_TLS: the TLS handshake */
 
 typedef struct conn {
     int fd, idx;
@@ -242,6 +257,9 @@ typedef struct conn {
     uint64_t sent;        /* rate mode: messages this connection sent; its partner's `received` trails it */
     uint64_t received;
     struct conn *next_dirty;
+    unsigned gen;         /* connections opened in this slot: tells a churn slot's next connection from this one */
+    SSL *ssl;             /* --tls: this connection's TLS */
+    SSL_SESSION *sess;    /* --tls-resume: the last session this slot received, offered on its next connect */
 } conn_t;
 
 static struct {
@@ -266,6 +284,10 @@ static struct {
     int calls_held;             /* callmem: pairs in an active call */
     uint64_t calls_ended;       /* cycles (calls) or hangups (callmem) completed, in the window or not */
     int calls_closing;          /* the figures are out: what comes now (the ends of interrupted calls) is ignored */
+    SSL_CTX *tls_ctx;           /* --tls */
+    uint64_t tls_handshakes, tls_resumed; /* completed handshakes, and how many of them resumed a session */
+    uint64_t tls_tickets_full, tls_tickets_resumed; /* new sessions (tickets) received after full / resumed handshakes */
+    char tls_version[16], tls_cipher[64]; /* what the first handshake negotiated */
 } g;
 
 static void report_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -418,11 +440,121 @@ static double self_cpu_us(void)
 }
 
 /* ---------------------------------------------------------------------------------------------------------------------
+ * TLS (--tls): OpenSSL's libssl, loaded at run time (the build links libcrypto only), one SSL per connection
+ * -------------------------------------------------------------------------------------------------------------------*/
+
+#define TLS_FUNCS(X)                                                                                                        \
+    X(TLS_client_method) X(SSL_CTX_new) X(SSL_CTX_ctrl) X(SSL_CTX_set_options) X(SSL_CTX_set_verify)                       \
+    X(SSL_CTX_sess_set_new_cb) X(SSL_new) X(SSL_free) X(SSL_set_fd) X(SSL_set_connect_state) X(SSL_do_handshake)          \
+    X(SSL_read) X(SSL_write) X(SSL_get_error) X(SSL_has_pending) X(SSL_set_ex_data) X(SSL_get_ex_data)                    \
+    X(SSL_set_session) X(SSL_SESSION_free) X(SSL_SESSION_dup) X(SSL_session_reused) X(SSL_set_shutdown)                   \
+    X(SSL_get_version) X(SSL_get_current_cipher) X(SSL_CIPHER_get_name)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+    TLS_FUNCS(X)
+#undef X
+} ssl_fn;
+
+static void tls_load(void)
+{
+    static const char *const names[] = {"libssl.so.3", "libssl.so"};
+    void *h = NULL;
+    size_t i;
+    for (i = 0; i != sizeof(names) / sizeof(names[0]) && h == NULL; ++i)
+        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+        die("--tls needs OpenSSL's libssl (libssl.so.3): %s", dlerror());
+#define X(f)                                                                                                                \
+    {                                                                                                                       \
+        void *sym = dlsym(h, #f);                                                                                           \
+        if (sym == NULL)                                                                                                    \
+            die("libssl has no %s (OpenSSL 3 is needed)", #f);                                                              \
+        memcpy(&ssl_fn.f, &sym, sizeof(sym));                                                                               \
+    }
+    TLS_FUNCS(X)
+#undef X
+}
+
+/** OpenSSL's first queued error as text (the queue is cleared), or `fallback`. */
+static const char *tls_error_text(const char *fallback)
+{
+    static char text[256];
+    unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0)
+        return fallback;
+    ERR_error_string_n(e, text, sizeof(text));
+    return text;
+}
+
+/** A new session from the server (TLS 1.3: a ticket after the handshake), counted by the kind of handshake it followed;
+ * with --tls-resume it replaces the slot's previous one. */
+static int tls_on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    conn_t *c = ssl_fn.SSL_get_ex_data(ssl, 0);
+    if (ssl_fn.SSL_session_reused(ssl))
+        g.tls_tickets_resumed++;
+    else
+        g.tls_tickets_full++;
+    if (c == NULL || !opt.tls_resume)
+        return 0;
+    if (c->sess != NULL)
+        ssl_fn.SSL_SESSION_free(c->sess);
+    c->sess = sess;
+    return 1; /* the reference is ours now */
+}
+
+static void tls_init(void)
+{
+    long mode = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER; /* out may grow between retries */
+    tls_load();
+    if ((g.tls_ctx = ssl_fn.SSL_CTX_new(ssl_fn.TLS_client_method())) == NULL)
+        die("SSL_CTX_new: %s", tls_error_text("failed"));
+    ssl_fn.SSL_CTX_set_verify(g.tls_ctx, SSL_VERIFY_NONE, NULL); /* the bench's self-signed certificate */
+    if (opt.workload == W_IDLE)
+        mode |= SSL_MODE_RELEASE_BUFFERS; /* thousands of idle clients: no 16 KB record buffers kept on our side */
+    ssl_fn.SSL_CTX_ctrl(g.tls_ctx, SSL_CTRL_MODE, mode, NULL);
+    ssl_fn.SSL_CTX_ctrl(g.tls_ctx, SSL_CTRL_SET_READ_AHEAD, 1, NULL); /* one read() for all records that arrived */
+    ssl_fn.SSL_CTX_set_options(g.tls_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF); /* a server's close without close_notify is EOF */
+    /* every new session is seen (and counted); kept only with --tls-resume */
+    ssl_fn.SSL_CTX_ctrl(g.tls_ctx, SSL_CTRL_SET_SESS_CACHE_MODE, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE, NULL);
+    ssl_fn.SSL_CTX_sess_set_new_cb(g.tls_ctx, tls_on_new_session);
+    signal(SIGPIPE, SIG_IGN); /* OpenSSL writes to the socket itself */
+}
+
+/** The TLS figures: a human-readable line (`human`) or RESULT fields; nothing without --tls. */
+static void tls_print(int human)
+{
+    if (!opt.tls)
+        return;
+    uint64_t full = g.tls_handshakes - g.tls_resumed;
+    double pct = g.tls_handshakes != 0 ? 100.0 * (double)g.tls_resumed / (double)g.tls_handshakes : 0.0;
+    double per_full = full != 0 ? (double)g.tls_tickets_full / (double)full : -1;
+    double per_resumed = g.tls_resumed != 0 ? (double)g.tls_tickets_resumed / (double)g.tls_resumed : -1;
+    if (human)
+        printf("  tls           %s %s, %" PRIu64 " handshakes, %" PRIu64 " resumed (%.1f %%)%s; new tickets per full handshake %.2f, "
+               "per resumed %.2f\n",
+               g.tls_version[0] ? g.tls_version : "-", g.tls_cipher[0] ? g.tls_cipher : "-", g.tls_handshakes, g.tls_resumed, pct,
+               opt.tls_resume ? " (--tls-resume)" : "", per_full, per_resumed);
+    else
+        printf(" tls=1 tls_resume=%d tls_version=%s tls_cipher=%s tls_handshakes=%" PRIu64 " tls_resumed=%" PRIu64
+               " tls_resumed_pct=%.1f tls_tickets_per_full=%.2f tls_tickets_per_resumed=%.2f",
+               opt.tls_resume, g.tls_version[0] ? g.tls_version : "-", g.tls_cipher[0] ? g.tls_cipher : "-", g.tls_handshakes,
+               g.tls_resumed, pct, per_full, per_resumed);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------------
  * Sockets and the write batching
  * -------------------------------------------------------------------------------------------------------------------*/
 
 static void conn_close(conn_t *c)
 {
+    if (c->ssl != NULL) { /* no close_notify (the server closes first); marked as shut down so the session stays resumable */
+        ssl_fn.SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+        ssl_fn.SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         close(c->fd); /* also leaves the epoll set */
         c->fd = -1;
@@ -457,16 +589,32 @@ static void conn_set_events(conn_t *c, uint32_t events)
 static int conn_flush(conn_t *c)
 {
     ssize_t n;
-    if (c->fd < 0 || c->out.len == c->out.off)
+    if (c->fd < 0 || c->out.len == c->out.off || c->state == S_TLS)
         return 0;
-    n = write(c->fd, c->out.base + c->out.off, c->out.len - c->out.off);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-        report_error("conn %d: write: %s", c->idx, strerror(errno));
-        conn_close(c);
-        return -1;
+    if (c->ssl != NULL) { /* one record per SSL_write (up to 16 KB): one write() for a turn's frames */
+        while (c->out.len != c->out.off) {
+            size_t len = c->out.len - c->out.off;
+            int r = ssl_fn.SSL_write(c->ssl, c->out.base + c->out.off, len > (1u << 30) ? 1 << 30 : (int)len), e;
+            if (r > 0) {
+                buf_consume(&c->out, (size_t)r);
+                continue;
+            }
+            if ((e = ssl_fn.SSL_get_error(c->ssl, r)) == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+                break;
+            report_error("conn %d: TLS write: %s", c->idx, e == SSL_ERROR_SYSCALL && errno != 0 ? strerror(errno) : tls_error_text("failed"));
+            conn_close(c);
+            return -1;
+        }
+    } else {
+        n = write(c->fd, c->out.base + c->out.off, c->out.len - c->out.off);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            report_error("conn %d: write: %s", c->idx, strerror(errno));
+            conn_close(c);
+            return -1;
+        }
+        if (n > 0)
+            buf_consume(&c->out, (size_t)n);
     }
-    if (n > 0)
-        buf_consume(&c->out, (size_t)n);
     if ((c->out.len != c->out.off) != c->want_out) {
         c->want_out = c->out.len != c->out.off;
         conn_set_events(c, EPOLLIN | (c->want_out ? EPOLLOUT : 0));
@@ -505,6 +653,7 @@ static void conn_open(conn_t *c)
         die("epoll_ctl: %s", strerror(errno));
     c->state = S_CONNECTING;
     c->want_out = 0;
+    c->gen++;
     c->cycle_start = now_ns();
     g.pending++;
     g.opened++;
@@ -1098,20 +1247,18 @@ static void echo_read(conn_t *c)
  * The event loop
  * -------------------------------------------------------------------------------------------------------------------*/
 
-static void on_connected(conn_t *c)
+/** A connection that failed: churn starts the slot's next cycle, the other workloads lose it. */
+static void conn_fail(conn_t *c)
 {
-    int err = 0;
-    socklen_t elen = sizeof(err);
-    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen);
-    if (err != 0) {
-        report_error("conn %d: connect: %s", c->idx, strerror(err));
-        if (opt.workload == W_CHURN)
-            churn_next(c, 0);
-        else
-            conn_close(c);
-        return;
-    }
-    conn_set_events(c, EPOLLIN);
+    if (opt.workload == W_CHURN)
+        churn_next(c, 0);
+    else
+        conn_close(c);
+}
+
+/** TCP (and TLS, with --tls) is up: echo is ready, WebSocket sends its upgrade. */
+static void on_transport_up(conn_t *c)
+{
     if (opt.workload == W_ECHO) {
         c->state = S_OPEN;
         on_ready(c);
@@ -1121,50 +1268,157 @@ static void on_connected(conn_t *c)
     }
 }
 
+/** Drives the TLS handshake one step; on_transport_up() once it is complete. */
+static void tls_handshake(conn_t *c)
+{
+    int r = ssl_fn.SSL_do_handshake(c->ssl), e;
+    uint32_t events = EPOLLIN;
+
+    if (r == 1) {
+        g.tls_handshakes++;
+        if (ssl_fn.SSL_session_reused(c->ssl))
+            g.tls_resumed++;
+        if (g.tls_version[0] == '\0') {
+            snprintf(g.tls_version, sizeof(g.tls_version), "%s", ssl_fn.SSL_get_version(c->ssl));
+            snprintf(g.tls_cipher, sizeof(g.tls_cipher), "%s", ssl_fn.SSL_CIPHER_get_name(ssl_fn.SSL_get_current_cipher(c->ssl)));
+        }
+    } else if ((e = ssl_fn.SSL_get_error(c->ssl, r)) == SSL_ERROR_WANT_WRITE) {
+        events |= EPOLLOUT;
+    } else if (e != SSL_ERROR_WANT_READ) {
+        report_error("conn %d: TLS handshake: %s", c->idx,
+                     e == SSL_ERROR_SYSCALL && errno != 0 ? strerror(errno) : tls_error_text("connection closed"));
+        conn_fail(c);
+        return;
+    }
+    if (c->want_out != ((events & EPOLLOUT) != 0)) {
+        c->want_out = (events & EPOLLOUT) != 0;
+        conn_set_events(c, events);
+    }
+    if (r == 1)
+        on_transport_up(c);
+}
+
+static void on_connected(conn_t *c)
+{
+    int err = 0;
+    socklen_t elen = sizeof(err);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+    if (err != 0) {
+        report_error("conn %d: connect: %s", c->idx, strerror(err));
+        conn_fail(c);
+        return;
+    }
+    conn_set_events(c, EPOLLIN);
+    if (!opt.tls) {
+        on_transport_up(c);
+        return;
+    }
+    if ((c->ssl = ssl_fn.SSL_new(g.tls_ctx)) == NULL || !ssl_fn.SSL_set_fd(c->ssl, c->fd))
+        die("SSL_new: %s", tls_error_text("failed"));
+    ssl_fn.SSL_set_ex_data(c->ssl, 0, c);
+    ssl_fn.SSL_set_connect_state(c->ssl);
+    if (opt.tls_resume && c->sess != NULL) { /* a copy: OpenSSL marks a TLS 1.3 session it resumed as used up */
+        SSL_SESSION *copy = ssl_fn.SSL_SESSION_dup(c->sess);
+        if (copy == NULL || !ssl_fn.SSL_set_session(c->ssl, copy))
+            die("SSL_set_session: %s", tls_error_text("failed"));
+        ssl_fn.SSL_SESSION_free(copy); /* the SSL holds its own reference */
+    }
+    c->state = S_TLS;
+    tls_handshake(c);
+}
+
+static char rbuf[65536]; /* read here, kept per connection only as long as needed: idle buffers stay small */
+
+/** Appends n bytes of rbuf to c's input. */
+static void conn_take(conn_t *c, size_t n)
+{
+    memcpy(buf_reserve(&c->in, n), rbuf, n);
+    c->in.len += n;
+}
+
+/** --tls: everything OpenSSL can give now into c->in (one record per SSL_read; read-ahead may hold more).
+ * Returns the bytes added; *eof is 1 when the server closed (close_notify or EOF), -1 on an error (*why says which). */
+static size_t tls_read_all(conn_t *c, int *eof, const char **why)
+{
+    size_t got = 0;
+    for (;;) {
+        int r = ssl_fn.SSL_read(c->ssl, rbuf, sizeof(rbuf)), e;
+        if (r > 0) {
+            conn_take(c, (size_t)r);
+            got += (size_t)r;
+            if (!ssl_fn.SSL_has_pending(c->ssl)) /* the next record, if any, is in the kernel: epoll says so */
+                return got;
+            continue;
+        }
+        e = ssl_fn.SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return got;
+        if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
+            ERR_clear_error();
+            *eof = 1;
+        } else {
+            *why = e == SSL_ERROR_SYSCALL ? strerror(errno) : tls_error_text("TLS error");
+            *eof = -1;
+        }
+        return got;
+    }
+}
+
 static void on_readable(conn_t *c)
 {
-    static char rbuf[65536]; /* read here, kept per connection only as long as needed: idle buffers stay small */
-    ssize_t n = read(c->fd, rbuf, sizeof(rbuf));
+    const char *why = NULL;
+    unsigned gen = c->gen;
+    size_t got;
+    int eof = 0;
 
-    if (n <= 0) {
+    if (c->ssl != NULL) {
+        got = tls_read_all(c, &eof, &why);
+    } else {
+        ssize_t n = read(c->fd, rbuf, sizeof(rbuf));
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        if (opt.workload == W_CHURN && c->state == S_CLOSING) { /* the server closed after the close handshake */
-            churn_next(c, 1);
-            return;
+        if (n <= 0) {
+            eof = n == 0 ? 1 : -1;
+            why = n == 0 ? NULL : strerror(errno);
+            got = 0;
+        } else {
+            conn_take(c, (size_t)n);
+            got = (size_t)n;
         }
-        if (IS_CALLS(opt.workload) && c->state == S_CLOSING) { /* calls_close_all: the handshake is over */
-            conn_close(c);
-            return;
+    }
+    if (got != 0) {
+        if (opt.workload == W_ECHO) {
+            echo_read(c);
+        } else {
+            if (c->state == S_HANDSHAKE) {
+                int r = ws_check_upgrade(c);
+                if (r < 0) {
+                    conn_fail(c);
+                    return;
+                }
+                if (r == 0) {
+                    c->state = S_OPEN;
+                    send_create_connect(c);
+                }
+            }
+            if (c->state != S_HANDSHAKE)
+                ws_read_frames(c);
         }
-        report_error("conn %d: server %s", c->idx, n == 0 ? "closed the connection" : strerror(errno));
-        if (opt.workload == W_CHURN)
-            churn_next(c, 0);
-        else
-            conn_close(c);
+        if (c->fd < 0 || c->gen != gen) /* closed, or a new churn cycle in this slot */
+            return;
+    }
+    if (eof == 0)
+        return;
+    if (opt.workload == W_CHURN && c->state == S_CLOSING) { /* the server closed after the close handshake */
+        churn_next(c, 1);
         return;
     }
-    memcpy(buf_reserve(&c->in, (size_t)n), rbuf, (size_t)n);
-    c->in.len += (size_t)n;
-    if (opt.workload == W_ECHO) {
-        echo_read(c);
+    if (IS_CALLS(opt.workload) && c->state == S_CLOSING) { /* calls_close_all: the handshake is over */
+        conn_close(c);
         return;
     }
-    if (c->state == S_HANDSHAKE) {
-        int r = ws_check_upgrade(c);
-        if (r > 0)
-            return;
-        if (r < 0) {
-            if (opt.workload == W_CHURN)
-                churn_next(c, 0);
-            else
-                conn_close(c);
-            return;
-        }
-        c->state = S_OPEN;
-        send_create_connect(c);
-    }
-    ws_read_frames(c);
+    report_error("conn %d: server %s", c->idx, why == NULL ? "closed the connection" : why);
+    conn_fail(c);
 }
 
 /** Paced mode: sends every message due by now, round robin over the connections. */
@@ -1224,6 +1478,10 @@ static void run_loop(uint64_t deadline, int (*until)(void))
                 continue;
             if (c->state == S_CONNECTING) {
                 on_connected(c);
+                continue;
+            }
+            if (c->state == S_TLS) {
+                tls_handshake(c);
                 continue;
             }
             if ((evs[i].events & EPOLLOUT) && conn_flush(c) != 0)
@@ -1340,6 +1598,7 @@ static int run_traffic(void)
         printf("  server CPU    %.1f %%  %.2f us/cycle\n", server_pct, per);
         watch_print(1, secs, g.delivered, "cycle");
         printf("  client CPU    %.1f %%%s\n", client_pct, limited ? "  CLIENT-LIMITED" : "");
+        tls_print(1);
         printf("  other CPU     %.1f %% (the rest of the host)\n  errors        %" PRIu64 "\n", other_pct, g.errors);
         printf("RESULT workload=churn server=%s conns=%d secs=%.3f cycles=%" PRIu64 " cycles_per_s=%.1f "
                "server_us_per_cycle=%.3f server_cpu_pct=%.1f client_cpu_pct=%.1f client_limited=%d other_cpu_pct=%.1f "
@@ -1347,6 +1606,7 @@ static int run_traffic(void)
                label(), g.nconns, secs, g.delivered, (double)g.delivered / secs, per, server_pct, client_pct, limited, other_pct,
                g.errors);
         watch_print(0, secs, g.delivered, "cycle");
+        tls_print(0);
         putchar('\n');
     } else {
         double rate_got = (double)g.delivered / secs;
@@ -1369,6 +1629,7 @@ static int run_traffic(void)
         printf("  latency us    p50 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", hist_quantile_us(&g.hist, 0.5),
                hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3);
         printf("  client CPU    %.1f %%%s\n", client_pct, opt.rate > 0 ? " (busy-polling)" : limited ? "  CLIENT-LIMITED" : "");
+        tls_print(1);
         printf("  other CPU     %.1f %% (the rest of the host)\n  errors        %" PRIu64 "\n", other_pct, g.errors);
         printf("RESULT workload=%s server=%s pairs=%d inflight=%d rate=%.0f secs=%.3f delivered=%" PRIu64
                " msgs_per_s=%.1f server_us_per_msg=%.3f server_cpu_pct=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f "
@@ -1377,6 +1638,7 @@ static int run_traffic(void)
                server_pct, hist_quantile_us(&g.hist, 0.5), hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999),
                (double)g.hist.max / 1e3, client_pct, limited, other_pct, rate_ok, g.errors);
         watch_print(0, secs, g.delivered, "msg");
+        tls_print(0);
         putchar('\n');
     }
     fflush(stdout);
@@ -1419,6 +1681,7 @@ static int run_idle(void)
     if (opt.redis_port)
         printf("  redis memory  %lld B -> %lld B: %.1f B per user (used_memory); pubsub_channels %lld\n", redis0, redis1,
                g.ready != 0 ? (double)(redis1 - redis0) / g.ready : -1, chans);
+    tls_print(1);
     printf("  errors        %" PRIu64 "\n", g.errors);
     printf("RESULT workload=idle server=%s conns=%d connect_secs=%.3f rss_before_kb=%ld rss_after_kb=%ld "
            "rss_kb_per_conn=%.3f kernel_tcp_kb_per_conn=%.3f kernel_slab_kb_per_conn=%.3f errors=%" PRIu64,
@@ -1426,6 +1689,7 @@ static int run_idle(void)
     if (opt.redis_port)
         printf(" redis_used_before=%lld redis_used_after=%lld redis_bytes_per_user=%.1f redis_pubsub_channels=%lld", redis0,
                redis1, g.ready != 0 ? (double)(redis1 - redis0) / g.ready : -1, chans);
+    tls_print(0);
     if (opt.after_close > 0) { /* a storm that ends: does the server give the memory back? */
         long rss2;
         int i;
@@ -1549,6 +1813,7 @@ static int run_calls(void)
            hist_quantile_us(&g.hist, 0.5), hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3);
     printf("  server RSS    %ld kB -> %ld kB over the window (ended calls stay 30 s as tombstones)\n", rss0, rss1);
     printf("  client CPU    %.1f %%%s\n", client_pct, limited ? "  CLIENT-LIMITED" : "");
+    tls_print(1);
     printf("  other CPU     %.1f %% (the rest of the host)\n  errors        %" PRIu64 "%s\n", other_pct, g.errors,
            g.errors != 0 ? "  THE RUN HAD ERRORS (above, on stderr)" : "");
     printf("RESULT workload=calls server=%s pairs=%d secs=%.3f cycles=%" PRIu64 " cycles_per_s=%.1f server_us_per_cycle=%.3f "
@@ -1558,6 +1823,7 @@ static int run_calls(void)
            hist_quantile_us(&g.hist, 0.99), hist_quantile_us(&g.hist, 0.999), (double)g.hist.max / 1e3, rss0, rss1, client_pct,
            limited, other_pct, g.errors);
     watch_print(0, secs, g.delivered, "cycle");
+    tls_print(0);
     putchar('\n');
     fflush(stdout);
     calls_close_all();
@@ -1627,12 +1893,15 @@ static int run_callmem(void)
     printf("  per live call %.0f bytes ((RSS active - RSS registered) / calls)\n", per_call);
     printf("  hung up       %" PRIu64 " calls ended: RSS %ld kB (%+.0f bytes per call vs registered; tombstones for 30 s)\n",
            g.calls_ended, rss3, held != 0 ? (double)(rss3 - rss1) * 1024 / held : -1.0);
+    tls_print(1);
     printf("  errors        %" PRIu64 "%s\n", g.errors, g.errors != 0 ? "  THE RUN HAD ERRORS (above, on stderr)" : "");
     printf("RESULT workload=callmem server=%s pairs=%d conns=%d calls=%d rss_before_kb=%ld rss_registered_kb=%ld rss_active_kb=%ld "
            "rss_hungup_kb=%ld kb_per_conn_registered=%.3f bytes_per_call=%.0f bytes_per_call_hungup=%.0f setup_secs=%.3f "
-           "errors=%" PRIu64 "\n",
+           "errors=%" PRIu64,
            label(), opt.pairs, g.ready, held, rss0, rss1, rss2, rss3, g.ready != 0 ? (double)(rss1 - rss0) / g.ready : -1.0,
            per_call, held != 0 ? (double)(rss3 - rss1) * 1024 / held : -1.0, call_secs, g.errors);
+    tls_print(0);
+    putchar('\n');
     fflush(stdout);
     calls_close_all();
     return g.errors == 0 && held == opt.pairs ? 0 : 1;
@@ -1851,11 +2120,14 @@ static void usage(FILE *f)
                "  --duration S      measured seconds (default 5)\n"
                "  --count N         routed/echo/churn/calls: end the window after N messages or cycles\n"
                "  --url2 URL        routed: the callees (odd connections) connect to ws://HOST:PORT[/PATH] instead\n"
+               "                    (wss:// with --tls)\n"
                "  --watch NAME:PID  also report this process's CPU over the window (up to 4; NAME: a-z 0-9 _); not\n"
                "                    counted in `other CPU`\n"
                "  --redis-port P    idle: Redis used_memory before and after (bytes per user); resub: the Redis watched\n"
                "  --hold S          idle: keep the connections up to S s after the RESULT line (until SIGTERM/SIGINT)\n"
                "  --after-close S   idle: then close them all and report the server's RSS S s later (vs before)\n"
+               "  --tls             every connection over TLS (wss://; echo: TLS to the echo), no certificate check\n"
+               "  --tls-resume      --tls, and each connection offers the session its slot got last (churn: resumption)\n"
                "  resub: --redis-port P [--duration S]: READY, then the time until Redis is re-subscribed after a restart\n");
 }
 
@@ -1880,6 +2152,8 @@ int main(int argc, char **argv)
                                              {"redis-port", required_argument, NULL, 'R'},
                                              {"hold", required_argument, NULL, 'o'},
                                              {"after-close", required_argument, NULL, 'A'},
+                                             {"tls", no_argument, NULL, 't'},
+                                             {"tls-resume", no_argument, NULL, 'E'},
                                              {"help", no_argument, NULL, 'H'},
                                              {NULL, 0, NULL, 0}};
     struct rlimit rl = {0, 0};
@@ -1933,12 +2207,13 @@ int main(int argc, char **argv)
         case 'l':
             opt.label = optarg;
             break;
-        case 'u': { /* ws://HOST:PORT[/PATH] */
+        case 'u': { /* ws://HOST:PORT[/PATH] (wss:// with --tls) */
             int n = 0;
             opt.url2 = optarg;
-            if (sscanf(optarg, "ws://%63[0-9.]:%d%n", opt.host2, &opt.port2, &n) != 2 || opt.port2 <= 0 || opt.port2 > 65535 ||
-                (optarg[n] != '\0' && optarg[n] != '/') || strlen(optarg + n) >= sizeof(opt.path2))
-                die("--url2 must be ws://IPV4:PORT[/PATH], not %s", optarg);
+            if ((sscanf(optarg, "ws://%63[0-9.]:%d%n", opt.host2, &opt.port2, &n) != 2 &&
+                 sscanf(optarg, "wss://%63[0-9.]:%d%n", opt.host2, &opt.port2, &n) != 2) ||
+                opt.port2 <= 0 || opt.port2 > 65535 || (optarg[n] != '\0' && optarg[n] != '/') || strlen(optarg + n) >= sizeof(opt.path2))
+                die("--url2 must be ws://IPV4:PORT[/PATH] or wss://..., not %s", optarg);
             snprintf(opt.path2, sizeof(opt.path2), "%s", optarg[n] != '\0' ? optarg + n : "");
             break;
         }
@@ -1968,6 +2243,12 @@ int main(int argc, char **argv)
             if (opt.after_close <= 0 || opt.after_close > 600)
                 die("--after-close must be 0..600 s");
             break;
+        case 't':
+            opt.tls = 1;
+            break;
+        case 'E':
+            opt.tls = opt.tls_resume = 1;
+            break;
         case 'H':
             usage(stdout);
             return 0;
@@ -1977,6 +2258,8 @@ int main(int argc, char **argv)
         }
     }
     if (opt.workload == W_RESUB) {
+        if (opt.tls)
+            die("resub talks to Redis: no --tls");
         if (optind != argc || opt.redis_port == 0)
             die("resub needs --redis-port");
         if (opt.duration <= 0 || opt.duration > 3600)
@@ -1995,6 +2278,8 @@ int main(int argc, char **argv)
     if (opt.url2 != NULL) {
         if (opt.workload != W_ROUTED)
             die("--url2 is for the routed workload");
+        if ((strncmp(opt.url2, "wss://", 6) == 0) != opt.tls)
+            die("--url2 is wss:// with --tls, ws:// without");
         if (opt.path2[0] == '\0')
             snprintf(opt.path2, sizeof(opt.path2), "%s", opt.path);
         g.addr2.sin_family = AF_INET;
@@ -2027,6 +2312,8 @@ int main(int argc, char **argv)
     }
     if (getrandom(&rng_state, sizeof(rng_state), 0) != sizeof(rng_state) || rng_state == 0)
         rng_state = now_ns() | 1;
+    if (opt.tls)
+        tls_init();
     if ((g.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
         die("epoll_create1: %s", strerror(errno));
 

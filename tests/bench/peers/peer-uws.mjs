@@ -4,6 +4,8 @@
 // Usage: node peer-uws.mjs [PORT]   (or PORT in the environment; default 9003). Listens on 127.0.0.1 and prints
 // "peer-uws listening on 127.0.0.1:PORT". A plain HTTP request to /WsService gets 400; binary frames are closed
 // with 1003; uWS closes on invalid UTF-8 and on messages over maxPayloadLength itself.
+// TLS_CERT=FILE TLS_KEY=FILE (PEM): the same app as uWS.SSLApp (wss://, uWS's own OpenSSL defaults: TLS 1.3, session
+// tickets; no ssl_prefer_low_memory_usage), and the line says "listening (TLS)".
 import { createRequire } from 'node:module';
 import { Level1, portFromArgs } from './level1.mjs';
 
@@ -18,13 +20,14 @@ try {
 }
 
 const port = portFromArgs(9003);
+const tls = process.env.TLS_CERT && process.env.TLS_KEY;
 const decoder = new TextDecoder();
 const l1 = new Level1({
     send: (ws, text) => ws.send(text, false),
     isOpen: (ws) => !ws.getUserData().closed,
 });
 
-uWS.App()
+(tls ? uWS.SSLApp({ cert_file_name: process.env.TLS_CERT, key_file_name: process.env.TLS_KEY }) : uWS.App())
     .ws('/WsService', {
         compression: uWS.DISABLED,
         maxPayloadLength: 65536,
@@ -52,6 +55,6 @@ uWS.App()
             console.error(`peer-uws: cannot listen on 127.0.0.1:${port}`);
             process.exit(1);
         }
-        console.log(`peer-uws listening on 127.0.0.1:${port}`);
+        console.log(`peer-uws listening${tls ? ' (TLS)' : ''} on 127.0.0.1:${port}`);
     });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(0));
