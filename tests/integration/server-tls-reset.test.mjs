@@ -46,5 +46,5 @@ test('wss:// connections reset by the client are closed and their fds freed', { 
     assert.equal(answer.code, 'peer_offline');
     probe.ws.close(1000);
     const st = await srv.stop();
-    assert.equal(st.code, 0, 'exits 0 at once: no socket left to wait for');
+    assert.equal(st.code, 0, `exits 0 at once: no socket left to wait for; stderr:\n${srv.stderr().slice(-3000)}`);
 });
