@@ -210,7 +210,8 @@ static void on_value(struct st_decoder_t *d, int kind, const char *s, size_t len
     }
     if (d->depth != 1)
         return; /* inside a value we skip */
-    switch (d->key == F_USER_ID && !d->push ? F_UNKNOWN : d->key) {
+    /* "userId" is a push body's alone; "level" and "deviceId" a client's create_connect's */
+    switch ((d->key == F_USER_ID && !d->push) || ((d->key == F_DEVICE_ID || d->key == F_LEVEL) && d->push) ? F_UNKNOWN : d->key) {
     case F_UNKNOWN:
         break; /* forward compatible: later levels add keys */
     case F_TYPE:

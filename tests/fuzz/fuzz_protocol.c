@@ -190,7 +190,14 @@ static void check_message(const sig_msg_t *msg, int ret)
 
     FUZZ_CHECK(ret == 0 || (ret <= SIG_ERR_BAD_JSON && ret >= SIG_ERR_BAD_ID), "decoder returned a code outside -100..-106");
     FUZZ_CHECK(msg->type == 0 || msg->type == SIG_MSG_CREATE_CONNECT || msg->type == SIG_MSG_DIALING, "unknown msg.type");
-    FUZZ_CHECK((msg->present & ~0x7fu) == 0, "unknown present bits");
+    FUZZ_CHECK((msg->present & ~(0x7fu | SIG_FIELD_DEVICE_ID)) == 0, "unknown present bits");
+    FUZZ_CHECK(msg->level >= 0 && msg->level <= 2, "level outside 0..2");
+    if ((msg->present & SIG_FIELD_DEVICE_ID) != 0)
+        FUZZ_CHECK(msg->device_id.base != NULL && msg->device_id.base[msg->device_id.len] == '\0', "deviceId not NUL-terminated");
+    else
+        FUZZ_CHECK(msg->device_id.base == NULL && msg->device_id.len == 0, "absent deviceId is not {NULL, 0}");
+    if (ret == 0 && msg->type == SIG_MSG_CREATE_CONNECT && msg->level == 2 && (msg->present & SIG_FIELD_DEVICE_ID) != 0)
+        FUZZ_CHECK(sig_device_id_is_valid(msg->device_id), "an accepted level-2 create_connect has a bad deviceId");
     for (i = 0; i != sizeof(texts) / sizeof(texts[0]); ++i) {
         if ((msg->present & (1u << i)) != 0) {
             FUZZ_CHECK(texts[i]->base != NULL && texts[i]->base[texts[i]->len] == '\0', "present field not NUL-terminated");
@@ -236,10 +243,11 @@ static void check_push_message(const sig_msg_t *msg, int ret, const sig_msg_t *c
             FUZZ_CHECK(texts[i]->base == NULL && texts[i]->len == 0, "absent push field is not {NULL, 0}");
         }
     }
-    /* both decoders read the same bytes with the same rules but for "type" and "userId" */
+    /* both decoders read the same bytes with the same rules but for "type", "userId" and create_connect's
+     * "level"/"deviceId" (a client's only) */
     FUZZ_CHECK((ret == SIG_ERR_BAD_JSON) == (cret == SIG_ERR_BAD_JSON), "bad_json for one decoder only");
     FUZZ_CHECK((ret == SIG_ERR_NOT_OBJECT) == (cret == SIG_ERR_NOT_OBJECT), "not_object for one decoder only");
-    FUZZ_CHECK((msg->present & 0x7fu) == cmsg->present, "push and client decoders disagree on present fields");
+    FUZZ_CHECK((msg->present & 0x7fu) == (cmsg->present & ~SIG_FIELD_DEVICE_ID), "push and client decoders disagree on present fields");
     for (i = 0; i != sizeof(ctexts) / sizeof(ctexts[0]); ++i)
         FUZZ_CHECK(sig_str_eq(*texts[i], *ctexts[i]), "push and client decoders read a field differently");
     FUZZ_CHECK(sig_str_eq(msg->id, cmsg->id), "push and client decoders read the id differently");

@@ -38,6 +38,8 @@ static const char *cstr(sig_buf_t *buf)
                    w2_);                                                                                                   \
     } while (0)
 
+#define LIT_ARGS(lit) (lit), sizeof(lit) - 1
+
 #define append_lit(buf, lit) sig_buf_append((buf), (lit), sizeof(lit) - 1)
 
 #define is_absent(got, ...) ok((got).base == NULL && (got).len == 0, __VA_ARGS__)
@@ -917,6 +919,9 @@ static void test_decode_level2_keys(void)
     is_field(msg.type_name, "call_accept", "... and its text is kept");
     is_int(decode("{\"type\":\"dialing\",\"receiverUserId\":\"1\"}"), 0, "a known type");
     is_absent(msg.type_name, "... has no type_name");
+    is_int(sig_push_decode(LIT_ARGS("{\"receiverUserId\":\"1\",\"deviceId\":\"d\",\"level\":\"x\"}"), &msg, &scratch), 0,
+           "a push body ignores level and deviceId (fuzz_protocol: the decoders agree on the rest)");
+    ok((msg.present & SIG_FIELD_DEVICE_ID) == 0 && msg.device_id.base == NULL && msg.level == 0, "... nothing read from them");
 }
 
 int main(void)
