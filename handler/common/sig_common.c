@@ -145,3 +145,17 @@ int sig_utf8_is_valid(const char *str, size_t len)
 {
     return sig_utf8_feed(SIG_UTF8_ACCEPT, (const uint8_t *)str, len) == SIG_UTF8_ACCEPT;
 }
+
+int sig_str_is_id_token(sig_str_t s, size_t max)
+{
+    size_t i;
+    if (s.len == 0 || s.len > max)
+        return 0;
+    for (i = 0; i != s.len; ++i) {
+        unsigned char c = (unsigned char)s.base[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == '_' || c == '~' ||
+              c == '-'))
+            return 0;
+    }
+    return 1;
+}

@@ -45,6 +45,9 @@ static inline sig_str_t sig_str_cstr(const char *s)
 /**
  * Returns 1 if both slices hold the same bytes, 0 otherwise.
  */
+/** 1 if `s` is 1..`max` characters of [0-9A-Za-z._~-]: the ids of level 2 (callId, deviceId). */
+int sig_str_is_id_token(sig_str_t s, size_t max);
+
 static inline int sig_str_eq(sig_str_t a, sig_str_t b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.base, b.base, a.len) == 0);

@@ -12,20 +12,6 @@
  * Small helpers
  * -------------------------------------------------------------------------------------------------------------------*/
 
-static int token_ok(sig_str_t s, size_t max)
-{
-    size_t i;
-    if (s.len == 0 || s.len > max)
-        return 0;
-    for (i = 0; i != s.len; ++i) {
-        unsigned char ch = (unsigned char)s.base[i];
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || ch == '.' || ch == '_' ||
-              ch == '~' || ch == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 static int str_lt(sig_str_t a, sig_str_t b)
 {
     size_t n = a.len < b.len ? a.len : b.len;
@@ -321,7 +307,7 @@ static int place(sig_call_owner_t *o, uint64_t now, const sig_call_request_t *re
 
     if (req->receiver_user_id.len == 0 || req->receiver_user_id.len > SIG_USER_ID_MAX ||
         !(sig_str_eq(req->media, SIG_STRLIT("audio")) || sig_str_eq(req->media, SIG_STRLIT("video"))) ||
-        (id.len != 0 && !token_ok(id, SIG_CALL_ID_MAX)))
+        (id.len != 0 && !sig_str_is_id_token(id, SIG_CALL_ID_MAX)))
         return sig_call__reply(o, req, SIG_CALL_ERR_BAD_REQUEST, NULL);
     if (sig_str_eq(req->receiver_user_id, req->from.user_id))
         return sig_call__reply(o, req, SIG_CALL_ERR_SELF_CALL, NULL);
@@ -628,11 +614,11 @@ int sig_call_handle(sig_call_owner_t *o, uint64_t now, const sig_call_request_t 
     if (req->from.level != 2)
         return sig_call__reply(o, req, SIG_CALL_ERR_NOT_LEVEL2, NULL);
     if (req->from.user_id.len == 0 || req->from.user_id.len > SIG_USER_ID_MAX ||
-        (req->from.device_id.len != 0 && !token_ok(req->from.device_id, SIG_CALL_ID_MAX)))
+        (req->from.device_id.len != 0 && !sig_str_is_id_token(req->from.device_id, SIG_CALL_ID_MAX)))
         return sig_call__reply(o, req, SIG_CALL_ERR_BAD_REQUEST, NULL);
     if (req->type == SIG_CALL_REQ_CALL)
         return place(o, now, req);
-    if (req->type < SIG_CALL_REQ_RINGING || req->type > SIG_CALL_REQ_RESUME || !token_ok(req->call_id, SIG_CALL_ID_MAX) ||
+    if (req->type < SIG_CALL_REQ_RINGING || req->type > SIG_CALL_REQ_RESUME || !sig_str_is_id_token(req->call_id, SIG_CALL_ID_MAX) ||
         (req->type == SIG_CALL_REQ_REJECT && req->reason.len != 0 && !sig_str_eq(req->reason, SIG_STRLIT("declined")) &&
          !sig_str_eq(req->reason, SIG_STRLIT("busy"))) ||
         (req->type == SIG_CALL_REQ_HANGUP && req->reason.len > SIG_CALL_TEXT_MAX) ||

@@ -398,16 +398,7 @@ Exit:
 
 int sig_device_id_is_valid(sig_str_t id)
 {
-    size_t i;
-    if (id.len == 0 || id.len > SIG_DEVICE_ID_MAX)
-        return 0;
-    for (i = 0; i != id.len; ++i) {
-        unsigned char c = (unsigned char)id.base[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '.' || c == '_' || c == '~' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
+    return sig_str_is_id_token(id, SIG_DEVICE_ID_MAX);
 }
 
 int sig_msg_decode(const char *json, size_t len, sig_msg_t *msg, sig_buf_t *scratch)
