@@ -139,12 +139,12 @@ static void leave_level2(sig_session_t *session, int clean)
 }
 
 /* A call message (level 2): to the route's call owner from a level-2 device; answered here otherwise. */
-static void on_call_message(sig_session_t *session, const char *json, size_t len, sig_str_t type, sig_str_t id)
+static void on_call_message(sig_session_t *session, const char *json, size_t len, sig_call_req_type_t type, sig_str_t id)
 {
     sig_call_device_t dev;
     sig_call_out_t out;
 
-    sig_counter_add(&session->metrics->messages[SIG_METRICS_MSG_CALL + (sig_callmsg_request_type(type) - SIG_CALL_REQ_CALL)], 1);
+    sig_counter_add(&session->metrics->messages[SIG_METRICS_MSG_CALL + (type - SIG_CALL_REQ_CALL)], 1);
     if (session->level2 != NULL) {
         sig_calls_request(session->handler->calls, session_device(session, &dev), sig_str(session->name.base, session->name.len),
                           session->name_is_verified, json, len);
@@ -152,7 +152,7 @@ static void on_call_message(sig_session_t *session, const char *json, size_t len
     }
     memset(&out, 0, sizeof(out));
     out.type = SIG_CALL_OUT_RESPONSE;
-    out.req = sig_callmsg_request_type(type);
+    out.req = type;
     out.req_id = id;
     out.err = session->binding == NULL ? SIG_CALL_ERR_NOT_REGISTERED : SIG_CALL_ERR_NOT_LEVEL2;
     sig_callmsg_encode(&tls.out, &out);
@@ -288,6 +288,7 @@ static void on_message(sig_ws_conn_t *conn, const char *json, size_t len)
     sig_session_t *session = sig_ws_get_data(conn);
     const sig_signaling_config_t *config = &session->handler->config;
     sig_msg_t msg;
+    sig_call_req_type_t call_type;
     int err;
 
     switch (sig_ratelimit_take(&session->rate, config->rate_limit, config->rate_limit_burst, h2o_now(tls.loop))) {
@@ -302,8 +303,8 @@ static void on_message(sig_ws_conn_t *conn, const char *json, size_t len)
         return;
     }
     if ((err = sig_msg_decode(json, len, &msg, &tls.scratch)) == SIG_ERR_UNKNOWN_TYPE && config->calls &&
-        sig_callmsg_is_call_type(msg.type_name)) {
-        on_call_message(session, json, len, msg.type_name, msg.id);
+        (call_type = sig_callmsg_request_type(msg.type_name)) != 0) {
+        on_call_message(session, json, len, call_type, msg.id);
         return;
     }
     if (err != 0) {
