@@ -83,6 +83,53 @@ void sig_bus_encode_probe(sig_buf_t *out, sig_str_t node, uint64_t seq)
     append_num(out, seq);
 }
 
+void sig_bus_encode_event(sig_buf_t *out, sig_str_t origin, unsigned event, uint32_t thread, uint64_t conn_id, unsigned level,
+                          unsigned flags, sig_str_t user, sig_str_t device, sig_str_t req_id, sig_str_t name, sig_str_t json)
+{
+    sig_buf_append_char(out, SIG_BUS_EVENT);
+    append_str(out, origin);
+    append_num(out, event);
+    append_num(out, thread);
+    append_num(out, conn_id);
+    append_num(out, level);
+    append_num(out, flags);
+    append_str(out, user);
+    append_str(out, device);
+    append_str(out, req_id);
+    append_str(out, name);
+    sig_buf_append(out, json.base, json.len);
+}
+
+void sig_bus_encode_output(sig_buf_t *out, uint32_t thread, uint64_t conn_id, sig_str_t payload)
+{
+    sig_buf_append_char(out, SIG_BUS_OUTPUT);
+    append_num(out, thread);
+    append_num(out, conn_id);
+    sig_buf_append(out, payload.base, payload.len);
+}
+
+void sig_bus_encode_who(sig_buf_t *out, sig_str_t origin, uint64_t seq, sig_str_t route, sig_str_t user)
+{
+    sig_buf_append_char(out, SIG_BUS_WHO);
+    append_str(out, origin);
+    append_num(out, seq);
+    append_str(out, route);
+    append_str(out, user);
+}
+
+void sig_bus_encode_devices(sig_buf_t *out, uint64_t seq, const sig_bus_device_t *devices, size_t n)
+{
+    size_t i;
+    sig_buf_append_char(out, SIG_BUS_DEVICES);
+    append_num(out, seq);
+    append_num(out, n);
+    for (i = 0; i != n; ++i) {
+        append_num(out, devices[i].thread);
+        append_num(out, devices[i].conn_id);
+        append_num(out, (uint64_t)devices[i].level);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------------------------------
  * decoding
  * -------------------------------------------------------------------------------------------------------------------*/
@@ -115,18 +162,24 @@ static int read_num(struct st_cursor_t *c, uint64_t max, uint64_t *v)
     return 0;
 }
 
-/* Reads a str of 1..max bytes into *s. Returns 0 or -1. */
-static int read_str(struct st_cursor_t *c, size_t max, sig_str_t *s)
+/* Reads a str of 0..max bytes into *s. Returns 0 or -1. */
+static int read_str0(struct st_cursor_t *c, size_t max, sig_str_t *s)
 {
     uint64_t len;
 
-    if (read_num(c, max, &len) != 0 || len == 0)
+    if (read_num(c, max, &len) != 0)
         return -1;
     if (len > (uint64_t)(c->end - c->p))
         return -1; /* longer than what is left */
     *s = sig_str(c->p, (size_t)len);
     c->p += len;
     return 0;
+}
+
+/* Reads a str of 1..max bytes into *s. Returns 0 or -1. */
+static int read_str(struct st_cursor_t *c, size_t max, sig_str_t *s)
+{
+    return read_str0(c, max, s) != 0 || s->len == 0 ? -1 : 0;
 }
 
 static int decode_dial(struct st_cursor_t *c, sig_bus_msg_t *msg)
@@ -159,6 +212,83 @@ static int decode_probe(struct st_cursor_t *c, sig_bus_msg_t *msg)
     return read_str(c, SIG_BUS_NODE_ID_MAX, &msg->node) != 0 || read_num(c, UINT64_MAX, &msg->seq) != 0 ? -1 : 0;
 }
 
+static int decode_event(struct st_cursor_t *c, sig_bus_msg_t *msg)
+{
+    uint64_t event, thread, level, flags;
+
+    if (read_str(c, SIG_BUS_NODE_ID_MAX, &msg->node) != 0 || read_num(c, SIG_BUS_EVENT_LOST, &event) != 0 ||
+        read_num(c, UINT32_MAX, &thread) != 0 || read_num(c, UINT64_MAX, &msg->conn_id) != 0 || read_num(c, 2, &level) != 0 ||
+        level == 0 || read_num(c, SIG_BUS_EVENT_CLEAN | SIG_BUS_EVENT_NAME_VERIFIED, &flags) != 0 ||
+        read_str(c, SIG_USER_ID_MAX, &msg->user) != 0 || read_str0(c, SIG_BUS_DEVICE_ID_MAX, &msg->device) != 0 ||
+        read_str0(c, SIG_BUS_FIELD_MAX, &msg->req_id) != 0 || read_str0(c, SIG_BUS_FIELD_MAX, &msg->name) != 0)
+        return -1;
+    msg->event = (unsigned)event;
+    msg->thread = (uint32_t)thread;
+    msg->level = (unsigned)level;
+    msg->flags = (unsigned)flags; /* 0..3: both bits are known ones */
+    msg->payload = sig_str(c->p, (size_t)(c->end - c->p));
+    c->p = c->end;
+    return 0;
+}
+
+static int decode_output(struct st_cursor_t *c, sig_bus_msg_t *msg)
+{
+    uint64_t thread;
+
+    if (read_num(c, UINT32_MAX, &thread) != 0 || read_num(c, UINT64_MAX, &msg->conn_id) != 0)
+        return -1;
+    msg->thread = (uint32_t)thread;
+    msg->payload = sig_str(c->p, (size_t)(c->end - c->p));
+    c->p = c->end;
+    return 0;
+}
+
+static int decode_who(struct st_cursor_t *c, sig_bus_msg_t *msg)
+{
+    return read_str(c, SIG_BUS_NODE_ID_MAX, &msg->node) != 0 || read_num(c, UINT64_MAX, &msg->seq) != 0 ||
+                   read_str(c, SIG_BUS_ROUTE_MAX, &msg->route) != 0 || read_str(c, SIG_USER_ID_MAX, &msg->user) != 0
+               ? -1
+               : 0;
+}
+
+/* One entry of a DEVICES list. */
+static int read_device(struct st_cursor_t *c, sig_bus_device_t *d)
+{
+    uint64_t thread, level;
+
+    if (read_num(c, UINT32_MAX, &thread) != 0 || read_num(c, UINT64_MAX, &d->conn_id) != 0 || read_num(c, 2, &level) != 0 ||
+        level == 0)
+        return -1;
+    d->thread = (uint32_t)thread;
+    d->level = (int)level;
+    return 0;
+}
+
+static int decode_devices(struct st_cursor_t *c, sig_bus_msg_t *msg)
+{
+    sig_bus_device_t d;
+    uint64_t i;
+
+    if (read_num(c, UINT64_MAX, &msg->seq) != 0 || read_num(c, UINT64_MAX, &msg->delivered) != 0)
+        return -1;
+    msg->devices.base = c->p;
+    for (i = 0; i != msg->delivered; ++i) /* each entry is at least 6 bytes: a huge count ends at the input's end */
+        if (read_device(c, &d) != 0)
+            return -1;
+    msg->devices.len = (size_t)(c->p - msg->devices.base);
+    return 0;
+}
+
+size_t sig_bus_devices_at(const sig_bus_msg_t *msg, sig_bus_device_t *out, size_t cap)
+{
+    struct st_cursor_t c = {msg->devices.base, msg->devices.base + msg->devices.len};
+    size_t i;
+
+    for (i = 0; i != cap && i != msg->delivered; ++i)
+        read_device(&c, out + i);
+    return (size_t)msg->delivered;
+}
+
 int sig_bus_decode(const char *bytes, size_t len, sig_bus_msg_t *msg)
 {
     struct st_cursor_t c;
@@ -178,6 +308,18 @@ int sig_bus_decode(const char *bytes, size_t len, sig_bus_msg_t *msg)
         break;
     case SIG_BUS_PROBE:
         ret = decode_probe(&c, msg);
+        break;
+    case SIG_BUS_EVENT:
+        ret = decode_event(&c, msg);
+        break;
+    case SIG_BUS_OUTPUT:
+        ret = decode_output(&c, msg);
+        break;
+    case SIG_BUS_WHO:
+        ret = decode_who(&c, msg);
+        break;
+    case SIG_BUS_DEVICES:
+        ret = decode_devices(&c, msg);
         break;
     default:
         return -1;

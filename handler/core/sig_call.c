@@ -709,6 +709,51 @@ void sig_call_device_lost(sig_call_owner_t *o, uint64_t now, const sig_call_devi
         free(calls);
 }
 
+/* Collects (user, endpoint) of `dev` into `found` when it lives on `node` (the user's id is copied: a loss may end calls). */
+static void collect_on_node(sig_buf_t *found, size_t *n, sig_str_t user, sig_endpoint_t ep, uint32_t node)
+{
+    if (ep.node != node)
+        return;
+    sig_buf_append(found, &ep, sizeof(ep));
+    sig_buf_append(found, &user.len, sizeof(user.len));
+    sig_buf_append(found, user.base, user.len);
+    ++*n;
+}
+
+void sig_call_node_lost(sig_call_owner_t *o, uint64_t now, uint32_t node)
+{
+    sig_buf_t found = SIG_BUF_INIT;
+    size_t n = 0, b, i, k;
+    const char *p;
+
+    for (b = 0; b != o->calls.num_buckets; ++b) {
+        struct st_hnode_t *h;
+        for (h = o->calls.buckets[b]; h != NULL; h = h->next) {
+            struct st_call_t *c = (struct st_call_t *)h;
+            if (c->state == SIG_CALL_ENDED)
+                continue;
+            if (c->caller.attached) /* a detached party's grace runs already */
+                collect_on_node(&found, &n, c->caller_user, c->caller.dev.ep, node);
+            if (c->state == SIG_CALL_RINGING)
+                for (k = 0; k != c->ring_len; ++k)
+                    collect_on_node(&found, &n, c->callee_user, c->ring[k].ep, node);
+            else if (c->callee.attached)
+                collect_on_node(&found, &n, c->callee_user, c->callee.dev.ep, node);
+        }
+    }
+    for (i = 0, p = found.base; i != n; ++i) {
+        sig_call_device_t dev;
+        memset(&dev, 0, sizeof(dev));
+        memcpy(&dev.ep, p, sizeof(dev.ep));
+        memcpy(&dev.user_id.len, p + sizeof(dev.ep), sizeof(size_t));
+        dev.user_id.base = p + sizeof(dev.ep) + sizeof(size_t);
+        dev.level = 2;
+        p += sizeof(dev.ep) + sizeof(size_t) + dev.user_id.len;
+        sig_call_device_lost(o, now, &dev, 0);
+    }
+    sig_buf_dispose(&found);
+}
+
 /* ---------------------------------------------------------------------------------------------------------------------
  * Timers and shutdown
  * -------------------------------------------------------------------------------------------------------------------*/

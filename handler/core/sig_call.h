@@ -280,6 +280,12 @@ void sig_call_device_registered(sig_call_owner_t *owner, uint64_t now, const sig
  */
 void sig_call_device_lost(sig_call_owner_t *owner, uint64_t now, const sig_call_device_t *dev, int clean);
 
+/**
+ * Every device whose endpoint is on `node` (sig_endpoint_t.node, never 0: this node's devices end one by one) is lost
+ * abnormally, as sig_call_device_lost(clean = 0) says: the glue found that node out of reach.
+ */
+void sig_call_node_lost(sig_call_owner_t *owner, uint64_t now, uint32_t node);
+
 /** The earliest time sig_call_on_time() has something to do, or SIG_CALL_NEVER. */
 uint64_t sig_call_next_deadline(const sig_call_owner_t *owner);
 

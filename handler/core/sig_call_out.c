@@ -144,7 +144,7 @@ void sig_call__send_signal(sig_call_owner_t *o, const struct st_call_t *c, const
 void sig_call__send_user_active(sig_call_owner_t *o, const struct st_call_t *c, sig_str_t user_id, int delta)
 {
     sig_call_out_t out;
-    sig_call__out_init(&out, SIG_CALL_OUT_USER_ACTIVE, (sig_endpoint_t){0, 0}, call_id(c));
+    sig_call__out_init(&out, SIG_CALL_OUT_USER_ACTIVE, (sig_endpoint_t){0}, call_id(c));
     out.user_id = user_id;
     out.active_delta = delta;
     sig_call__emit(o, &out);

@@ -23,6 +23,7 @@
  */
 typedef struct st_sig_endpoint_t {
     uint32_t thread;
+    uint32_t node; /* 0: this node (the registry's are all here); a call owner's index of another node (route/sig_calls) */
     uint64_t conn_id;
 } sig_endpoint_t;
 
@@ -31,7 +32,7 @@ typedef struct st_sig_endpoint_t {
  */
 static inline int sig_endpoint_eq(sig_endpoint_t a, sig_endpoint_t b)
 {
-    return a.thread == b.thread && a.conn_id == b.conn_id;
+    return a.thread == b.thread && a.node == b.node && a.conn_id == b.conn_id;
 }
 
 typedef struct st_sig_registry_t sig_registry_t;

@@ -307,6 +307,16 @@ static void on_bus_message(struct st_shard_owner_t *o, const char *bytes, size_t
         if (sig_str_eq(msg.node, sig_backplane_node_id(bp)) && msg.seq <= o->probe_seq)
             o->probe_seen_at = now_ms(bp->threads + owner_of(bp, o->shard));
         break;
+    case SIG_BUS_WHO:
+        if (!sig_str_eq(msg.route, sig_str(bp->route.base, bp->route.len)))
+            break; /* another route that shares the channel name (see sig_bus.h): not ours to answer */
+        /* fallthrough */
+    case SIG_BUS_EVENT:
+    case SIG_BUS_OUTPUT:
+    case SIG_BUS_DEVICES:
+        if (bp->callbacks.on_call_message != NULL)
+            bp->callbacks.on_call_message(bp->data, o->shard, &msg);
+        break;
     }
 }
 
@@ -427,6 +437,44 @@ static void on_publish_reply(redisAsyncContext *ac, void *_reply, void *privdata
         return; /* a RESULT or a probe: nobody waits for its count */
     /* NULL: the connection was lost or dropped before the reply */
     pub->bp->callbacks.on_publish_reply(pub->bp->data, seq, reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1);
+}
+
+/* A command whose reply someone waits for (sig_backplane_command, sig_backplane_publish_to_*). */
+struct st_reply_wait_t {
+    sig_backplane_reply_cb cb;
+    void *data;
+};
+
+static void on_waited_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct st_pub_t *pub = sig_redis_link_data_of(ac);
+    struct st_reply_wait_t wait = *(struct st_reply_wait_t *)privdata;
+
+    free(privdata);
+    if (pub != NULL) {
+        if (pub->outstanding != 0)
+            --pub->outstanding;
+        pub->progress_at = now_ms(pub->thread);
+    }
+    wait.cb(wait.data, reply); /* NULL: the connection was lost or dropped before the reply */
+}
+
+static int command_waited(struct st_pub_t *pub, int argc, const char **argv, const size_t *lens, sig_backplane_reply_cb cb, void *data)
+{
+    redisAsyncContext *ac = sig_redis_link_context(pub->link);
+    struct st_reply_wait_t *wait;
+
+    if (ac == NULL)
+        return -1;
+    wait = h2o_mem_alloc(sizeof(*wait));
+    *wait = (struct st_reply_wait_t){cb, data};
+    if (redisAsyncCommandArgv(ac, on_waited_reply, wait, argc, argv, lens) != REDIS_OK) {
+        free(wait);
+        return -1;
+    }
+    if (pub->outstanding++ == 0)
+        pub->progress_at = now_ms(pub->thread);
+    return 0;
 }
 
 static int publish(struct st_pub_t *pub, const char *channel, size_t channel_len, const char *msg, size_t msg_len, uint64_t seq)
@@ -806,6 +854,58 @@ void sig_backplane_publish_result(sig_backplane_t *bp, uint32_t shard, sig_str_t
     sig_buf_reset(&scratch2);
     sig_bus_encode_result(&scratch2, thread, seq, delivered);
     publish(t->pubs + shard, scratch.base, scratch.len, scratch2.base, scratch2.len, 0);
+}
+
+int sig_backplane_command(sig_backplane_t *bp, uint32_t shard, int argc, const char **argv, const size_t *lens,
+                          sig_backplane_reply_cb cb, void *data)
+{
+    struct st_bp_thread_t *t = this_thread_of(bp);
+    return t == NULL ? -1 : command_waited(t->pubs + shard, argc, argv, lens, cb, data);
+}
+
+static int publish_waited(sig_backplane_t *bp, uint32_t shard, sig_buf_t *channel, sig_str_t msg, sig_backplane_reply_cb cb, void *data)
+{
+    struct st_bp_thread_t *t = this_thread_of(bp);
+    const char *argv[3] = {"PUBLISH", channel->base, msg.base};
+    size_t lens[3] = {7, channel->len, msg.len};
+
+    if (t == NULL)
+        return -1;
+    if (cb != NULL)
+        return command_waited(t->pubs + shard, 3, argv, lens, cb, data);
+    return publish(t->pubs + shard, channel->base, channel->len, msg.base, msg.len, 0);
+}
+
+int sig_backplane_publish_to_node(sig_backplane_t *bp, uint32_t shard, sig_str_t node, sig_str_t msg, sig_backplane_reply_cb cb,
+                                  void *data)
+{
+    sig_buf_reset(&scratch);
+    sig_bus_node_channel(&scratch, sig_str_cstr(bp->config->shards[shard].prefix), node);
+    sig_buf_append_char(&scratch, ':');
+    sig_buf_append(&scratch, bp->route.base, bp->route.len);
+    return publish_waited(bp, shard, &scratch, msg, cb, data);
+}
+
+int sig_backplane_publish_to_user(sig_backplane_t *bp, sig_str_t user_id, sig_str_t msg, sig_backplane_reply_cb cb, void *data)
+{
+    uint32_t shard = sig_backplane_shard_of(bp, user_id);
+    user_channel(bp, shard, user_id, &scratch);
+    return publish_waited(bp, shard, &scratch, msg, cb, data);
+}
+
+sig_str_t sig_backplane_route(sig_backplane_t *bp)
+{
+    return sig_str(bp->route.base, bp->route.len);
+}
+
+sig_str_t sig_backplane_prefix(sig_backplane_t *bp, uint32_t shard)
+{
+    return sig_str_cstr(bp->config->shards[shard].prefix);
+}
+
+uint64_t sig_backplane_probe_interval(sig_backplane_t *bp)
+{
+    return bp->config->probe_interval;
 }
 
 void sig_backplane_stop_messages(void)

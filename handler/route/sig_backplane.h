@@ -56,6 +56,9 @@ typedef struct st_sig_backplane_callbacks_t {
     /** A DIAL of another node to one of our users, on the thread that owns `shard`. The answer goes back
      * with sig_backplane_publish_result, from any thread. */
     void (*on_dial)(void *data, uint32_t shard, const sig_bus_msg_t *dial);
+    /** An EVENT, OUTPUT or DEVICES on our node channel, or a WHO of this route on a user's channel (our own WHOs
+     * included), on the thread that owns `shard`. NULL: they are dropped. */
+    void (*on_call_message)(void *data, uint32_t shard, const sig_bus_msg_t *msg);
 } sig_backplane_callbacks_t;
 
 /** `config` must outlive the backplane; `route` is "HOST/PATH" (copied). */
@@ -86,6 +89,24 @@ int sig_backplane_publish_dial(sig_backplane_t *bp, sig_str_t user_id, uint32_t 
 /** Answers a DIAL received on `shard` from node `origin`: `delivered` of our connections took it. */
 void sig_backplane_publish_result(sig_backplane_t *bp, uint32_t shard, sig_str_t origin, uint32_t thread, uint64_t seq,
                                   uint64_t delivered);
+
+/** The reply to a command (NULL when the connection was lost before it came), on the thread that sent it. */
+typedef void (*sig_backplane_reply_cb)(void *data, void *redis_reply);
+/**
+ * Sends a command on the calling thread's link to `shard`. Returns 0 (cb follows, exactly once), or -1 when the link is
+ * not up (nothing was sent, cb is not called).
+ */
+int sig_backplane_command(sig_backplane_t *bp, uint32_t shard, int argc, const char **argv, const size_t *lens,
+                          sig_backplane_reply_cb cb, void *data);
+/** PUBLISHes `msg` on `node`'s channel of this route on `shard`; as sig_backplane_command (cb may be NULL: no wait). */
+int sig_backplane_publish_to_node(sig_backplane_t *bp, uint32_t shard, sig_str_t node, sig_str_t msg, sig_backplane_reply_cb cb,
+                                  void *data);
+/** PUBLISHes `msg` on `user_id`'s channel (on its shard); as sig_backplane_command (cb may be NULL). */
+int sig_backplane_publish_to_user(sig_backplane_t *bp, sig_str_t user_id, sig_str_t msg, sig_backplane_reply_cb cb, void *data);
+/** The route ("HOST/PATH"), the channel prefix of `shard`, and the probe interval (ms) the backplane was made with. */
+sig_str_t sig_backplane_route(sig_backplane_t *bp);
+sig_str_t sig_backplane_prefix(sig_backplane_t *bp, uint32_t shard);
+uint64_t sig_backplane_probe_interval(sig_backplane_t *bp);
 
 /** From now on this process's backplane messages between threads are dropped (sig_router_stop_messages). */
 void sig_backplane_stop_messages(void);

@@ -28,6 +28,8 @@ struct st_sig_router_t {
     sig_backplane_t *backplane;            /* made once the threads are known (global_init, or activate_new) */
     uint8_t *thread_ready;                 /* per thread: its backplane links and deadlines are set up */
     h2o_timeout_t *deadlines;   /* per thread: the backplane's result-timeout */
+    sig_router_call_listener_cb call_listener; /* level-2 messages from the backplane (route/sig_calls) */
+    void *call_listener_data;
     sig_router_t *next;         /* every router, for the thread hooks */
 };
 
@@ -79,9 +81,10 @@ static void on_backplane_bound(void *data, uint64_t conn_id);
 static void on_backplane_publish_reply(void *data, uint64_t seq, long long receivers);
 static void on_backplane_node_result(void *data, uint64_t seq, uint64_t delivered, int from_self);
 static void on_backplane_dial(void *data, uint32_t shard, const sig_bus_msg_t *dial);
+static void on_backplane_call_message(void *data, uint32_t shard, const sig_bus_msg_t *msg);
 
-static const sig_backplane_callbacks_t backplane_callbacks = {on_backplane_bound, on_backplane_publish_reply,
-                                                             on_backplane_node_result, on_backplane_dial};
+static const sig_backplane_callbacks_t backplane_callbacks = {on_backplane_bound, on_backplane_publish_reply, on_backplane_node_result,
+                                                             on_backplane_dial, on_backplane_call_message};
 
 /* The thread's tickets that answers from Redis may name: a ticket's number is its slot and that
  * slot's generation, so an answer for a ticket that is gone (and whose slot was reused) is ignored. */
@@ -637,6 +640,29 @@ static void on_backplane_dial(void *data, uint32_t shard, const sig_bus_msg_t *d
     ticket->origin_seq = dial->seq;
     ticket->origin_len = dial->node.len;
     memcpy(ticket->origin, dial->node.base, dial->node.len);
+}
+
+static void on_backplane_call_message(void *data, uint32_t shard, const sig_bus_msg_t *msg)
+{
+    sig_router_t *router = data;
+    if (router->call_listener != NULL)
+        router->call_listener(router->call_listener_data, shard, msg);
+}
+
+void sig_router_set_call_listener(sig_router_t *router, sig_router_call_listener_cb cb, void *data)
+{
+    router->call_listener = cb;
+    router->call_listener_data = data;
+}
+
+sig_backplane_t *sig_router_backplane(sig_router_t *router)
+{
+    return __atomic_load_n(&router->backplane, __ATOMIC_ACQUIRE);
+}
+
+int sig_router_is_clustered(const sig_router_t *router)
+{
+    return router->cluster != NULL;
 }
 
 /* ---- figures for the metrics (any thread) ---- */

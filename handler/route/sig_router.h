@@ -139,6 +139,15 @@ void sig_router_unbind_address(sig_router_t *router, sig_binding_t **binding);
 int sig_router_dial(sig_router_t *router, sig_str_t user_id, const char *payload, size_t len, const void *cookie,
                     size_t cookie_len);
 
+/** A level-2 message from the backplane (sig_backplane_callbacks_t.on_call_message), on the thread owning `shard`. */
+typedef void (*sig_router_call_listener_cb)(void *data, uint32_t shard, const sig_bus_msg_t *msg);
+/** Where the router hands the backplane's level-2 messages (route/sig_calls); set before the threads use the router. */
+void sig_router_set_call_listener(sig_router_t *router, sig_router_call_listener_cb cb, void *data);
+/** Any thread: the router's backplane once made (NULL before, and always NULL for a node alone). */
+sig_backplane_t *sig_router_backplane(sig_router_t *router);
+/** Whether the router was created with a cluster (its backplane exists, or will once the threads run). */
+int sig_router_is_clustered(const sig_router_t *router);
+
 /** Any thread: how many user ids have a connection on this node (sig_registry_num_users under the lock). */
 size_t sig_router_num_users(sig_router_t *router);
 /**

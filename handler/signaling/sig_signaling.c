@@ -123,7 +123,7 @@ static void arm_expiry(sig_session_t *session, int64_t exp)
 /* The session as the call owner names a device. */
 static const sig_call_device_t *session_device(sig_session_t *session, sig_call_device_t *dev)
 {
-    dev->ep = (sig_endpoint_t){sig_router_thread_index(), sig_ws_get_id(session->ws)};
+    dev->ep = (sig_endpoint_t){.thread = sig_router_thread_index(), .conn_id = sig_ws_get_id(session->ws)};
     dev->user_id = sig_binding_user_id(session->binding);
     dev->device_id = sig_str(session->device_id, session->device_id_len);
     dev->level = 2;
@@ -161,7 +161,7 @@ static void on_call_message(sig_session_t *session, const char *json, size_t len
 
 static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
 {
-    sig_endpoint_t ep = {sig_router_thread_index(), sig_ws_get_id(session->ws)};
+    sig_endpoint_t ep = {.thread = sig_router_thread_index(), .conn_id = sig_ws_get_id(session->ws)};
     sig_jwt_claims_t claims = {{NULL, 0}};
     sig_str_t name = msg->sponsor_user_name;
     int err;
@@ -522,7 +522,7 @@ static int on_req(h2o_handler_t *_self, h2o_req_t *req)
     session->epoch = sig_route_epoch(self->route);
     session->metrics = sig_metrics_thread(sig_route_metrics(self->route), sig_router_thread_index());
     address = peer_address(req, addrbuf, sizeof(addrbuf));
-    if (address.len != 0 && sig_router_bind_address(self->router, address, (sig_endpoint_t){sig_router_thread_index(), 0},
+    if (address.len != 0 && sig_router_bind_address(self->router, address, (sig_endpoint_t){.thread = sig_router_thread_index()},
                                                     &session->address) != 0) {
         free(session);
         h2o_send_error_generic(req, 429, "Too Many Requests", "too many connections from this address\n", 0);

@@ -10,7 +10,7 @@ static const uint8_t test_key[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 1
 
 static sig_endpoint_t ep(uint32_t thread, uint64_t conn_id)
 {
-    return (sig_endpoint_t){thread, conn_id};
+    return (sig_endpoint_t){.thread = thread, .conn_id = conn_id};
 }
 
 /* the id a binding holds, as a NUL-terminated copy for is_str() */

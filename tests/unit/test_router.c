@@ -32,7 +32,7 @@ static void on_bound(uint64_t conn_id)
 
 static sig_endpoint_t ep(uint64_t conn_id)
 {
-    sig_endpoint_t e = {0, conn_id};
+    sig_endpoint_t e = {.conn_id = conn_id};
     return e;
 }
 
