@@ -31,6 +31,13 @@ void sig_bus_node_channel(sig_buf_t *out, sig_str_t prefix, sig_str_t node_id)
     sig_buf_append(out, node_id.base, node_id.len);
 }
 
+void sig_bus_owner_key(sig_buf_t *out, sig_str_t prefix, sig_str_t route)
+{
+    sig_buf_append(out, prefix.base, prefix.len);
+    sig_buf_append(out, "o:", 2);
+    sig_buf_append(out, route.base, route.len);
+}
+
 /* ---------------------------------------------------------------------------------------------------------------------
  * encoding
  * -------------------------------------------------------------------------------------------------------------------*/

@@ -56,6 +56,11 @@ void sig_bus_user_channel(sig_buf_t *out, sig_str_t prefix, sig_str_t route, sig
 void sig_bus_node_channel(sig_buf_t *out, sig_str_t prefix, sig_str_t node_id);
 
 /**
+ * Appends the key of the lease that says which node owns the calls of `route`: PREFIX "o:" ROUTE.
+ */
+void sig_bus_owner_key(sig_buf_t *out, sig_str_t prefix, sig_str_t route);
+
+/**
  * The kind of a message: its first byte.
  */
 typedef enum en_sig_bus_kind_t {

@@ -55,7 +55,8 @@
     X(ANSWERED_ELSEWHERE, -409, "answered_elsewhere")                                                                      \
     X(SIGNAL_TOO_LARGE, -410, "signal_too_large")                                                                          \
     X(RATE_LIMITED, -411, "rate_limited")                                                                                  \
-    X(BUFFER_FULL, -412, "buffer_full")
+    X(BUFFER_FULL, -412, "buffer_full")                                                                                    \
+    X(CLUSTER_UNAVAILABLE, -413, "cluster_unavailable")
 
 typedef enum en_sig_call_err_t {
 #define SIG_CALL_ERR_ENUM_(name, value, code) SIG_CALL_ERR_##name = (value),

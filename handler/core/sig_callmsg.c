@@ -351,6 +351,8 @@ static const char *call_err_text(int err)
         return "too many signals: slow down";
     case SIG_CALL_ERR_BUFFER_FULL:
         return "too many signals waiting for the other party";
+    case SIG_CALL_ERR_CLUSTER_UNAVAILABLE:
+        return "the node that owns the calls cannot be reached";
     default:
         return sig_err_message(err);
     }

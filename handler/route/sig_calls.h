@@ -8,7 +8,12 @@
  * lives on the owner's thread; what the owner decides goes to each device's thread the same way, so every device gets
  * its messages in the owner's order. One timer on the owner's loop serves every deadline.
  *
- * This node alone: a route with a backplane does not offer level 2 yet (the handler answers create_connect as level 1).
+ * Across nodes (the router has a backplane): the node holding a lease in Redis (PREFIX "o:" ROUTE, renewed every probe
+ * interval, lasting three) is the owner; the other nodes send their devices' events to its node channel (core/sig_bus.h
+ * EVENT) and it sends each output to the device's node (OUTPUT). The owner knows the level-2 devices of other nodes from
+ * their registrations; a node that stops listening has its devices lost (the reconnect grace applies). A request the
+ * owner cannot get is answered where it was sent, with cluster_unavailable; a node that loses the lease ends its calls
+ * with call_ended{shutdown}.
  *
  * Threading: create, configure and destroy where the configuration is applied; register, request and lost on the
  * device's own thread; the thread hooks on every thread.
@@ -32,6 +37,8 @@ typedef int (*sig_calls_deliver_cb)(uint64_t conn_id, const char *payload, size_
 void sig_calls_global_init(sig_calls_deliver_cb deliver);
 /** Each thread, before its loop runs. */
 void sig_calls_thread_init(uv_loop_t *loop);
+/** Each thread, once its loop and the router's thread hooks are set up: with a cluster, the owner thread starts the lease. */
+void sig_calls_thread_start(void);
 /** Server shutdown, on each thread: the calls this thread owns end with call_ended{shutdown} to their devices. */
 void sig_calls_thread_shutdown(void);
 /** Each thread, after every thread's loop stopped and before the router's thread dispose: frees what it owns. */

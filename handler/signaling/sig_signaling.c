@@ -592,8 +592,7 @@ int sig_signaling_register(h2o_pathconf_t *pathconf, h2o_iovec_t hostport, const
     if (self->route == NULL)
         return -1;
     self->router = sig_route_router(self->route);
-    /* level 2 is this node's alone for now: with a backplane the path answers as level 1 (docs/scaling.md) */
-    self->calls = config->calls && config->redis == NULL ? sig_route_calls(self->route) : NULL;
+    self->calls = config->calls ? sig_route_calls(self->route) : NULL;
     return 0;
 }
 
@@ -695,6 +694,7 @@ void sig_signaling_thread_init(uv_loop_t *loop, h2o_multithread_queue_t *queue, 
     sig_ws_thread_init(loop);
     sig_calls_thread_init(loop);
     sig_router_thread_init(loop, queue, (uint32_t)thread_index);
+    sig_calls_thread_start();
 }
 
 static void close_sockets_for_shutdown(void)
