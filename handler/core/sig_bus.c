@@ -124,10 +124,11 @@ void sig_bus_encode_who(sig_buf_t *out, sig_str_t origin, uint64_t seq, sig_str_
     append_str(out, user);
 }
 
-void sig_bus_encode_devices(sig_buf_t *out, uint64_t seq, const sig_bus_device_t *devices, size_t n)
+void sig_bus_encode_devices(sig_buf_t *out, sig_str_t node, uint64_t seq, const sig_bus_device_t *devices, size_t n)
 {
     size_t i;
     sig_buf_append_char(out, SIG_BUS_DEVICES);
+    append_str(out, node);
     append_num(out, seq);
     append_num(out, n);
     for (i = 0; i != n; ++i) {
@@ -276,7 +277,8 @@ static int decode_devices(struct st_cursor_t *c, sig_bus_msg_t *msg)
     sig_bus_device_t d;
     uint64_t i;
 
-    if (read_num(c, UINT64_MAX, &msg->seq) != 0 || read_num(c, UINT64_MAX, &msg->delivered) != 0)
+    if (read_str(c, SIG_BUS_NODE_ID_MAX, &msg->node) != 0 || read_num(c, UINT64_MAX, &msg->seq) != 0 ||
+        read_num(c, UINT64_MAX, &msg->delivered) != 0)
         return -1;
     msg->devices.base = c->p;
     for (i = 0; i != msg->delivered; ++i) /* each entry is at least 6 bytes: a huge count ends at the input's end */

@@ -17,7 +17,7 @@
  *                   str(user) str0(device) str0(req_id) str0(name) json...     a device's event, to the owner's node
  *     OUTPUT  = 'O' num(thread) num(conn_id) payload...                         the owner's message to one connection
  *     WHO     = 'W' str(origin_node) num(seq) str(route) str(user)              "which connections of user do you hold?"
- *     DEVICES = 'V' num(seq) num(count) then count times num(thread) num(conn_id) num(level): the answer to a WHO
+ *     DEVICES = 'V' str(node) num(seq) num(count) then count times num(thread) num(conn_id) num(level): node's answer
  * EVENT and OUTPUT go on node channels, WHO on the user's channel, DEVICES on the asker's node channel. str0 is a str
  * that may be empty (str is 1 byte or more).
  * num is decimal digits (no sign, no leading zero unless the number is 0, at most 20 digits, within the field's type)
@@ -95,7 +95,7 @@ typedef struct st_sig_bus_device_t {
  */
 typedef struct st_sig_bus_msg_t {
     sig_bus_kind_t kind;
-    sig_str_t node;                 /* DIAL, EVENT, WHO: the origin node; PROBE: the node that sent it */
+    sig_str_t node;                 /* DIAL, EVENT, WHO: the origin node; PROBE, DEVICES: the node that sent it */
     uint32_t thread;                /* DIAL, RESULT: the dialing thread on the origin node; EVENT, OUTPUT: the connection's */
     uint64_t seq;                   /* DIAL, RESULT: the dial's ticket; PROBE: the probe's number; WHO, DEVICES: the ask's */
     uint64_t delivered;             /* RESULT; DEVICES: how many connections follow */
@@ -130,8 +130,8 @@ void sig_bus_encode_event(sig_buf_t *out, sig_str_t origin, unsigned event, uint
 void sig_bus_encode_output(sig_buf_t *out, uint32_t thread, uint64_t conn_id, sig_str_t payload);
 /** Appends a WHO from `origin`, ask `seq`, for `user` on `route`. */
 void sig_bus_encode_who(sig_buf_t *out, sig_str_t origin, uint64_t seq, sig_str_t route, sig_str_t user);
-/** Appends a DEVICES answer to ask `seq` listing `n` connections. */
-void sig_bus_encode_devices(sig_buf_t *out, uint64_t seq, const sig_bus_device_t *devices, size_t n);
+/** Appends node `node`'s DEVICES answer to ask `seq`, listing `n` connections. */
+void sig_bus_encode_devices(sig_buf_t *out, sig_str_t node, uint64_t seq, const sig_bus_device_t *devices, size_t n);
 /**
  * The connections of a decoded DEVICES message: fills up to `cap` of them into `out` and returns how many there are
  * (msg->delivered). The decoder checked the list, so this cannot fail.

@@ -371,19 +371,6 @@ size_t sig_registry_lookup(const sig_registry_t *reg, sig_str_t user_id, sig_end
     return user->num_bindings;
 }
 
-sig_binding_t *sig_registry_find(const sig_registry_t *reg, sig_str_t user_id, sig_endpoint_t ep)
-{
-    const struct st_sig_user_t *user;
-    sig_binding_t *b;
-
-    if (!id_is_valid(user_id) || (user = find_user(reg, hash_id(reg, user_id), user_id)) == NULL)
-        return NULL;
-    for (b = user->first; b != NULL; b = b->next)
-        if (sig_endpoint_eq(b->ep, ep))
-            return b;
-    return NULL;
-}
-
 sig_str_t sig_binding_user_id(const sig_binding_t *binding)
 {
     return sig_str(binding->user->id, binding->user->id_len);

@@ -90,11 +90,6 @@ void sig_registry_unbind(sig_registry_t *reg, sig_binding_t **binding);
  * Returns how many connections the user has in total (0: offline), which may exceed out_cap. Allocates nothing.
  */
 size_t sig_registry_lookup(const sig_registry_t *reg, sig_str_t user_id, sig_endpoint_t *out, size_t out_cap);
-/**
- * The binding of endpoint `ep` among `user_id`'s connections, or NULL (in O(the user's connections)): for a holder that
- * knows a connection by its endpoint rather than by its handle.
- */
-sig_binding_t *sig_registry_find(const sig_registry_t *reg, sig_str_t user_id, sig_endpoint_t ep);
 
 /**
  * The identity of a binding; valid until the binding is unbound or moved.

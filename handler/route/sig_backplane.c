@@ -908,6 +908,11 @@ uint64_t sig_backplane_probe_interval(sig_backplane_t *bp)
     return bp->config->probe_interval;
 }
 
+uint64_t sig_backplane_result_timeout(sig_backplane_t *bp)
+{
+    return bp->config->result_timeout;
+}
+
 void sig_backplane_stop_messages(void)
 {
     atomic_store(&messages_stopped, 1);

@@ -103,10 +103,11 @@ int sig_backplane_publish_to_node(sig_backplane_t *bp, uint32_t shard, sig_str_t
                                   void *data);
 /** PUBLISHes `msg` on `user_id`'s channel (on its shard); as sig_backplane_command (cb may be NULL). */
 int sig_backplane_publish_to_user(sig_backplane_t *bp, sig_str_t user_id, sig_str_t msg, sig_backplane_reply_cb cb, void *data);
-/** The route ("HOST/PATH"), the channel prefix of `shard`, and the probe interval (ms) the backplane was made with. */
+/** The route ("HOST/PATH"), the channel prefix of `shard`, the probe interval and result timeout (ms) it was made with. */
 sig_str_t sig_backplane_route(sig_backplane_t *bp);
 sig_str_t sig_backplane_prefix(sig_backplane_t *bp, uint32_t shard);
 uint64_t sig_backplane_probe_interval(sig_backplane_t *bp);
+uint64_t sig_backplane_result_timeout(sig_backplane_t *bp);
 
 /** From now on this process's backplane messages between threads are dropped (sig_router_stop_messages). */
 void sig_backplane_stop_messages(void);

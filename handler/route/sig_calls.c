@@ -42,7 +42,12 @@ struct st_sig_calls_t {
     uv_timer_t lease_timer;     /* the owner thread's */
     uint64_t lease_until;       /* the owner thread's: this node's lease holds until then */
     char **nodes;               /* the owner thread's: endpoint.node N is nodes[N - 1] */
-    sig_registry_t *remote;     /* the owner thread's: the level-2 devices other nodes registered here */
+    struct st_ask_t *ask;       /* the owner thread's: a `call` waiting for the nodes to name the callee's connections */
+    sig_buf_t waiting;          /* the owner thread's: events that came meanwhile, each as size_t length + bytes, in order */
+    size_t waiting_from;        /* where the next one to run starts in `waiting` */
+    uint64_t ask_seq;
+    uv_timer_t ask_timer;       /* the owner thread's: an ask's deadline (the backplane's result timeout) */
+    int ask_timer_made;
     size_t num_nodes;
     sig_calls_t *next; /* every route's, for the thread hooks */
 };
@@ -274,27 +279,27 @@ static void handle_register(sig_calls_t *calls, const sig_call_device_t *dev, si
         if (infos != stack)
             free(infos);
     }
-    if (dev->ep.node != 0 && dev->level == 2 && sig_registry_find(calls->remote, dev->user_id, dev->ep) == NULL) {
-        sig_binding_t *binding = NULL;
-        sig_registry_bind(calls->remote, dev->user_id, dev->ep, &binding);
-    }
     sig_call_device_registered(owner, now, dev);
 }
 
-/* The callee's connections on this node, then the level-2 devices other nodes registered here; returns how many in all. */
-static size_t lookup_callee(sig_calls_t *calls, sig_str_t user, sig_endpoint_t *eps, int *levels, size_t cap)
+/* The callee's connections: those the nodes named (`found`, with a cluster), else this node's; how many in all. */
+static size_t lookup_callee(sig_calls_t *calls, const sig_buf_t *found, sig_str_t user, sig_endpoint_t *eps, int *levels, size_t cap)
 {
-    size_t here = sig_router_lookup_devices(calls->router, user, eps, levels, cap), there, i;
-    if (calls->remote == NULL)
-        return here;
-    there = sig_registry_lookup(calls->remote, user, here < cap ? eps + here : NULL, here < cap ? cap - here : 0);
-    for (i = here; i < cap && i < here + there; ++i)
-        levels[i] = 2;
-    return here + there;
+    size_t n, i;
+    if (found == NULL)
+        return sig_router_lookup_devices(calls->router, user, eps, levels, cap);
+    n = found->len / (sizeof(sig_endpoint_t) + sizeof(int));
+    for (i = 0; i != n && i != cap; ++i) {
+        memcpy(eps + i, found->base + i * (sizeof(sig_endpoint_t) + sizeof(int)), sizeof(sig_endpoint_t));
+        memcpy(levels + i, found->base + i * (sizeof(sig_endpoint_t) + sizeof(int)) + sizeof(sig_endpoint_t), sizeof(int));
+    }
+    return n;
 }
 
+static int ask_nodes(sig_calls_t *calls, sig_str_t user, const void *event, size_t event_len);
+
 static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig_str_t name, int name_is_verified, const char *json,
-                           size_t len, uint64_t now)
+                           size_t len, uint64_t now, const sig_buf_t *found, const void *event, size_t event_len)
 {
     sig_call_owner_t *owner = owner_of(calls);
     sig_call_device_t stack_devs[STACK_DEVICES], *devs = stack_devs;
@@ -319,13 +324,15 @@ static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig
     req.from = *dev;
     if (req.type == SIG_CALL_REQ_CALL && (req.sponsor_user_name.len == 0 || name_is_verified))
         req.sponsor_user_name = name;
+    if (req.type == SIG_CALL_REQ_CALL && found == NULL && ask_nodes(calls, req.receiver_user_id, event, event_len))
+        return; /* handled again once the nodes answered */
     if (req.type == SIG_CALL_REQ_CALL) {
-        n = lookup_callee(calls, req.receiver_user_id, eps, levels, STACK_DEVICES);
+        n = lookup_callee(calls, found, req.receiver_user_id, eps, levels, STACK_DEVICES);
         if (n > STACK_DEVICES) {
             eps = sig_mem_alloc(sizeof(*eps) * n);
             levels = sig_mem_alloc(sizeof(*levels) * n);
             devs = sig_mem_alloc(sizeof(*devs) * n);
-            n = lookup_callee(calls, req.receiver_user_id, eps, levels, n);
+            n = lookup_callee(calls, found, req.receiver_user_id, eps, levels, n);
         }
         for (i = 0; i != n; ++i)
             devs[i] = (sig_call_device_t){eps[i], req.receiver_user_id, {NULL, 0}, levels[i]};
@@ -351,21 +358,23 @@ static uint32_t node_index(sig_calls_t *calls, sig_str_t id)
     calls->nodes[calls->num_nodes] = sig_mem_alloc(id.len + 1);
     memcpy(calls->nodes[calls->num_nodes], id.base, id.len);
     calls->nodes[calls->num_nodes][id.len] = '\0';
-    if (calls->remote == NULL)
-        calls->remote = sig_registry_create(0);
     return (uint32_t)++calls->num_nodes;
 }
 
 /* An event, on the owner's thread. */
-static void run_event(const void *bytes, size_t len)
+static void run_event_found(const void *bytes, size_t len, const sig_buf_t *found)
 {
     struct st_event_t ev;
     const char *p = (const char *)bytes + sizeof(ev);
     sig_call_device_t dev;
     uint64_t now;
 
-    (void)len;
     memcpy(&ev, bytes, sizeof(ev)); /* the router's copy need not be aligned */
+    if (ev.calls->ask != NULL && found == NULL) { /* a `call` waits for the nodes: this comes after it */
+        sig_buf_append(&ev.calls->waiting, &len, sizeof(len));
+        sig_buf_append(&ev.calls->waiting, bytes, len);
+        return;
+    }
     dev.ep = ev.ep;
     dev.level = ev.level;
     dev.user_id = sig_str(p, ev.user_len);
@@ -380,19 +389,20 @@ static void run_event(const void *bytes, size_t len)
         break;
     case EV_REQUEST:
         handle_request(ev.calls, &dev, sig_str(p + ev.req_id_len, ev.name_len), ev.name_is_verified,
-                       p + ev.req_id_len + ev.name_len, ev.json_len, now);
+                       p + ev.req_id_len + ev.name_len, ev.json_len, now, found, bytes, len);
         break;
     default:
         if (ev.calls->owner == NULL)
             return; /* no call was ever made here */
-        if (dev.ep.node != 0 && ev.calls->remote != NULL) {
-            sig_binding_t *binding = sig_registry_find(ev.calls->remote, dev.user_id, dev.ep);
-            sig_registry_unbind(ev.calls->remote, &binding);
-        }
         sig_call_device_lost(owner_of(ev.calls), now, &dev, ev.clean);
         break;
     }
     rearm(ev.calls);
+}
+
+static void run_event(const void *bytes, size_t len)
+{
+    run_event_found(bytes, len, NULL);
 }
 
 /* ---- the devices' side ---- */
@@ -465,10 +475,6 @@ static void lose_calls(sig_calls_t *calls)
     sig_call_owner_destroy(calls->owner);
     calls->owner = NULL;
     uv_timer_stop(&calls->timer);
-    if (calls->remote != NULL) {
-        sig_registry_destroy(calls->remote);
-        calls->remote = NULL;
-    }
 }
 
 static void lease_command(sig_calls_t *calls, const char *script, size_t script_len, sig_backplane_reply_cb cb, void *data)
@@ -690,14 +696,207 @@ static void send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg)
     }
 }
 
+/* A `call` asks the nodes that hold its callee for the callee's connections (WHO), and runs once every node that got
+ * the ask answered (DEVICES; the PUBLISH's reply says how many got it) or at the result timeout. Events that come
+ * meanwhile wait, so the owner still sees everything in the order it came. */
+struct st_ask_t {
+    uint64_t seq;
+    long long expected; /* -1: the PUBLISH's reply has not come */
+    long long answered;
+    sig_buf_t found;    /* per connection: sig_endpoint_t, then int level */
+    size_t event_len;
+    char event[];
+};
+
+static void ask_free(sig_calls_t *calls)
+{
+    sig_buf_dispose(&calls->ask->found);
+    free(calls->ask);
+    calls->ask = NULL;
+    uv_timer_stop(&calls->ask_timer);
+}
+
+static void ask_finish(sig_calls_t *calls)
+{
+    struct st_ask_t *ask = calls->ask;
+    calls->ask = NULL;
+    uv_timer_stop(&calls->ask_timer);
+    run_event_found(ask->event, ask->event_len, &ask->found);
+    sig_buf_dispose(&ask->found);
+    free(ask);
+    /* what waited runs now, until one of them asks again */
+    while (calls->ask == NULL && calls->waiting_from < calls->waiting.len) {
+        size_t len;
+        memcpy(&len, calls->waiting.base + calls->waiting_from, sizeof(len));
+        calls->waiting_from += sizeof(len) + len;
+        run_event_found(calls->waiting.base + calls->waiting_from - len, len, NULL);
+    }
+    if (calls->waiting_from == calls->waiting.len) {
+        sig_buf_reset(&calls->waiting);
+        calls->waiting_from = 0;
+    }
+}
+
+static void ask_check(sig_calls_t *calls)
+{
+    if (calls->ask->expected >= 0 && calls->ask->answered >= calls->ask->expected)
+        ask_finish(calls);
+}
+
+static void on_ask_timer(uv_timer_t *timer)
+{
+    sig_calls_t *calls = timer->data;
+    if (calls->ask != NULL)
+        ask_finish(calls); /* a node that has not answered has none of the callee's connections, as far as we know */
+}
+
+static void on_who_reply(void *data, void *_reply)
+{
+    struct st_node_wait_t *wait = data;
+    sig_calls_t *calls = wait->calls;
+    redisReply *reply = _reply;
+
+    if (calls->ask != NULL && calls->ask->seq == wait->sent_at) {
+        calls->ask->expected = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : calls->ask->answered;
+        ask_check(calls);
+    }
+    free(wait);
+}
+
+/* Returns 1 when the `call` in `event` waits for the nodes (with a cluster up), 0 when this node's lookup must do. */
+static int ask_nodes(sig_calls_t *calls, sig_str_t user, const void *event, size_t event_len)
+{
+    sig_backplane_t *bp = sig_router_backplane(calls->router);
+    struct st_node_wait_t *wait;
+    struct st_ask_t *ask;
+
+    if (bp == NULL)
+        return 0;
+    ask = sig_mem_alloc(offsetof(struct st_ask_t, event) + event_len);
+    *ask = (struct st_ask_t){++calls->ask_seq, -1, 0, SIG_BUF_INIT, event_len};
+    memcpy(ask->event, event, event_len);
+    wait = sig_mem_alloc(sizeof(*wait));
+    *wait = (struct st_node_wait_t){calls, 0, ask->seq};
+    sig_buf_reset(&tls.task);
+    sig_bus_encode_who(&tls.task, sig_backplane_node_id(bp), ask->seq, sig_backplane_route(bp), user);
+    if (sig_backplane_publish_to_user(bp, user, sig_str(tls.task.base, tls.task.len), on_who_reply, wait) != 0) {
+        free(wait);
+        free(ask);
+        return 0; /* Redis is out of reach: the callee's connections here are all we can ring */
+    }
+    calls->ask = ask;
+    if (!calls->ask_timer_made) {
+        uv_timer_init(tls.loop, &calls->ask_timer);
+        calls->ask_timer.data = calls;
+        calls->ask_timer_made = 1;
+    }
+    uv_timer_start(&calls->ask_timer, on_ask_timer, sig_backplane_result_timeout(bp), 0);
+    return 1;
+}
+
+/* A node's DEVICES, on the owner thread: [calls][seq][node_len][node][the encoded list's count][list...] as packed below */
+static void devices_task(const void *bytes, size_t len)
+{
+    sig_calls_t *calls;
+    uint64_t seq;
+    size_t node_len, n, i;
+    const char *p = bytes;
+
+    (void)len;
+    memcpy(&calls, p, sizeof(calls));
+    memcpy(&seq, p + sizeof(calls), sizeof(seq));
+    memcpy(&node_len, p + sizeof(calls) + sizeof(seq), sizeof(node_len));
+    p += sizeof(calls) + sizeof(seq) + sizeof(node_len);
+    if (calls->ask == NULL || calls->ask->seq != seq)
+        return; /* after the deadline */
+    {
+        uint32_t node = node_len == 0 ? 0 : node_index(calls, sig_str(p, node_len));
+        p += node_len;
+        memcpy(&n, p, sizeof(n));
+        p += sizeof(n);
+        for (i = 0; i != n; ++i) {
+            sig_bus_device_t d;
+            sig_endpoint_t ep;
+            memcpy(&d, p + i * sizeof(d), sizeof(d));
+            ep = (sig_endpoint_t){.thread = d.thread, .node = node, .conn_id = d.conn_id};
+            sig_buf_append(&calls->ask->found, &ep, sizeof(ep));
+            sig_buf_append(&calls->ask->found, &d.level, sizeof(d.level));
+        }
+    }
+    ++calls->ask->answered;
+    ask_check(calls);
+}
+
+/* Hands `n` connections named by node `node` (empty: this one) in answer to ask `seq` to the owner thread. */
+static void post_devices(sig_calls_t *calls, uint64_t seq, sig_str_t node, const sig_bus_device_t *devs, size_t n)
+{
+    sig_buf_t *buf = &tls.event;
+    sig_buf_reset(buf);
+    sig_buf_append(buf, &calls, sizeof(calls));
+    sig_buf_append(buf, &seq, sizeof(seq));
+    sig_buf_append(buf, &node.len, sizeof(node.len));
+    sig_buf_append(buf, node.base, node.len);
+    sig_buf_append(buf, &n, sizeof(n));
+    sig_buf_append(buf, devs, sizeof(*devs) * n);
+    if (owner_thread(calls) == sig_router_thread_index())
+        devices_task(buf->base, buf->len);
+    else
+        sig_router_post(owner_thread(calls), devices_task, buf->base, buf->len);
+}
+
+/* A WHO from a call owner (maybe this node): names the user's connections here. */
+static void answer_who(sig_calls_t *calls, uint32_t shard, const sig_bus_msg_t *msg)
+{
+    sig_backplane_t *bp = sig_router_backplane(calls->router);
+    sig_endpoint_t stack_eps[STACK_DEVICES], *eps = stack_eps;
+    int stack_levels[STACK_DEVICES], *levels = stack_levels;
+    sig_bus_device_t stack_devs[STACK_DEVICES], *devs = stack_devs;
+    size_t n, i;
+
+    if (bp == NULL)
+        return;
+    n = sig_router_lookup_devices(calls->router, msg->user, eps, levels, STACK_DEVICES);
+    if (n > STACK_DEVICES) {
+        eps = sig_mem_alloc(sizeof(*eps) * n);
+        levels = sig_mem_alloc(sizeof(*levels) * n);
+        devs = sig_mem_alloc(sizeof(*devs) * n);
+        n = sig_router_lookup_devices(calls->router, msg->user, eps, levels, n);
+    }
+    for (i = 0; i != n; ++i)
+        devs[i] = (sig_bus_device_t){eps[i].thread, eps[i].conn_id, levels[i]};
+    if (sig_str_eq(msg->node, sig_backplane_node_id(bp))) {
+        post_devices(calls, msg->seq, sig_str(NULL, 0), devs, n);
+    } else {
+        sig_buf_reset(&tls.task);
+        sig_bus_encode_devices(&tls.task, sig_backplane_node_id(bp), msg->seq, devs, n);
+        sig_backplane_publish_to_node(bp, shard, msg->node, sig_str(tls.task.base, tls.task.len), NULL, NULL);
+    }
+    if (eps != stack_eps) {
+        free(eps);
+        free(levels);
+        free(devs);
+    }
+}
+
 /* The backplane's level-2 messages for this route, on the thread that owns their shard. */
 static void on_cluster_message(void *data, uint32_t shard, const sig_bus_msg_t *msg)
 {
     sig_calls_t *calls = data;
     sig_buf_t *buf = &tls.event;
-    (void)shard;
 
-    if (msg->kind == SIG_BUS_OUTPUT) {
+    if (msg->kind == SIG_BUS_WHO) {
+        answer_who(calls, shard, msg);
+    } else if (msg->kind == SIG_BUS_DEVICES) {
+        sig_bus_device_t stack[STACK_DEVICES], *devs = stack;
+        size_t n = sig_bus_devices_at(msg, stack, STACK_DEVICES);
+        if (n > STACK_DEVICES) {
+            devs = sig_mem_alloc(sizeof(*devs) * n);
+            sig_bus_devices_at(msg, devs, n);
+        }
+        post_devices(calls, msg->seq, msg->node, devs, n);
+        if (devs != stack)
+            free(devs);
+    } else if (msg->kind == SIG_BUS_OUTPUT) {
         if (msg->thread >= sig_router_num_threads())
             return;
         sig_buf_reset(buf);
@@ -772,9 +971,13 @@ void sig_calls_thread_dispose(void)
             }
             if (atomic_exchange(&calls->lease_started, 0))
                 uv_close((uv_handle_t *)&calls->lease_timer, NULL);
-            if (calls->remote != NULL)
-                sig_registry_destroy(calls->remote);
-            calls->remote = NULL;
+            if (calls->ask != NULL)
+                ask_free(calls);
+            if (calls->ask_timer_made) {
+                uv_close((uv_handle_t *)&calls->ask_timer, NULL);
+                calls->ask_timer_made = 0;
+            }
+            sig_buf_dispose(&calls->waiting);
             for (i = 0; i != calls->num_nodes; ++i)
                 free(calls->nodes[i]);
             free(calls->nodes);
