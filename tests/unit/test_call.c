@@ -140,8 +140,7 @@ static void advance(uint64_t ms)
 static sig_call_device_t D(uint64_t conn, const char *user, const char *did, int level)
 {
     sig_call_device_t d;
-    d.ep.thread = 0;
-    d.ep.conn_id = conn;
+    d.ep = (sig_endpoint_t){.conn_id = conn};
     d.user_id = sig_str_cstr(user);
     d.device_id = sig_str_cstr(did);
     d.level = level;
@@ -761,6 +760,46 @@ static void row_active_grace_fires(void)
     ok(ended(1, "c1", SIG_CALL_REASON_PEER_GONE), "row 'ACTIVE | detached party's T_grace fires': call_ended{peer_gone}");
     is_int(sig_call_user_active(o, SIG_STRLIT("alice")), 0, "alice is no longer active");
     ok(find(0, SIG_CALL_OUT_USER_ACTIVE, "c1") != NULL && find(0, SIG_CALL_OUT_USER_ACTIVE, "c1")->delta == -1, "user_active -1");
+}
+
+/* D() on another node: the glue's endpoint for a device that lives there */
+static sig_call_device_t on_node(sig_call_device_t d, uint32_t node)
+{
+    d.ep.node = node;
+    return d;
+}
+
+static void node_lost(void)
+{
+    sig_call_device_t devs[2] = {B1, on_node(B2, 3)}, b1ringing;
+    setup();
+    call_n(A1, "bob", "c1", devs, 2, 0);
+    clear();
+    sig_call_node_lost(o, now, 5);
+    is_int((int)nrecs, 0, "a node with no device of a call: nothing happens");
+    sig_call_node_lost(o, now, 3);
+    is_int(live(), 1, "a ringing device on the lost node leaves the ring set; the call rings on");
+    advance(60000);
+    ok(ended(11, "c1", SIG_CALL_REASON_NO_ANSWER), "the device still here gets no_answer");
+    is_int(count(12, SIG_CALL_OUT_ENDED), 0, "the lost one gets nothing");
+
+    /* an active call whose caller lives on the lost node: detached, then peer_gone after the grace */
+    setup();
+    b1ringing = B1;
+    {
+        sig_call_device_t callee[1] = {b1ringing};
+        call_n(on_node(A1, 3), "bob", "c2", callee, 1, 0);
+    }
+    rq(SIG_CALL_REQ_ACCEPT, B1, "c2");
+    clear();
+    sig_call_node_lost(o, now, 3);
+    ok(find(11, SIG_CALL_OUT_STATE, "c2") != NULL && !find(11, SIG_CALL_OUT_STATE, "c2")->peer,
+       "a party on the lost node is detached: call_state{peerConnected:false} to the other");
+    sig_call_node_lost(o, now, 3);
+    is_int((int)count(11, SIG_CALL_OUT_STATE), 1, "losing the node again changes nothing (the grace runs already)");
+    clear();
+    advance(30000);
+    ok(ended(11, "c2", SIG_CALL_REASON_PEER_GONE), "the grace ends it with peer_gone");
 }
 
 static void row_active_signal(void)
@@ -1598,6 +1637,7 @@ int main(void)
     row_ringing_b_lost();
     row_ringing_a_lost();
     row_active_grace_fires();
+    node_lost();
     row_active_signal();
     row_active_non_selected();
     row_active_hangup();
