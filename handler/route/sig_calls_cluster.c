@@ -1,0 +1,508 @@
+/*
+ * Calls across nodes (see sig_calls.h): the lease that makes one node the owner, the events of other nodes' devices
+ * and the owner's outputs through Redis (core/sig_bus.h EVENT, OUTPUT), and the ask that names a callee's connections
+ * on every node (WHO, DEVICES).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <hiredis/hiredis.h>
+#include "core/sig_callmsg.h"
+#include "route/sig_calls_int.h"
+
+/* ---- across nodes: one node owns the route's calls, by a lease in Redis (docs/scaling.md#calls) ---- */
+
+/* Takes the lease when nobody holds it, renews it when we do; answers who holds it. One script: atomic in Redis. */
+static const char LEASE_SCRIPT[] = "local v = redis.call('GET', KEYS[1]) "
+                                   "if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return ARGV[1] end "
+                                   "if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+                                   "return v";
+static const char RELEASE_SCRIPT[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+struct st_node_wait_t {
+    sig_calls_t *calls;
+    uint32_t node;
+    uint64_t sent_at;
+};
+
+static void lose_calls(sig_calls_t *calls)
+{
+    if (calls->owner == NULL)
+        return;
+    sig_call_shutdown(calls->owner, uv_now(sig_calls__tls.loop)); /* call_ended{shutdown} to every device still here */
+    sig_calls__publish_stats(calls);
+    sig_call_owner_destroy(calls->owner);
+    calls->owner = NULL;
+    uv_timer_stop(&calls->timer);
+}
+
+static void lease_command(sig_calls_t *calls, const char *script, size_t script_len, sig_backplane_reply_cb cb, void *data)
+{
+    sig_backplane_t *bp = sig_router_backplane(calls->router);
+    char ttl[24];
+    sig_buf_t key = SIG_BUF_INIT;
+    sig_str_t node;
+    int ret = -1;
+
+    if (bp != NULL) {
+        node = sig_backplane_node_id(bp);
+        snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)(sig_backplane_probe_interval(bp) * LEASE_INTERVALS));
+        sig_bus_owner_key(&key, sig_backplane_prefix(bp, CALL_SHARD), sig_backplane_route(bp));
+        const char *argv[6] = {"EVAL", script, "1", key.base, node.base, ttl};
+        size_t lens[6] = {4, script_len, 1, key.len, node.len, strlen(ttl)};
+        ret = sig_backplane_command(bp, CALL_SHARD, 6, argv, lens, cb, data);
+    }
+    sig_buf_dispose(&key);
+    if (ret != 0 && cb != NULL)
+        cb(data, NULL);
+}
+
+static void on_lease_timer(uv_timer_t *timer);
+
+static void on_lease_reply(void *data, void *_reply)
+{
+    struct st_node_wait_t *wait = data;
+    sig_calls_t *calls = wait->calls;
+    redisReply *reply = _reply;
+    sig_backplane_t *bp = sig_router_backplane(calls->router);
+    uint64_t now = uv_now(sig_calls__tls.loop);
+    int mine = 0;
+
+    if (calls->lease_stopped) { /* a reply that came during the shutdown */
+        free(wait);
+        return;
+    }
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING && reply->len <= SIG_BUS_NODE_ID_MAX && bp != NULL) {
+        mine = sig_str_eq(sig_str(reply->str, reply->len), sig_backplane_node_id(bp));
+        pthread_mutex_lock(&calls->lock);
+        memcpy(calls->owner_node, reply->str, reply->len);
+        calls->owner_node_len = reply->len;
+        pthread_mutex_unlock(&calls->lock);
+        if (mine)
+            calls->lease_until = wait->sent_at + sig_backplane_probe_interval(bp) * LEASE_INTERVALS;
+    } else {
+        mine = atomic_load(&calls->is_owner) && now < calls->lease_until; /* Redis is out of reach: the lease still runs */
+    }
+    free(wait);
+    if (!mine && atomic_load(&calls->is_owner))
+        lose_calls(calls); /* another node holds the lease: two owners must never decide one race */
+    atomic_store(&calls->is_owner, mine);
+    if (calls->owner_node_len == 0 && bp != NULL) /* no owner known yet (the links are still coming up): ask again soon */
+        uv_timer_start(&calls->lease_timer, on_lease_timer, 50, sig_backplane_probe_interval(bp));
+}
+
+static void on_lease_timer(uv_timer_t *timer)
+{
+    sig_calls_t *calls = timer->data;
+    struct st_node_wait_t *wait = sig_mem_alloc(sizeof(*wait));
+    *wait = (struct st_node_wait_t){calls, 0, uv_now(sig_calls__tls.loop)};
+    lease_command(calls, LEASE_SCRIPT, sizeof(LEASE_SCRIPT) - 1, on_lease_reply, wait);
+}
+
+/* On the owner thread: renews the lease every probe interval from now on. */
+static void start_lease(sig_calls_t *calls)
+{
+    uv_timer_init(sig_calls__tls.loop, &calls->lease_timer);
+    calls->lease_timer.data = calls;
+    sig_backplane_t *bp = sig_router_backplane(calls->router);
+    uv_timer_start(&calls->lease_timer, on_lease_timer, 0, bp != NULL ? sig_backplane_probe_interval(bp) : 1000);
+}
+
+static void start_lease_task(const void *bytes, size_t len)
+{
+    sig_calls_t *calls;
+    (void)len;
+    memcpy(&calls, bytes, sizeof(calls));
+    start_lease(calls);
+}
+
+/* Any thread: makes sure the owner thread runs the lease (once). */
+void sig_calls__need_lease(sig_calls_t *calls)
+{
+    int expected = 0;
+    if (!sig_router_is_clustered(calls->router) || !atomic_compare_exchange_strong(&calls->lease_started, &expected, 1))
+        return;
+    if (sig_calls__owner_thread(calls) == sig_router_thread_index())
+        start_lease(calls);
+    else
+        sig_router_post(sig_calls__owner_thread(calls), start_lease_task, &calls, sizeof(calls));
+}
+
+static void on_release_reply(void *data, void *reply)
+{
+    (void)data;
+    (void)reply;
+}
+
+/* Shutdown, on the owner thread: another node may take the calls at once rather than after the lease. */
+void sig_calls__release_lease(sig_calls_t *calls)
+{
+    uv_timer_stop(&calls->lease_timer);
+    calls->lease_stopped = 1;
+    if (atomic_exchange(&calls->is_owner, 0))
+        lease_command(calls, RELEASE_SCRIPT, sizeof(RELEASE_SCRIPT) - 1, on_release_reply, NULL);
+}
+
+/* The owner cannot be reached: the device's thread answers what it sent, so nothing goes unanswered. */
+static void answer_unreachable(const char *bytes)
+{
+    struct st_event_t ev;
+    const char *p = bytes + sizeof(ev);
+    sig_str_t user, device, req_id;
+
+    memcpy(&ev, bytes, sizeof(ev));
+    user = sig_str(p, ev.user_len);
+    device = sig_str(p + ev.user_len, ev.device_len);
+    req_id = sig_str(p + ev.user_len + ev.device_len, ev.req_id_len);
+    sig_buf_reset(&sig_calls__tls.out);
+    if (ev.kind == EV_REGISTER && req_id.len != 0) {
+        sig_callmsg_encode_connect_ok(&sig_calls__tls.out, req_id, user, device, NULL, 0); /* registered; its calls are unknown */
+    } else if (ev.kind == EV_REQUEST) {
+        sig_call_request_t req;
+        sig_call_out_t out;
+        sig_callmsg_decode(p + ev.user_len + ev.device_len + ev.req_id_len + ev.name_len, ev.json_len, &req, &sig_calls__tls.scratch);
+        memset(&out, 0, sizeof(out));
+        out.type = SIG_CALL_OUT_RESPONSE;
+        out.to = ev.ep;
+        out.req = req.type != 0 ? req.type : SIG_CALL_REQ_CALL;
+        out.req_id = req.req_id;
+        out.call_id = req.call_id;
+        out.err = SIG_CALL_ERR_CLUSTER_UNAVAILABLE;
+        sig_callmsg_encode(&sig_calls__tls.out, &out);
+    } else {
+        return;
+    }
+    sig_calls__global.deliver(ev.ep.conn_id, sig_calls__tls.out.base, sig_calls__tls.out.len);
+}
+
+static void on_event_reply(void *data, void *_reply)
+{
+    redisReply *reply = _reply;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer == 0)
+        answer_unreachable(data); /* nobody listens on the owner's channel: it is gone */
+    free(data);
+}
+
+/* A device's event, sent to the node that holds the lease (this one is not it). */
+void sig_calls__post_to_owner_node(sig_calls_t *calls, const struct st_event_t *ev, sig_buf_t *packed)
+{
+    sig_backplane_t *bp = sig_router_backplane(calls->router);
+    const char *p = packed->base + sizeof(*ev);
+    char owner[SIG_BUS_NODE_ID_MAX];
+    size_t owner_len;
+    char *copy = NULL;
+    unsigned flags = (ev->clean ? SIG_BUS_EVENT_CLEAN : 0) | (ev->name_is_verified ? SIG_BUS_EVENT_NAME_VERIFIED : 0);
+
+    sig_calls__need_lease(calls);
+    pthread_mutex_lock(&calls->lock);
+    memcpy(owner, calls->owner_node, calls->owner_node_len);
+    owner_len = calls->owner_node_len;
+    pthread_mutex_unlock(&calls->lock);
+    if (bp == NULL || owner_len == 0) {
+        answer_unreachable(packed->base);
+        return;
+    }
+    sig_buf_reset(&sig_calls__tls.task);
+    sig_bus_encode_event(&sig_calls__tls.task, sig_backplane_node_id(bp), (unsigned)ev->kind, ev->ep.thread, ev->ep.conn_id, (unsigned)ev->level,
+                         flags, sig_str(p, ev->user_len), sig_str(p + ev->user_len, ev->device_len),
+                         sig_str(p + ev->user_len + ev->device_len, ev->req_id_len),
+                         sig_str(p + ev->user_len + ev->device_len + ev->req_id_len, ev->name_len),
+                         sig_str(p + ev->user_len + ev->device_len + ev->req_id_len + ev->name_len, ev->json_len));
+    if (ev->kind != EV_LOST) { /* kept to answer locally if the owner turns out to be gone */
+        copy = sig_mem_alloc(packed->len);
+        memcpy(copy, packed->base, packed->len);
+    }
+    if (sig_backplane_publish_to_node(bp, CALL_SHARD, sig_str(owner, owner_len), sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len),
+                                      copy != NULL ? on_event_reply : NULL, copy) != 0 && copy != NULL) {
+        answer_unreachable(copy);
+        free(copy);
+    }
+}
+
+static void node_lost(sig_calls_t *calls, uint32_t node)
+{
+    if (calls->owner == NULL)
+        return;
+    sig_call_node_lost(calls->owner, uv_now(sig_calls__tls.loop), node);
+    sig_calls__rearm(calls);
+}
+
+static void on_output_reply(void *data, void *_reply)
+{
+    struct st_node_wait_t *wait = data;
+    redisReply *reply = _reply;
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer == 0)
+        node_lost(wait->calls, wait->node); /* the device's node does not listen: its devices are lost (grace applies) */
+    free(wait);
+}
+
+static void node_lost_task(const void *bytes, size_t len)
+{
+    struct st_node_wait_t wait;
+    (void)len;
+    memcpy(&wait, bytes, sizeof(wait));
+    node_lost(wait.calls, wait.node);
+}
+
+/* On the owner thread, from inside the state machine's sink: one output to a device of another node. */
+void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg)
+{
+    sig_backplane_t *bp = sig_router_backplane(calls->router);
+    struct st_node_wait_t *wait;
+
+    if (bp == NULL || to.node > calls->num_nodes)
+        return;
+    sig_buf_reset(&sig_calls__tls.task);
+    sig_bus_encode_output(&sig_calls__tls.task, to.thread, to.conn_id, sig_str(msg->base, msg->len));
+    wait = sig_mem_alloc(sizeof(*wait));
+    *wait = (struct st_node_wait_t){calls, to.node, 0};
+    if (sig_backplane_publish_to_node(bp, CALL_SHARD, sig_str_cstr(calls->nodes[to.node - 1]), sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len),
+                                      on_output_reply, wait) != 0) {
+        /* not now: the state machine is running (a loss would re-enter it), so on the loop's next turn */
+        sig_router_post(sig_router_thread_index(), node_lost_task, wait, sizeof(*wait));
+        free(wait);
+    }
+}
+
+/* A `call` asks the nodes that hold its callee for the callee's connections (WHO), and runs once every node that got
+ * the ask answered (DEVICES; the PUBLISH's reply says how many got it) or at the result timeout. Events that come
+ * meanwhile wait, so the owner still sees everything in the order it came. */
+struct st_ask_t {
+    uint64_t seq;
+    long long expected; /* -1: the PUBLISH's reply has not come */
+    long long answered;
+    sig_buf_t found;    /* per connection: sig_endpoint_t, then int level */
+    size_t event_len;
+    char event[];
+};
+
+void sig_calls__ask_free(sig_calls_t *calls)
+{
+    sig_buf_dispose(&calls->ask->found);
+    free(calls->ask);
+    calls->ask = NULL;
+    uv_timer_stop(&calls->ask_timer);
+}
+
+static void ask_finish(sig_calls_t *calls)
+{
+    struct st_ask_t *ask = calls->ask;
+    calls->ask = NULL;
+    uv_timer_stop(&calls->ask_timer);
+    sig_calls__run_event_found(ask->event, ask->event_len, &ask->found);
+    sig_buf_dispose(&ask->found);
+    free(ask);
+    /* what waited runs now, until one of them asks again */
+    while (calls->ask == NULL && calls->waiting_from < calls->waiting.len) {
+        size_t len;
+        memcpy(&len, calls->waiting.base + calls->waiting_from, sizeof(len));
+        calls->waiting_from += sizeof(len) + len;
+        sig_calls__run_event_found(calls->waiting.base + calls->waiting_from - len, len, NULL);
+    }
+    if (calls->waiting_from == calls->waiting.len) {
+        sig_buf_reset(&calls->waiting);
+        calls->waiting_from = 0;
+    }
+}
+
+static void ask_check(sig_calls_t *calls)
+{
+    if (calls->ask->expected >= 0 && calls->ask->answered >= calls->ask->expected)
+        ask_finish(calls);
+}
+
+static void on_ask_timer(uv_timer_t *timer)
+{
+    sig_calls_t *calls = timer->data;
+    if (calls->ask != NULL)
+        ask_finish(calls); /* a node that has not answered has none of the callee's connections, as far as we know */
+}
+
+static void on_who_reply(void *data, void *_reply)
+{
+    struct st_node_wait_t *wait = data;
+    sig_calls_t *calls = wait->calls;
+    redisReply *reply = _reply;
+
+    if (calls->ask != NULL && calls->ask->seq == wait->sent_at) {
+        calls->ask->expected = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : calls->ask->answered;
+        ask_check(calls);
+    }
+    free(wait);
+}
+
+/* Returns 1 when the `call` in `event` waits for the nodes (with a cluster up), 0 when this node's lookup must do. */
+int sig_calls__ask_nodes(sig_calls_t *calls, sig_str_t user, const void *event, size_t event_len)
+{
+    sig_backplane_t *bp = sig_router_backplane(calls->router);
+    struct st_node_wait_t *wait;
+    struct st_ask_t *ask;
+
+    if (bp == NULL)
+        return 0;
+    ask = sig_mem_alloc(offsetof(struct st_ask_t, event) + event_len);
+    *ask = (struct st_ask_t){++calls->ask_seq, -1, 0, SIG_BUF_INIT, event_len};
+    memcpy(ask->event, event, event_len);
+    wait = sig_mem_alloc(sizeof(*wait));
+    *wait = (struct st_node_wait_t){calls, 0, ask->seq};
+    sig_buf_reset(&sig_calls__tls.task);
+    sig_bus_encode_who(&sig_calls__tls.task, sig_backplane_node_id(bp), ask->seq, sig_backplane_route(bp), user);
+    if (sig_backplane_publish_to_user(bp, user, sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len), on_who_reply, wait) != 0) {
+        free(wait);
+        free(ask);
+        return 0; /* Redis is out of reach: the callee's connections here are all we can ring */
+    }
+    calls->ask = ask;
+    if (!calls->ask_timer_made) {
+        uv_timer_init(sig_calls__tls.loop, &calls->ask_timer);
+        calls->ask_timer.data = calls;
+        calls->ask_timer_made = 1;
+    }
+    uv_timer_start(&calls->ask_timer, on_ask_timer, sig_backplane_result_timeout(bp), 0);
+    return 1;
+}
+
+/* A node's DEVICES, on the owner thread: [calls][seq][node_len][node][the encoded list's count][list...] as packed below */
+static void devices_task(const void *bytes, size_t len)
+{
+    sig_calls_t *calls;
+    uint64_t seq;
+    size_t node_len, n, i;
+    const char *p = bytes;
+
+    (void)len;
+    memcpy(&calls, p, sizeof(calls));
+    memcpy(&seq, p + sizeof(calls), sizeof(seq));
+    memcpy(&node_len, p + sizeof(calls) + sizeof(seq), sizeof(node_len));
+    p += sizeof(calls) + sizeof(seq) + sizeof(node_len);
+    if (calls->ask == NULL || calls->ask->seq != seq)
+        return; /* after the deadline */
+    {
+        uint32_t node = node_len == 0 ? 0 : sig_calls__node_index(calls, sig_str(p, node_len));
+        p += node_len;
+        memcpy(&n, p, sizeof(n));
+        p += sizeof(n);
+        for (i = 0; i != n; ++i) {
+            sig_bus_device_t d;
+            sig_endpoint_t ep;
+            memcpy(&d, p + i * sizeof(d), sizeof(d));
+            ep = (sig_endpoint_t){.thread = d.thread, .node = node, .conn_id = d.conn_id};
+            sig_buf_append(&calls->ask->found, &ep, sizeof(ep));
+            sig_buf_append(&calls->ask->found, &d.level, sizeof(d.level));
+        }
+    }
+    ++calls->ask->answered;
+    ask_check(calls);
+}
+
+/* Hands `n` connections named by node `node` (empty: this one) in answer to ask `seq` to the owner thread. */
+static void post_devices(sig_calls_t *calls, uint64_t seq, sig_str_t node, const sig_bus_device_t *devs, size_t n)
+{
+    sig_buf_t *buf = &sig_calls__tls.event;
+    sig_buf_reset(buf);
+    sig_buf_append(buf, &calls, sizeof(calls));
+    sig_buf_append(buf, &seq, sizeof(seq));
+    sig_buf_append(buf, &node.len, sizeof(node.len));
+    sig_buf_append(buf, node.base, node.len);
+    sig_buf_append(buf, &n, sizeof(n));
+    sig_buf_append(buf, devs, sizeof(*devs) * n);
+    if (sig_calls__owner_thread(calls) == sig_router_thread_index())
+        devices_task(buf->base, buf->len);
+    else
+        sig_router_post(sig_calls__owner_thread(calls), devices_task, buf->base, buf->len);
+}
+
+/* A WHO from a call owner (maybe this node): names the user's connections here. */
+static void answer_who(sig_calls_t *calls, uint32_t shard, const sig_bus_msg_t *msg)
+{
+    sig_backplane_t *bp = sig_router_backplane(calls->router);
+    sig_endpoint_t stack_eps[STACK_DEVICES], *eps = stack_eps;
+    int stack_levels[STACK_DEVICES], *levels = stack_levels;
+    sig_bus_device_t stack_devs[STACK_DEVICES], *devs = stack_devs;
+    size_t n, i;
+
+    if (bp == NULL)
+        return;
+    n = sig_router_lookup_devices(calls->router, msg->user, eps, levels, STACK_DEVICES);
+    if (n > STACK_DEVICES) {
+        eps = sig_mem_alloc(sizeof(*eps) * n);
+        levels = sig_mem_alloc(sizeof(*levels) * n);
+        devs = sig_mem_alloc(sizeof(*devs) * n);
+        n = sig_router_lookup_devices(calls->router, msg->user, eps, levels, n);
+    }
+    for (i = 0; i != n; ++i)
+        devs[i] = (sig_bus_device_t){eps[i].thread, eps[i].conn_id, levels[i]};
+    if (sig_str_eq(msg->node, sig_backplane_node_id(bp))) {
+        post_devices(calls, msg->seq, sig_str(NULL, 0), devs, n);
+    } else {
+        sig_buf_reset(&sig_calls__tls.task);
+        sig_bus_encode_devices(&sig_calls__tls.task, sig_backplane_node_id(bp), msg->seq, devs, n);
+        sig_backplane_publish_to_node(bp, shard, msg->node, sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len), NULL, NULL);
+    }
+    if (eps != stack_eps) {
+        free(eps);
+        free(levels);
+        free(devs);
+    }
+}
+
+/* The backplane's level-2 messages for this route, on the thread that owns their shard. */
+void sig_calls__on_cluster_message(void *data, uint32_t shard, const sig_bus_msg_t *msg)
+{
+    sig_calls_t *calls = data;
+    sig_buf_t *buf = &sig_calls__tls.event;
+
+    if (msg->kind == SIG_BUS_WHO) {
+        answer_who(calls, shard, msg);
+    } else if (msg->kind == SIG_BUS_DEVICES) {
+        sig_bus_device_t stack[STACK_DEVICES], *devs = stack;
+        size_t n = sig_bus_devices_at(msg, stack, STACK_DEVICES);
+        if (n > STACK_DEVICES) {
+            devs = sig_mem_alloc(sizeof(*devs) * n);
+            sig_bus_devices_at(msg, devs, n);
+        }
+        post_devices(calls, msg->seq, msg->node, devs, n);
+        if (devs != stack)
+            free(devs);
+    } else if (msg->kind == SIG_BUS_OUTPUT) {
+        if (msg->thread >= sig_router_num_threads())
+            return;
+        sig_buf_reset(buf);
+        sig_buf_append(buf, &msg->conn_id, sizeof(msg->conn_id));
+        sig_buf_append(buf, msg->payload.base, msg->payload.len);
+        if (msg->thread == sig_router_thread_index())
+            sig_calls__deliver_task(buf->base, buf->len);
+        else
+            sig_router_post(msg->thread, sig_calls__deliver_task, buf->base, buf->len);
+    } else if (msg->kind == SIG_BUS_EVENT) {
+        struct st_event_t ev = {calls, (int)msg->event, {.thread = msg->thread, .conn_id = msg->conn_id}, (int)msg->level,
+                                (msg->flags & SIG_BUS_EVENT_CLEAN) != 0, (msg->flags & SIG_BUS_EVENT_NAME_VERIFIED) != 0,
+                                msg->user.len, msg->device.len, msg->req_id.len, msg->name.len, msg->payload.len, msg->node.len};
+        atomic_store(&calls->in_use, 1);
+        sig_buf_reset(buf);
+        sig_buf_append(buf, &ev, sizeof(ev));
+        sig_buf_append(buf, msg->user.base, msg->user.len);
+        sig_buf_append(buf, msg->device.base, msg->device.len);
+        sig_buf_append(buf, msg->req_id.base, msg->req_id.len);
+        sig_buf_append(buf, msg->name.base, msg->name.len);
+        sig_buf_append(buf, msg->payload.base, msg->payload.len);
+        sig_buf_append(buf, msg->node.base, msg->node.len);
+        if (sig_calls__owner_thread(calls) == sig_router_thread_index())
+            sig_calls__run_event(buf->base, buf->len);
+        else
+            sig_router_post(sig_calls__owner_thread(calls), sig_calls__run_event, buf->base, buf->len);
+    }
+}
+
+/* The index (1..) of node `id` in the owner's table, added when new. */
+uint32_t sig_calls__node_index(sig_calls_t *calls, sig_str_t id)
+{
+    size_t i;
+    for (i = 0; i != calls->num_nodes; ++i)
+        if (strlen(calls->nodes[i]) == id.len && memcmp(calls->nodes[i], id.base, id.len) == 0)
+            return (uint32_t)i + 1;
+    calls->nodes = h2o_mem_realloc(calls->nodes, sizeof(*calls->nodes) * (calls->num_nodes + 1));
+    calls->nodes[calls->num_nodes] = sig_mem_alloc(id.len + 1);
+    memcpy(calls->nodes[calls->num_nodes], id.base, id.len);
+    calls->nodes[calls->num_nodes][id.len] = '\0';
+    return (uint32_t)++calls->num_nodes;
+}

@@ -1,0 +1,110 @@
+/*
+ * sig_calls_int.h: what the two halves of route/sig_calls share: sig_calls.c (the owner thread and the devices' side on
+ * this node) and sig_calls_cluster.c (across nodes: the lease, events and outputs through Redis, the ask for a callee's
+ * connections). Not for other parts: route/sig_calls.h is the contract.
+ */
+#ifndef SIG_CALLS_INT_H
+#define SIG_CALLS_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <h2o.h>
+#include "core/sig_bus.h"
+#include "route/sig_calls.h"
+
+#define STACK_DEVICES 16 /* most users have a few devices: looked up without malloc */
+#define CALL_SHARD 0      /* events and outputs between nodes all go through the first shard: one order */
+#define LEASE_INTERVALS 3 /* the lease lasts this many probe intervals and is renewed every interval */
+
+struct st_sig_calls_t {
+    sig_router_t *router;
+    uint64_t route_hash; /* picks the owner thread */
+    _Atomic int in_use;
+    pthread_mutex_t lock; /* guards `settings` (written by the configuring thread) */
+    sig_call_settings_t settings;
+    _Atomic unsigned settings_gen;
+    /* the owner thread's alone */
+    unsigned applied_gen;
+    sig_call_owner_t *owner; /* made by the first event */
+    uv_timer_t timer;
+    int timer_made; /* `timer` is initialized (it outlives an owner lost with the lease) */
+    /* the owner's figures as of its last event, for scrapes on any thread (written by the owner's thread alone) */
+    _Atomic uint64_t ringing, active, started, answered, ended[SIG_CALL_NUM_REASONS];
+    /* with a cluster (the router has a backplane): which node owns the calls, by a lease in Redis (sig_calls_cluster.c) */
+    char owner_node[SIG_BUS_NODE_ID_MAX]; /* guarded by `lock`; empty: not known */
+    size_t owner_node_len;
+    _Atomic int is_owner;       /* this node holds the lease */
+    _Atomic int lease_started;  /* the owner thread runs the lease timer */
+    uv_timer_t lease_timer;     /* the owner thread's */
+    uint64_t lease_until;       /* the owner thread's: this node's lease holds until then */
+    int lease_stopped;          /* the owner thread's: shutting down, the lease was given back */
+    char **nodes;               /* the owner thread's: endpoint.node N is nodes[N - 1] */
+    struct st_ask_t *ask;       /* the owner thread's: a `call` waiting for the nodes to name the callee's connections */
+    sig_buf_t waiting;          /* the owner thread's: events that came meanwhile, each as size_t length + bytes, in order */
+    size_t waiting_from;        /* where the next one to run starts in `waiting` */
+    uint64_t ask_seq;
+    uv_timer_t ask_timer;       /* the owner thread's: an ask's deadline (the backplane's result timeout) */
+    int ask_timer_made;
+    size_t num_nodes;
+    sig_calls_t *next; /* every route's, for the thread hooks */
+};
+
+enum { EV_REGISTER, EV_REQUEST, EV_LOST };
+
+/* the fixed part of an event; its strings follow, in this order */
+struct st_event_t {
+    sig_calls_t *calls;
+    int kind;
+    sig_endpoint_t ep;
+    int level, clean, name_is_verified;
+    size_t user_len, device_len, req_id_len, name_len, json_len, node_len; /* node: another node's event, its id last */
+};
+
+struct st_sig_calls_global_t {
+    sig_calls_deliver_cb deliver;
+    pthread_mutex_t lock; /* guards `all` */
+    sig_calls_t *all;
+};
+extern struct st_sig_calls_global_t sig_calls__global;
+
+struct st_sig_calls_tls_t {
+    uv_loop_t *loop;
+    sig_buf_t event;   /* an event being packed */
+    sig_buf_t task;    /* an output for another thread being packed */
+    sig_buf_t scratch; /* the decoded request's strings */
+    sig_buf_t out;     /* a message being encoded */
+};
+extern __thread struct st_sig_calls_tls_t sig_calls__tls;
+
+/* sig_calls.c */
+/** The thread that owns the route's calls on this node. */
+uint32_t sig_calls__owner_thread(const sig_calls_t *calls);
+/** A router task: [uint64_t conn_id][payload] delivered to the connection on the calling thread. */
+void sig_calls__deliver_task(const void *bytes, size_t len);
+/** After an event or a timer on the owner thread: the figures for scrapes, the next deadline. */
+void sig_calls__publish_stats(sig_calls_t *calls);
+void sig_calls__rearm(sig_calls_t *calls);
+/** Runs a packed event (struct st_event_t and its strings) on the owner thread; `found`: the callee's connections the
+ * nodes named for a `call` (NULL: not asked yet). A router task as sig_calls__run_event. */
+void sig_calls__run_event_found(const void *bytes, size_t len, const sig_buf_t *found);
+void sig_calls__run_event(const void *bytes, size_t len);
+
+/* sig_calls_cluster.c */
+/** The router's call listener (sig_router_set_call_listener), on the thread owning the message's shard. */
+void sig_calls__on_cluster_message(void *data, uint32_t shard, const sig_bus_msg_t *msg);
+/** Any thread: with a cluster, makes the owner thread run the lease (once). */
+void sig_calls__need_lease(sig_calls_t *calls);
+/** Shutdown, owner thread: stops renewing and gives the lease back. */
+void sig_calls__release_lease(sig_calls_t *calls);
+/** Owner thread, inside the state machine's sink: `msg` to a device of another node. */
+void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg);
+/** Device thread: the packed event goes to the owner node, or is answered here when it cannot. */
+void sig_calls__post_to_owner_node(sig_calls_t *calls, const struct st_event_t *ev, sig_buf_t *packed);
+/** Owner thread: returns 1 when a `call` for `user` waits for the nodes' answers (the event is copied), else 0. */
+int sig_calls__ask_nodes(sig_calls_t *calls, sig_str_t user, const void *event, size_t event_len);
+/** Owner thread: drops an ask (teardown). */
+void sig_calls__ask_free(sig_calls_t *calls);
+/** Owner thread: the index (1..) of node `id` in the owner's table, added when new. */
+uint32_t sig_calls__node_index(sig_calls_t *calls, sig_str_t id);
+
+#endif
