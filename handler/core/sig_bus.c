@@ -156,7 +156,7 @@ static int read_num(struct st_cursor_t *c, uint64_t max, uint64_t *v)
         unsigned d = (unsigned)(*c->p - '0');
         if (c->p - start == NUM_DIGITS_MAX)
             return -1;
-        if (n > (max - d) / 10) /* n * 10 + d > max, without overflowing */
+        if (d > max || n > (max - d) / 10) /* n * 10 + d > max, without overflowing (max may be below 9) */
             return -1;
         n = n * 10 + d;
         ++c->p;

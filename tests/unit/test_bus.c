@@ -303,8 +303,94 @@ static void test_no_input(void)
     free(empty);
 }
 
+/* the level-2 messages: exact bytes, fields, round trips, refusals */
+static void test_call_messages(void)
+{
+    sig_buf_t b = SIG_BUF_INIT, again = SIG_BUF_INIT;
+    sig_bus_msg_t msg;
+    sig_bus_device_t devs[3] = {{0, 5, 2}, {3, 1234, 1}}, got[3];
+
+    sig_bus_owner_key(&b, SIG_STRLIT("sig:"), SIG_STRLIT("default/WsService"));
+    is_str(cstr(&b), "sig:o:default/WsService", "the lease key");
+
+    sig_buf_reset(&b);
+    sig_bus_encode_event(&b, SIG_STRLIT("n1"), SIG_BUS_EVENT_REQUEST, 2, 77, 2, SIG_BUS_EVENT_NAME_VERIFIED, SIG_STRLIT("1122"),
+                         SIG_STRLIT("ph"), sig_str(NULL, 0), SIG_STRLIT("Ann"), SIG_STRLIT("{\"type\":\"call\"}"));
+    is_str(cstr(&b), "E2 n11 2 77 2 2 4 11222 ph0 3 Ann{\"type\":\"call\"}", "EVENT: the bytes");
+    is_int(sig_bus_decode(b.base, b.len, &msg), 0, "EVENT decodes");
+    ok(msg.kind == SIG_BUS_EVENT && sig_str_eq(msg.node, SIG_STRLIT("n1")) && msg.event == SIG_BUS_EVENT_REQUEST && msg.thread == 2 &&
+           msg.conn_id == 77 && msg.level == 2 && msg.flags == SIG_BUS_EVENT_NAME_VERIFIED && sig_str_eq(msg.user, SIG_STRLIT("1122")) &&
+           sig_str_eq(msg.device, SIG_STRLIT("ph")) && msg.req_id.len == 0 && sig_str_eq(msg.name, SIG_STRLIT("Ann")) &&
+           sig_str_eq(msg.payload, SIG_STRLIT("{\"type\":\"call\"}")),
+       "EVENT: every field");
+    sig_bus_encode_event(&again, msg.node, msg.event, msg.thread, msg.conn_id, msg.level, msg.flags, msg.user, msg.device, msg.req_id,
+                         msg.name, msg.payload);
+    ok(again.len == b.len && memcmp(again.base, b.base, b.len) == 0, "EVENT: the same bytes re-encoded");
+
+    sig_buf_reset(&b);
+    sig_bus_encode_output(&b, 1, 9, sig_str(NULL, 0));
+    is_str(cstr(&b), "O1 9 ", "OUTPUT with no payload");
+    is_int(sig_bus_decode(b.base, b.len, &msg), 0, "decodes");
+    ok(msg.kind == SIG_BUS_OUTPUT && msg.thread == 1 && msg.conn_id == 9 && msg.payload.len == 0, "OUTPUT: its fields");
+
+    sig_buf_reset(&b);
+    sig_bus_encode_who(&b, SIG_STRLIT("n1"), 4, SIG_STRLIT("h/p"), SIG_STRLIT("u"));
+    is_str(cstr(&b), "W2 n14 3 h/p1 u", "WHO");
+    is_int(sig_bus_decode(b.base, b.len, &msg), 0, "decodes");
+    ok(msg.kind == SIG_BUS_WHO && msg.seq == 4 && sig_str_eq(msg.route, SIG_STRLIT("h/p")) && sig_str_eq(msg.user, SIG_STRLIT("u")),
+       "WHO: its fields");
+
+    sig_buf_reset(&b);
+    sig_bus_encode_devices(&b, SIG_STRLIT("n2"), 4, devs, 2);
+    is_str(cstr(&b), "V2 n24 2 0 5 2 3 1234 1 ", "DEVICES");
+    is_int(sig_bus_decode(b.base, b.len, &msg), 0, "decodes");
+    ok(msg.kind == SIG_BUS_DEVICES && sig_str_eq(msg.node, SIG_STRLIT("n2")) && msg.seq == 4 && msg.delivered == 2, "DEVICES: its fields");
+    is_int(sig_bus_devices_at(&msg, got, 1), 2, "the count, whatever the room");
+    ok(got[0].thread == 0 && got[0].conn_id == 5 && got[0].level == 2, "the room is filled");
+    sig_bus_devices_at(&msg, got, 3);
+    ok(got[1].thread == 3 && got[1].conn_id == 1234 && got[1].level == 1, "every entry");
+
+    /* refusals: each leaves the message zeroed */
+    {
+        static const char *bad[] = {
+            "E2 n13 2 77 2 0 1 u0 0 0 ",       /* event 3 */
+            "E2 n11 2 77 0 0 1 u0 0 0 ",       /* level 0 */
+            "E2 n11 2 77 3 0 1 u0 0 0 ",       /* level 3 */
+            "E2 n11 2 77 2 4 1 u0 0 0 ",       /* an unknown flag */
+            "E2 n11 2 77 2 0 0 0 0 0 ",        /* no user */
+            "E2 n11 2 77 2 0 1 u0 0 5 ab",     /* a name past the end */
+            "O1 ",                             /* no conn_id */
+            "W2 n14 3 h/p1 ux",                /* bytes after a WHO */
+            "W2 n14 0 1 u",                    /* an empty route */
+            "V2 n24 3 0 5 2 3 1234 1 ",        /* three said, two given */
+            "V2 n24 1 0 5 2 3 1234 1 ",        /* one said, two given */
+            "V2 n24 1 0 5 3 ",                 /* level 3 */
+            "V2 n24 18446744073709551615 ",    /* a huge count, no entries */
+        };
+        size_t i;
+        for (i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+            ok(sig_bus_decode(bad[i], strlen(bad[i]), &msg) == -1 && is_zero(&msg), "refused: %s", bad[i]);
+    }
+    {
+        sig_buf_t big = SIG_BUF_INIT;
+        char device[SIG_BUS_DEVICE_ID_MAX + 1];
+        memset(device, 'd', sizeof(device));
+        sig_bus_encode_event(&big, SIG_STRLIT("n1"), 0, 0, 1, 2, 0, SIG_STRLIT("u"), sig_str(device, sizeof(device)), sig_str(NULL, 0),
+                             sig_str(NULL, 0), sig_str(NULL, 0));
+        ok(sig_bus_decode(big.base, big.len, &msg) == -1 && is_zero(&msg), "refused: a deviceId of 65 bytes");
+        sig_buf_reset(&big);
+        sig_bus_encode_event(&big, SIG_STRLIT("n1"), 0, 0, 1, 2, 0, SIG_STRLIT("u"), sig_str(device, sizeof(device) - 1),
+                             sig_str(NULL, 0), sig_str(NULL, 0), sig_str(NULL, 0));
+        is_int(sig_bus_decode(big.base, big.len, &msg), 0, "a deviceId of 64 bytes decodes");
+        sig_buf_dispose(&big);
+    }
+    sig_buf_dispose(&b);
+    sig_buf_dispose(&again);
+}
+
 int main(void)
 {
+    test_call_messages();
     test_channels();
     test_example();
     test_round_trips();
