@@ -72,6 +72,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "a PROBE with fields it does not have");
         sig_bus_encode_probe(&again, msg.node, msg.seq);
         break;
+    case SIG_BUS_EVENT:
+        FUZZ_CHECK(inside(msg.node, input, size) && inside(msg.user, input, size) && inside(msg.payload, input, size),
+                   "an EVENT string points outside the input");
+        FUZZ_CHECK(msg.event <= SIG_BUS_EVENT_LOST && (msg.level == 1 || msg.level == 2) &&
+                       (msg.flags & ~(SIG_BUS_EVENT_CLEAN | SIG_BUS_EVENT_NAME_VERIFIED)) == 0,
+                   "an EVENT number out of bounds");
+        FUZZ_CHECK(msg.device.len <= SIG_BUS_DEVICE_ID_MAX && msg.req_id.len <= SIG_BUS_FIELD_MAX && msg.name.len <= SIG_BUS_FIELD_MAX,
+                   "an EVENT string too long");
+        sig_bus_encode_event(&again, msg.node, msg.event, msg.thread, msg.conn_id, msg.level, msg.flags, msg.user, msg.device,
+                             msg.req_id, msg.name, msg.payload);
+        break;
+    case SIG_BUS_OUTPUT:
+        FUZZ_CHECK(msg.payload.base + msg.payload.len == input + size, "the OUTPUT payload does not end the input");
+        sig_bus_encode_output(&again, msg.thread, msg.conn_id, msg.payload);
+        break;
+    case SIG_BUS_WHO:
+        FUZZ_CHECK(inside(msg.node, input, size) && inside(msg.route, input, size) && inside(msg.user, input, size),
+                   "a WHO string points outside the input");
+        sig_bus_encode_who(&again, msg.node, msg.seq, msg.route, msg.user);
+        break;
+    case SIG_BUS_DEVICES: {
+        size_t n = (size_t)msg.delivered;
+        sig_bus_device_t *devs;
+        FUZZ_CHECK(msg.delivered <= size, "more DEVICES entries than bytes");
+        devs = malloc(sizeof(*devs) * (n + 1));
+        sig_bus_devices_at(&msg, devs, n);
+        sig_bus_encode_devices(&again, msg.node, msg.seq, devs, n);
+        free(devs);
+    } break;
     default:
         FUZZ_CHECK(0, "accepted an unknown kind");
     }
