@@ -13,10 +13,11 @@ import { waitUntil } from '../lib/wait.mjs';
 const OWNER_KEY = 'sig:o:default/WsService';
 const RING = 5000 * SLOW;
 const ROUNDS = 100;
+const GRACE = 3000 * SLOW;
 
 /** A cluster of `n` nodes whose lease is taken; resolves with {redis, nodes, owner, others}. */
 async function callCluster(t, n = 2) {
-    const { redis, nodes } = await startCluster(t, { n, threads: 4, settings: [`signaling.call.ring-timeout: ${RING}`] });
+    const { redis, nodes } = await startCluster(t, { n, threads: 4, settings: [`signaling.call.ring-timeout: ${RING}`, `signaling.call.reconnect-grace: ${GRACE}`] });
     let ownerId = null;
     await waitUntil(async () => (ownerId = await redis.command('GET', OWNER_KEY)) !== null, { timeout: 5000 * SLOW, what: 'the lease' });
     const owner = nodes.find((x) => x.nodeId === ownerId);
@@ -166,6 +167,53 @@ describe('calls across two nodes', { timeout: 300000 * SLOW }, () => {
         for (let k = 1; k <= 20; k++) {
             await a.expect(T.signal({ callId, fromUser: B, fromDevice: 'b-1', seq: k, kind: 'candidate', data: `{"n":${k}}` }));
         }
+    });
+
+    test('reject and rejected_elsewhere, busy, and an abrupt loss resumed on the other node', async (t) => {
+        const { owner, others } = await callCluster(t);
+        const list = clientsOf(t);
+        const [A, B, C] = [uid('rj-a'), uid('rj-b'), uid('rj-c')];
+        const a = await device(owner.wsUrl, A, { device: 'a-1' });
+        const b1 = await device(owner.wsUrl, B, { device: 'b-1' });
+        const b2 = await device(others[0].wsUrl, B, { device: 'b-2' });
+        const c = await device(others[0].wsUrl, C, { device: 'c-1' });
+        list.push(a, b1, b2, c);
+
+        let callId = (await a.call({ to: B })).msg.data.callId;
+        await b1.take('incoming_call', callId);
+        await b2.take('incoming_call', callId);
+        let id = b2.post({ type: 'call_reject', callId });
+        assert.match(await b2.reply(id), /"ok":true/);
+        await a.expect(T.ended({ callId, reason: 'rejected' }));
+        await b1.expect(T.ended({ callId, reason: 'rejected_elsewhere' }));
+
+        // B in an active call (on the owner's node): C, on the other node, gets busy
+        callId = (await a.call({ to: B, media: 'video' })).msg.data.callId;
+        await b2.take('incoming_call', callId);
+        id = b1.post({ type: 'call_accept', callId });
+        await b1.expectReply(id, T.response('call_accept', { id, callId, state: 'active' }));
+        await a.take('call_accepted', callId);
+        await b2.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
+        const busy = (await c.call({ to: B })).msg.data.callId;
+        await c.expect(T.ended({ callId: busy, reason: 'busy' }));
+
+        // b-1 is lost without a close frame; it comes back on the other node with its deviceId within the grace
+        await b1.kill();
+        await a.expect(T.state({ callId, state: 'active', alerting: 0, peerConnected: false }), { timeout: 2000 * SLOW });
+        id = a.post({ type: 'call_signal', callId, kind: 'candidate', data: { n: 1 } });
+        await a.expectReply(id, T.response('call_signal', { id, callId, state: 'active' }));
+        const back = await device(others[0].wsUrl, B, {
+            device: 'b-1',
+            calls: [{ callId, state: 'active', role: 'callee', peerUserId: A, media: 'video' }],
+        });
+        list.push(back);
+        await back.expect(T.state({ callId, state: 'active', alerting: 0, peerConnected: true }));
+        await a.expect(T.state({ callId, state: 'active', alerting: 0, peerConnected: true }));
+        await back.expect(T.signal({ callId, fromUser: A, fromDevice: 'a-1', seq: 1, kind: 'candidate', data: '{"n":1}' }));
+        await quietAll([a, back], GRACE + 200); // no peer_gone
+        id = back.post({ type: 'call_hangup', callId });
+        await back.expectReply(id, T.response('call_hangup', { id, callId, state: 'ended' }));
+        await a.expect(T.ended({ callId, reason: 'hangup' }));
     });
 
     test('the owner dies: another node takes the lease and calls work again', async (t) => {
