@@ -1,270 +1,868 @@
-// Level 2 across nodes (docs/scaling.md, "Calls (level 2)"): one node owns every call of the route, by a lease in
-// Redis (sig:o:default/WsService); devices on any node reach it, and its decisions reach them. Real redis-server,
-// real nodes on num-threads 4, real `ws` clients. The single-node rules are proven in calls-*.test.mjs; here each
-// rule is crossed over nodes: ringing and counts, first accept, glare, signals in order, hangup, owner loss, Redis down.
+// Level 2 ("calls", /work/shared/design/calls.md) across nodes on one real redis-server (scale-out,
+// docs/scaling.md "Calls (level 2)"): one node per route owns every call of the route (the lease
+// `sig:o:default/WsService` in Redis), devices on the other nodes reach it through Redis, so every
+// single-node rule holds across nodes:
+//   - ringing: a `call` from either node rings the callee's level-2 devices (incoming_call) and
+//     level-1 connections (called) on every node, and `delivered` counts them all; a level-2
+//     create_connect on either node lists the user's live calls;
+//   - races on num-threads 4, 100 rounds each: first accept wins between devices on two nodes, and
+//     glare between a user on node-a and one on node-b;
+//   - signals: the caller's early signals are buffered and flushed in order to the accepting device
+//     on the other node; then both ways in order, seq from 1;
+//   - reject / rejected_elsewhere, cancel, busy, hangup and its repeats, ring timeout (short timer);
+//   - the owner SIGKILLed: a survivor takes the lease, new calls ring and are answered (the dead
+//     owner's calls are lost: nobody lists them);
+//   - Redis down: on the node that does not own the calls a level-2 request is answered
+//     cluster_unavailable, a level-2 create_connect still succeeds (calls []); the owner, losing its
+//     lease while alive, ends its calls with `shutdown`; with Redis back, calls work again.
+// Every wait is bounded; the nodes run with lib/redis.mjs FAST_REDIS_TIMINGS (probe interval 200 ms,
+// so a lease lasts 600 ms). The shared clusters make node-a the owner (it starts alone and takes the
+// lease before node-b starts), so each test knows which side is the owner's.
 
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 
-import { clientsOf, device, quietAll, SLOW, T, uid } from '../lib/callclient.mjs';
-import { nodeLogs, startCluster } from '../lib/redis.mjs';
+import { clientsOf, device, quietAll, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
+import { nodeLogs, requireRedisSupport, startCluster, startNode, startRedis, waitCrossNode, waitNodesLinked } from '../lib/redis.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 
-const OWNER_KEY = 'sig:o:default/WsService';
-const RING = 5000 * SLOW;
-const ROUNDS = 100;
-const GRACE = 3000 * SLOW;
+const J = JSON.stringify;
+const LEASE = 'sig:o:default/WsService';
+const RING = 20000 * SLOW; // no ring timeout during a test of the main cluster
+const SHORT = 1500 * SLOW; // the ring-timeout cluster
+const BUDGET_MS = 60000 * SLOW; // per 100-round loop
+const GRACE = 3000 * SLOW; // reconnect-grace of the main cluster
 
-/** A cluster of `n` nodes whose lease is taken; resolves with {redis, nodes, owner, others}. */
-async function callCluster(t, n = 2) {
-    const { redis, nodes } = await startCluster(t, { n, threads: 4, settings: [`signaling.call.ring-timeout: ${RING}`, `signaling.call.reconnect-grace: ${GRACE}`] });
-    let ownerId = null;
-    await waitUntil(async () => (ownerId = await redis.command('GET', OWNER_KEY)) !== null, { timeout: 5000 * SLOW, what: 'the lease' });
-    const owner = nodes.find((x) => x.nodeId === ownerId);
-    assert.ok(owner, `the lease names a node of the cluster: ${ownerId}`);
-    const others = nodes.filter((x) => x !== owner);
-    // every node knows the owner once a call from it is decided (a node learns the owner within a probe interval)
-    for (const node of others) {
+/** The exact answer to a level-2 request when no owner can be reached. */
+const unavailable = (type, id) =>
+    J({ type: `${type}_response`, ok: false, msg: 'the node that owns the calls cannot be reached', code: 'cluster_unavailable', id });
+
+const isUnavailable = (text) => {
+    try {
+        return JSON.parse(text).code === 'cluster_unavailable';
+    } catch {
+        return false;
+    }
+};
+
+/** Polls until the lease names `nodeId` (or, with nodeId undefined, any node); returns the holder. */
+async function waitOwner(redis, nodeId, { timeout = 5000 * SLOW, nodes = [] } = {}) {
+    let last;
+    try {
         await waitUntil(
             async () => {
-                const c = await device(node.wsUrl, uid('probe'), { device: 'p' });
-                const r = await c.call({ to: uid('nobody') });
-                c.ws.close(1000);
-                return r.msg.ok === true;
+                last = await redis.command('GET', LEASE);
+                return nodeId === undefined ? last !== null : last === nodeId;
             },
-            { timeout: 5000 * SLOW, what: `${node.nodeId} reaches the owner` },
+            { timeout, interval: 25, what: `the lease ${LEASE} to name ${nodeId ?? 'a node'}` },
         );
+    } catch (err) {
+        throw new Error(`${err.message}; last GET: ${J(last)}${nodeLogs(nodes)}`);
     }
-    return { redis, nodes, owner, others };
+    return last;
 }
 
-describe('calls across two nodes', { timeout: 300000 * SLOW }, () => {
-    test('a call rings every connection of the callee on every node and counts them all', async (t) => {
-        const { owner, others, nodes } = await callCluster(t);
-        const list = clientsOf(t);
-        const [A, B] = [uid('x-a'), uid('x-b')];
-        // the caller on the node that does not own the calls, the callee on both
-        const a = await device(others[0].wsUrl, A, { device: 'a-1', name: 'Ann' });
-        const b1 = await device(owner.wsUrl, B, { device: 'b-1' });
-        const b2 = await device(others[0].wsUrl, B, { device: 'b-2' });
-        const bl = await device(owner.wsUrl, B, { level: 1 });
-        const bl2 = await device(others[0].wsUrl, B, { level: 1 });
-        list.push(a, b1, b2, bl, bl2);
-        const r = await a.call({ to: B, media: 'video' });
-        const callId = r.msg.data?.callId;
-        assert.equal(r.text, T.callResponse({ id: r.id, callId, state: 'ringing', level2: 2, legacy: 2 }), `call_response${nodeLogs(nodes)}`);
-        for (const b of [b1, b2]) {
-            const m = JSON.parse(await b.take('incoming_call', callId));
-            assert.equal(JSON.stringify(m), T.incoming({ callId, from: A, name: 'Ann', media: 'video', expiresIn: m.data.expiresIn }));
+/**
+ * Polls until a level-2 `call` from every node is decided by an owner (a call to a user nobody holds:
+ * call_response ended, call_ended offline), not answered cluster_unavailable: every node knows the owner.
+ */
+async function waitCallsReady(nodes, list, { timeout = 5000 * SLOW } = {}) {
+    const probes = [];
+    for (const n of nodes) {
+        const p = await device(n.wsUrl, uid(`probe-${n.nodeId}`), { device: 'probe' });
+        list?.push(p);
+        probes.push(p);
+    }
+    const last = {};
+    try {
+        await waitUntil(
+            async () => {
+                let all = true;
+                for (const [i, p] of probes.entries()) {
+                    if (last[i] === 'ok') continue;
+                    const r = await p.call({ to: uid('nobody'), media: 'audio' }, { timeout: 2000 * SLOW });
+                    if (r.msg.ok === true) {
+                        assert.equal(r.text, T.callResponse({ id: r.id, callId: r.msg.data.callId, state: 'ended' }), `${nodes[i].nodeId}: a call to nobody`);
+                        await p.expect(T.ended({ callId: r.msg.data.callId, reason: 'offline' }));
+                        last[i] = 'ok';
+                    } else {
+                        last[i] = r.text;
+                        all = false;
+                    }
+                }
+                return all;
+            },
+            { timeout, interval: 50, what: 'every node to reach the owner of the calls' },
+        );
+    } catch (err) {
+        throw new Error(`${err.message}; last answers: ${J(last)}${nodeLogs(nodes)}`);
+    } finally {
+        for (const p of probes) p.ws.terminate();
+    }
+}
+
+/**
+ * A redis-server and `n` nodes (node-a, node-b, ...) whose calls node-a owns: node-a starts alone and
+ * takes the lease, then the others start; ready once they are linked, dialing crosses nodes, and a
+ * call from each node reaches the owner. {redis, nodes, stop()}.
+ */
+async function ownedCluster({ n = 2, settings = [], threads = 4 } = {}) {
+    await requireRedisSupport();
+    const redis = await startRedis();
+    const nodes = [];
+    const stop = async () => {
+        const errors = [];
+        for (const node of nodes) {
+            try {
+                await stopClean(node);
+            } catch (err) {
+                errors.push(err);
+            }
         }
-        for (const b of [bl, bl2]) assert.equal(await b.take('called'), T.called({ from: A, name: 'Ann', field1: callId, field2: 'video', callId }));
+        await redis.stop();
+        if (errors.length) throw errors[0];
+    };
+    try {
+        nodes.push(await startNode({ redis: redis.addr, nodeId: 'node-a', settings, threads }));
+        await waitOwner(redis, 'node-a', { nodes });
+        for (const nodeId of ['node-b', 'node-c', 'node-d'].slice(0, n - 1)) {
+            nodes.push(await startNode({ redis: redis.addr, nodeId, settings, threads }));
+        }
+        await waitNodesLinked(redis, nodes);
+        await waitCrossNode(nodes);
+        await waitCallsReady(nodes);
+        assert.equal(await redis.command('GET', LEASE), 'node-a', 'node-a still owns the calls');
+    } catch (err) {
+        for (const node of nodes) await node.stop('SIGKILL');
+        await redis.stop();
+        throw err;
+    }
+    return { redis, nodes, stop };
+}
 
-        // the device on the other node accepts: the one on the owner's node hears answered_elsewhere
-        const id = b2.post({ type: 'call_accept', callId });
-        await b2.expectReply(id, T.response('call_accept', { id, callId, state: 'active' }));
-        await a.expect(T.accepted({ callId, byUser: B, byDevice: 'b-2', polite: false }));
-        await b2.expect(T.accepted({ callId, byUser: B, byDevice: 'b-2', polite: true }));
-        await b1.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
+/**
+ * A ringing call across nodes: the caller `caller` registers on `callerUrl` (deviceId `callerDevice`),
+ * the callee's level-2 devices on `callees` ([url, deviceId] pairs) and level-1 connections on
+ * `legacyUrls`; then the call. Asserts the exact call_response (ringing, delivered {level2, legacy}),
+ * each device's incoming_call (expiresIn exactly `ringTimeout`) and each level-1 connection's called.
+ * Every client goes into `list`. Returns {A, B, a, bs, legacies, callId, media, name}.
+ */
+async function ringAcross(list, {
+    callerUrl,
+    callees,
+    legacyUrls = [],
+    caller = uid('caller'),
+    callee = uid('callee'),
+    callerDevice = 'a-1',
+    media = 'audio',
+    name = 'Caller',
+    ringTimeout = RING,
+    callId: chosen,
+} = {}) {
+    const a = await device(callerUrl, caller, { device: callerDevice, name });
+    list.push(a);
+    const bs = [];
+    for (const [url, d] of callees) {
+        const b = await device(url, callee, { device: d });
+        list.push(b);
+        bs.push(b);
+    }
+    const legacies = [];
+    for (const url of legacyUrls) {
+        const l = await device(url, callee, { level: 1, label: `${callee}/level-1@${legacies.length}` });
+        list.push(l);
+        legacies.push(l);
+    }
+    const extra = chosen === undefined ? {} : { callId: chosen };
+    const r = await a.call({ to: callee, media, sponsorUserName: name, ...extra });
+    const callId = r.msg.data?.callId;
+    assert.equal(typeof callId, 'string', `call_response carries a callId: ${r.text}`);
+    assert.equal(r.text, T.callResponse({ id: r.id, callId, state: 'ringing', level2: bs.length, legacy: legacies.length }), 'call_response');
+    for (const b of bs) await b.expect(T.incoming({ callId, from: caller, name, media, expiresIn: ringTimeout }));
+    for (const l of legacies) assert.equal(await l.take('called'), T.called({ from: caller, name, field1: callId, field2: media, callId }), `${l.label}: called`);
+    return { A: caller, B: callee, a, bs, legacies, callId, media, name };
+}
 
-        // hangup from the caller's node ends it on the callee's; a repeat gets the same call_ended
-        const h = a.post({ type: 'call_hangup', callId });
-        await a.expectReply(h, T.response('call_hangup', { id: h, callId, state: 'ended' }));
-        await b2.expect(T.ended({ callId, reason: 'hangup' }));
-        const h2 = b2.post({ type: 'call_hangup', callId });
-        await b2.expectReply(h2, T.response('call_hangup', { id: h2, callId, state: 'ended' }));
-        await b2.expect(T.ended({ callId, reason: 'hangup', repeat: true }));
-        await quietAll([a, b1, b2]);
+/** bs[winner] (deviceId `byDevice`) accepts the ringing call: asserts the reply, both call_accepted, answered_elsewhere to the rest. */
+async function accept({ a, bs, B, callId }, winner, byDevice) {
+    const b = bs[winner];
+    const id = b.post({ type: 'call_accept', callId });
+    await b.expectReply(id, T.response('call_accept', { id, callId, state: 'active' }));
+    await a.expect(T.accepted({ callId, byUser: B, byDevice, polite: false }));
+    await b.expect(T.accepted({ callId, byUser: B, byDevice, polite: true }));
+    for (const [i, other] of bs.entries()) if (i !== winner) await other.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
+    return b;
+}
+
+/** Runs `round(i)` `n` times, failing when the loop as a whole takes longer than `budget` ms. */
+async function rounds(t, n, budget, round) {
+    const started = Date.now();
+    const outcomes = new Map();
+    for (let i = 0; i < n; i++) {
+        if (Date.now() - started > budget) throw new Error(`only ${i} of ${n} rounds within ${budget} ms`);
+        const outcome = await round(i);
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    t.diagnostic(`${n} rounds in ${Date.now() - started} ms: ${J(Object.fromEntries(outcomes))}`);
+    return outcomes;
+}
+
+/** Closes the round's clients cleanly without waiting (a clean close of a party is its hangup). */
+function closeRound(clients) {
+    for (const c of clients) if (c.isOpen()) c.ws.close(1000);
+}
+
+/** Waits `ms`, then returns the texts left in each client's inbox ({label: [texts]}, non-empty only). */
+async function leftOver(clients, ms) {
+    await new Promise((r) => setTimeout(r, ms));
+    const out = {};
+    for (const c of clients) if (c.inbox.length) out[c.label] = c.left();
+    return out;
+}
+
+describe('level 2 across two nodes (node-a owns the calls), num-threads 4', { timeout: 600000 * SLOW }, () => {
+    let cluster;
+    let A; // node-a: the owner
+    let B; // node-b
+    before(async () => {
+        cluster = await ownedCluster({ n: 2, threads: 4, settings: [`signaling.call.ring-timeout: ${RING}`, `signaling.call.reconnect-grace: ${GRACE}`] });
+        [A, B] = cluster.nodes;
+    });
+    after(() => cluster?.stop());
+
+    test('ringing across nodes: devices and a level-1 connection on both nodes, from either node; create_connect lists the call on both', async (t) => {
+        const list = clientsOf(t);
+        // caller on the owner's node, then on the other one
+        for (const [callerNode, otherNode] of [[A, B], [B, A]]) {
+            const call = await ringAcross(list, {
+                callerUrl: callerNode.wsUrl,
+                callees: [[A.wsUrl, 'b-on-a'], [B.wsUrl, 'b-on-b']],
+                legacyUrls: [B.wsUrl],
+                media: 'video',
+                name: `Ann of ${callerNode.nodeId}`,
+            });
+            const { a, bs, legacies, callId, A: caller, B: callee } = call;
+            // a new device of either user on either node lists the live call; the callee's is rung too
+            for (const node of [A, B]) {
+                const c2 = await device(node.wsUrl, caller, {
+                    device: `a-2-${node.nodeId}`,
+                    calls: [{ callId, state: 'ringing', role: 'caller', peerUserId: callee, media: 'video' }],
+                });
+                const b3 = await device(node.wsUrl, callee, {
+                    device: `b-3-${node.nodeId}`,
+                    calls: [{ callId, state: 'ringing', role: 'callee', peerUserId: caller, media: 'video' }],
+                });
+                list.push(c2, b3);
+                const inc = JSON.parse(await b3.take('incoming_call', callId));
+                assert.ok(inc.data.expiresIn > 0 && inc.data.expiresIn <= RING, `expiresIn left: ${inc.data.expiresIn}`);
+                assert.equal(J(inc), T.incoming({ callId, from: caller, name: call.name, media: 'video', expiresIn: inc.data.expiresIn }), `${b3.label}: incoming_call`);
+                bs.push(b3);
+                c2.ws.close(1000); // not a party: its close changes nothing
+            }
+            // the device on the node that is not the caller's answers
+            const winner = callerNode === A ? 1 : 0;
+            const byDevice = winner === 1 ? 'b-on-b' : 'b-on-a';
+            const b = await accept(call, winner, byDevice);
+            const id = a.post({ type: 'call_hangup', callId });
+            await a.expectReply(id, T.response('call_hangup', { id, callId, state: 'ended' }));
+            await b.expect(T.ended({ callId, reason: 'hangup' }));
+            // level-1 connections never get a level-2 message; nothing else anywhere
+            await quietAll([a, ...bs, ...legacies]);
+            t.diagnostic(`caller on ${callerNode.nodeId}, answered on ${otherNode.nodeId}: ok`);
+        }
     });
 
-    test(`first accept wins across nodes: two devices on two nodes accept at once, ${ROUNDS} times`, async (t) => {
-        const { owner, others } = await callCluster(t);
+    test('first accept wins: devices on node-a and node-b accept in the same tick, 100 times', { timeout: BUDGET_MS + 20000 * SLOW }, async (t) => {
         const list = clientsOf(t);
-        const wins = { owner: 0, other: 0 };
-        for (let i = 0; i < ROUNDS; i++) {
-            const [A, B] = [uid('fa-a'), uid('fa-b')];
-            const a = await device((i % 2 ? owner : others[0]).wsUrl, A, { device: 'a' });
-            const bo = await device(owner.wsUrl, B, { device: 'b-owner' });
-            const bx = await device(others[0].wsUrl, B, { device: 'b-other' });
-            list.push(a, bo, bx);
-            const r = await a.call({ to: B });
-            const callId = r.msg.data.callId;
-            await bo.take('incoming_call', callId);
-            await bx.take('incoming_call', callId);
-            const ids = new Map([[bo, bo.post({ type: 'call_accept', callId })], [bx, bx.post({ type: 'call_accept', callId })]]);
+        const outcomes = await rounds(t, 100, BUDGET_MS, async (i) => {
+            const mine = [];
+            // the caller's node alternates every two rounds, the accept order every round
+            const callerNode = Math.floor(i / 2) % 2 ? B : A;
+            const call = await ringAcross(mine, { callerUrl: callerNode.wsUrl, callees: [[A.wsUrl, 'b-on-a'], [B.wsUrl, 'b-on-b']] });
+            list.push(...mine);
+            const { a, bs, callId, B: callee } = call;
+            const [ba, bb] = bs;
+            const first = i % 2 ? bb : ba;
+            const second = i % 2 ? ba : bb;
+            const ids = new Map([[first, first.post({ type: 'call_accept', callId })], [second, second.post({ type: 'call_accept', callId })]]);
             const replies = new Map();
-            for (const d of [bo, bx]) replies.set(d, await d.reply(ids.get(d)));
-            const winners = [bo, bx].filter((d) => replies.get(d) === T.response('call_accept', { id: ids.get(d), callId, state: 'active' }));
+            for (const d of [ba, bb]) replies.set(d, await d.reply(ids.get(d)));
+            const winners = [ba, bb].filter((d) => replies.get(d) === T.response('call_accept', { id: ids.get(d), callId, state: 'active' }));
             assert.equal(winners.length, 1, `round ${i}: exactly one accept wins: ${[...replies.values()].join(' | ')}`);
             const [w] = winners;
-            const l = w === bo ? bx : bo;
-            const wDevice = w === bo ? 'b-owner' : 'b-other';
+            const l = w === ba ? bb : ba;
+            const wDevice = w === ba ? 'b-on-a' : 'b-on-b';
             assert.equal(replies.get(l), T.error('call_accept', 'answered_elsewhere', ids.get(l)), `round ${i}: the late accept`);
-            await a.expect(T.accepted({ callId, byUser: B, byDevice: wDevice, polite: false }));
-            await w.expect(T.accepted({ callId, byUser: B, byDevice: wDevice, polite: true }));
+            await a.expect(T.accepted({ callId, byUser: callee, byDevice: wDevice, polite: false }));
+            await w.expect(T.accepted({ callId, byUser: callee, byDevice: wDevice, polite: true }));
             await l.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
-            await quietAll([a, bo, bx], 20);
-            wins[w === bo ? 'owner' : 'other']++;
-            for (const c of [a, bo, bx]) c.ws.close(1000);
-        }
-        assert.equal(wins.owner + wins.other, ROUNDS);
+            const rest = await leftOver([a, ba, bb], 20);
+            assert.deepEqual(rest, {}, `round ${i}: nothing more`);
+            closeRound(mine);
+            return `${w === first ? 'first' : 'second'} sent won (${wDevice})`;
+        });
+        assert.equal([...outcomes.values()].reduce((x, y) => x + y, 0), 100);
     });
 
-    test(`glare across nodes: A and B call each other at once from two nodes, ${ROUNDS} times: one active call, no error`, async (t) => {
-        const { owner, others } = await callCluster(t);
+    test('glare: A on node-a calls B on node-b while B calls A, at the same moment, 100 times: one active call, no error', { timeout: BUDGET_MS + 20000 * SLOW }, async (t) => {
         const list = clientsOf(t);
-        for (let i = 0; i < ROUNDS; i++) {
-            const [A, B] = [uid('gl-a'), uid('gl-b')];
-            const a = await device(owner.wsUrl, A, { device: 'a-dev' });
-            const b = await device(others[0].wsUrl, B, { device: 'b-dev' });
+        await rounds(t, 100, BUDGET_MS, async (i) => {
+            const [UA, UB] = [uid('glare-a'), uid('glare-b')];
+            const a = await device(A.wsUrl, UA, { device: 'a-dev' });
+            const b = await device(B.wsUrl, UB, { device: 'b-dev' });
             list.push(a, b);
-            const idA = a.post({ type: 'call', receiverUserId: B, media: 'audio' });
-            const idB = b.post({ type: 'call', receiverUserId: A, media: 'audio' });
+            // odd rounds: client-chosen callIds (either may be the lower one); even rounds: the server's
+            const chosen = i % 2 ? { a: `g${i}-${i % 4 === 1 ? 'x' : 'y'}-${uid('n')}`, b: `g${i}-${i % 4 === 1 ? 'y' : 'x'}-${uid('n')}` } : null;
+            const msgA = { type: 'call', receiverUserId: UB, media: 'video', ...(chosen ? { callId: chosen.a } : {}) };
+            const msgB = { type: 'call', receiverUserId: UA, media: 'video', ...(chosen ? { callId: chosen.b } : {}) };
+            // the order of the two sends alternates every two rounds
+            let idA;
+            let idB;
+            if (Math.floor(i / 2) % 2) {
+                idB = b.post(msgB);
+                idA = a.post(msgA);
+            } else {
+                idA = a.post(msgA);
+                idB = b.post(msgB);
+            }
             const ra = JSON.parse(await a.reply(idA));
             const rb = JSON.parse(await b.reply(idB));
-            assert.equal(ra.ok && rb.ok, true, `round ${i}: no error: ${JSON.stringify([ra, rb])}`);
+            assert.equal(ra.ok, true, `round ${i}: A's call: ${J(ra)}`);
+            assert.equal(rb.ok, true, `round ${i}: B's call: ${J(rb)}`);
             const glared = [ra, rb].filter((r) => r.data?.glare === true);
-            assert.equal(glared.length, 1, `round ${i}: one glare answer: ${JSON.stringify([ra, rb])}`);
-            const other = glared[0] === ra ? rb : ra;
-            assert.equal(glared[0].data.state, 'active');
-            // the glare answer joined the ringing call, or (both made at once) the lower id replaced it
-            const W = glared[0].data.callId;
-            const O = other.data.callId;
-            assert.ok(W === O || W < O, `round ${i}: ${W} won over ${O}`);
-            // both sides hear call_accepted for that one call, and signals pass on it
-            for (const c of [a, b]) assert.match(await c.take('call_accepted', W), /"glare":true/);
-            const s = a.post({ type: 'call_signal', callId: W, kind: 'offer', data: { from: 'a' } });
-            await a.expectReply(s, T.response('call_signal', { id: s, callId: W, state: 'active' }));
-            await b.expect(T.signal({ callId: W, fromUser: A, fromDevice: 'a-dev', seq: 1, kind: 'offer', data: '{"from":"a"}' }));
-            const h = a.post({ type: 'call_hangup', callId: W });
-            await a.expectReply(h, T.response('call_hangup', { id: h, callId: W, state: 'ended' }));
-            await b.take('call_ended', W);
-            for (const c of [a, b]) c.ws.close(1000);
-        }
-    });
-
-    test('signals: early ones wait for the accept on the other node, then flow both ways in order', async (t) => {
-        const { owner, others } = await callCluster(t);
-        const list = clientsOf(t);
-        const [A, B] = [uid('sg-a'), uid('sg-b')];
-        const a = await device(owner.wsUrl, A, { device: 'a-1' });
-        const b = await device(others[0].wsUrl, B, { device: 'b-1' });
-        list.push(a, b);
-        const callId = (await a.call({ to: B })).msg.data.callId;
-        await b.take('incoming_call', callId);
-        const early = ['{"sdp":"offer"}', '{"c":1}', '{"c":2}'];
-        for (const [k, data] of early.entries()) {
-            const id = a.post({ type: 'call_signal', callId, kind: k === 0 ? 'offer' : 'candidate', data: JSON.parse(data) });
-            assert.match(await a.reply(id), /"ok":true/);
-        }
-        const id = b.post({ type: 'call_accept', callId });
-        await b.expectReply(id, T.response('call_accept', { id, callId, state: 'active' }));
-        await b.expect(T.accepted({ callId, byUser: B, byDevice: 'b-1', polite: true }));
-        for (const [k, data] of early.entries()) {
-            await b.expect(T.signal({ callId, fromUser: A, fromDevice: 'a-1', seq: k + 1, kind: k === 0 ? 'offer' : 'candidate', data }));
-        }
-        await a.take('call_accepted', callId);
-        for (let k = 1; k <= 20; k++) b.post({ type: 'call_signal', callId, kind: 'candidate', data: { n: k } });
-        for (let k = 1; k <= 20; k++) {
-            await a.expect(T.signal({ callId, fromUser: B, fromDevice: 'b-1', seq: k, kind: 'candidate', data: `{"n":${k}}` }));
-        }
-    });
-
-    test('reject and rejected_elsewhere, busy, and an abrupt loss resumed on the other node', async (t) => {
-        const { owner, others } = await callCluster(t);
-        const list = clientsOf(t);
-        const [A, B, C] = [uid('rj-a'), uid('rj-b'), uid('rj-c')];
-        const a = await device(owner.wsUrl, A, { device: 'a-1' });
-        const b1 = await device(owner.wsUrl, B, { device: 'b-1' });
-        const b2 = await device(others[0].wsUrl, B, { device: 'b-2' });
-        const c = await device(others[0].wsUrl, C, { device: 'c-1' });
-        list.push(a, b1, b2, c);
-
-        let callId = (await a.call({ to: B })).msg.data.callId;
-        await b1.take('incoming_call', callId);
-        await b2.take('incoming_call', callId);
-        let id = b2.post({ type: 'call_reject', callId });
-        assert.match(await b2.reply(id), /"ok":true/);
-        await a.expect(T.ended({ callId, reason: 'rejected' }));
-        await b1.expect(T.ended({ callId, reason: 'rejected_elsewhere' }));
-
-        // B in an active call (on the owner's node): C, on the other node, gets busy
-        callId = (await a.call({ to: B, media: 'video' })).msg.data.callId;
-        await b2.take('incoming_call', callId);
-        id = b1.post({ type: 'call_accept', callId });
-        await b1.expectReply(id, T.response('call_accept', { id, callId, state: 'active' }));
-        await a.take('call_accepted', callId);
-        await b2.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
-        const busy = (await c.call({ to: B })).msg.data.callId;
-        await c.expect(T.ended({ callId: busy, reason: 'busy' }));
-
-        // b-1 is lost without a close frame; it comes back on the other node with its deviceId within the grace
-        await b1.kill();
-        await a.expect(T.state({ callId, state: 'active', alerting: 0, peerConnected: false }), { timeout: 2000 * SLOW });
-        id = a.post({ type: 'call_signal', callId, kind: 'candidate', data: { n: 1 } });
-        await a.expectReply(id, T.response('call_signal', { id, callId, state: 'active' }));
-        const back = await device(others[0].wsUrl, B, {
-            device: 'b-1',
-            calls: [{ callId, state: 'active', role: 'callee', peerUserId: A, media: 'video' }],
+            assert.equal(glared.length, 1, `round ${i}: one glare answer: ${J([ra, rb])}`);
+            const g = glared[0];
+            const other = g === ra ? rb : ra;
+            const gSide = g === ra ? { me: a, U: UA, peer: b, P: UB } : { me: b, U: UB, peer: a, P: UA };
+            const W = g.data.callId;
+            assert.equal(J(g), T.callResponse({ id: g.id, callId: W, state: 'active', level2: 0, legacy: 0, glare: true }), `round ${i}: the glare answer`);
+            const O = other.data?.callId;
+            assert.equal(J(other), T.callResponse({ id: other.id, callId: O, state: 'ringing', level2: 1, legacy: 0 }), `round ${i}: the ringing answer`);
+            if (chosen) {
+                const own = gSide.me === a ? chosen.a : chosen.b;
+                const theirs = gSide.me === a ? chosen.b : chosen.a;
+                assert.equal(O, theirs, `round ${i}: the ringing call is the peer's`);
+                assert.ok(W === theirs || (W === own && own < theirs), `round ${i}: the winner ${W} is the ringing call, or the lower id of two at once`);
+            }
+            let outcome;
+            let caller;
+            let callee;
+            if (W === O) {
+                outcome = 'joined the ringing call';
+                callee = gSide;
+                caller = { me: gSide.peer, U: gSide.P };
+                await gSide.me.expect(T.incoming({ callId: O, from: gSide.P, name: '', media: 'video', expiresIn: RING }));
+            } else {
+                outcome = 'lower id won (replaced)';
+                caller = gSide;
+                callee = { me: gSide.peer, U: gSide.P };
+                assert.ok(W < O, `round ${i}: ${W} won over ${O} although it is not lower`);
+                await gSide.me.expect(T.incoming({ callId: O, from: gSide.P, name: '', media: 'video', expiresIn: RING }));
+                await gSide.peer.expect(T.ended({ callId: O, reason: 'replaced' }));
+                await gSide.me.expect(T.ended({ callId: O, reason: 'answered_elsewhere' }));
+            }
+            outcome += `, glare answer on ${gSide.me === a ? 'node-a' : 'node-b'}`;
+            const calleeDevice = callee.me === a ? 'a-dev' : 'b-dev';
+            await caller.me.expect(T.accepted({ callId: W, byUser: callee.U, byDevice: calleeDevice, polite: false, glare: true }));
+            await callee.me.expect(T.accepted({ callId: W, byUser: callee.U, byDevice: calleeDevice, polite: true, glare: true }));
+            // one active call between them: signals pass both ways on W, numbered from 1
+            let id = a.post({ type: 'call_signal', callId: W, kind: 'offer', data: { from: 'a' } });
+            await a.expectReply(id, T.response('call_signal', { id, callId: W, state: 'active' }));
+            id = b.post({ type: 'call_signal', callId: W, kind: 'offer', data: { from: 'b' } });
+            await b.expectReply(id, T.response('call_signal', { id, callId: W, state: 'active' }));
+            await b.expect(T.signal({ callId: W, fromUser: UA, fromDevice: 'a-dev', seq: 1, kind: 'offer', data: '{"from":"a"}' }));
+            await a.expect(T.signal({ callId: W, fromUser: UB, fromDevice: 'b-dev', seq: 1, kind: 'offer', data: '{"from":"b"}' }));
+            const rest = await leftOver([a, b], 20);
+            assert.deepEqual(rest, {}, `round ${i} (${outcome}): nothing more`);
+            // the only live call of either: a new device of each, on the other node, lists just W
+            if (i % 10 === 0) {
+                const a2 = await device(B.wsUrl, UA, { calls: [{ callId: W, state: 'active', role: caller.U === UA ? 'caller' : 'callee', peerUserId: UB, media: 'video' }] });
+                const b2 = await device(A.wsUrl, UB, { calls: [{ callId: W, state: 'active', role: caller.U === UB ? 'caller' : 'callee', peerUserId: UA, media: 'video' }] });
+                list.push(a2, b2);
+                a2.ws.close(1000);
+                b2.ws.close(1000);
+            }
+            id = a.post({ type: 'call_hangup', callId: W });
+            await a.expectReply(id, T.response('call_hangup', { id, callId: W, state: 'ended' }));
+            await b.expect(T.ended({ callId: W, reason: 'hangup' }));
+            closeRound([a, b]);
+            return outcome;
         });
+    });
+
+    test('signals across nodes: early caller signals flushed in order to the accepting device on the other node; then both ways, seq from 1', async (t) => {
+        const list = clientsOf(t);
+        // [caller's node, accepting device's node]: the caller on the owner's node, then on the other
+        for (const [callerNode, acceptNode] of [[A, B], [B, A]]) {
+            const otherNode = acceptNode === A ? B : A;
+            const call = await ringAcross(list, {
+                callerUrl: callerNode.wsUrl,
+                callees: [[otherNode.wsUrl, 'b-other'], [acceptNode.wsUrl, 'b-acc']],
+                media: 'video',
+            });
+            const { a, bs, callId, A: caller, B: callee } = call;
+            const [bo, bw] = bs;
+            const datas = [
+                '{"type":"offer", "sdp" : "v=0\\r\\no=- 1 2 IN IP4 127.0.0.1\\r\\n"}',
+                '{"candidate":"candidate:1 1 udp 2122260223 192.168.1.2 54400 typ host","sdpMid":"0","sdpMLineIndex":0}',
+                '[1, 2.50, {"a": [true, null, "\\u00e9"]}]',
+                '"a string"',
+                '12.5e3',
+                '{"candidate":"","sdpMid":"0"}',
+            ];
+            const kinds = ['offer', 'candidate', 'other', 'x', '', 'candidate'];
+            // sent at once, without waiting for the replies: the owner keeps them in order
+            for (const [i, data] of datas.entries()) a.send(`{"type":"call_signal","id":"early-${i}","callId":"${callId}","kind":"${kinds[i]}","data":  ${data} }`);
+            for (const i of datas.keys()) await a.expectReply(`early-${i}`, T.response('call_signal', { id: `early-${i}`, callId, state: 'ringing' }));
+            let id = bo.post({ type: 'call_signal', callId, kind: 'answer', data: {} });
+            await bo.expectReply(id, T.error('call_signal', 'bad_state', id));
+            await quietAll([bo, bw], 150 * SLOW);
+
+            id = bw.post({ type: 'call_accept', callId });
+            await bw.expectReply(id, T.response('call_accept', { id, callId, state: 'active' }));
+            await a.expect(T.accepted({ callId, byUser: callee, byDevice: 'b-acc', polite: false }));
+            // to the accepting device: call_accepted, then the buffered signals in order
+            const accepted = await bw.takeWhere(() => true, 'the first message after the accept reply');
+            assert.equal(accepted.text, T.accepted({ callId, byUser: callee, byDevice: 'b-acc', polite: true }), `${bw.label}: call_accepted first`);
+            for (const [i, data] of datas.entries()) {
+                const next = await bw.takeWhere(() => true, `buffered signal ${i + 1}`);
+                assert.equal(next.text, T.signal({ callId, fromUser: caller, fromDevice: 'a-1', seq: i + 1, kind: kinds[i], data }), `buffered signal ${i + 1}`);
+            }
+            await bo.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
+
+            // the callee's direction starts at 1; a burst each way at once, each side in order
+            bw.send(`{"type":"call_signal","callId":"${callId}","kind":"answer","data":{"type":"answer","sdp":"v=0\\r\\n"},"id":"ans"}`);
+            await bw.expectReply('ans', T.response('call_signal', { id: 'ans', callId, state: 'active' }));
+            await a.expect(T.signal({ callId, fromUser: callee, fromDevice: 'b-acc', seq: 1, kind: 'answer', data: '{"type":"answer","sdp":"v=0\\r\\n"}' }));
+            const N = 30;
+            for (let i = 0; i < N; i++) {
+                a.send(`{"type":"call_signal","callId":"${callId}","kind":"candidate","data":{"n":${i}},"id":"ca${i}"}`);
+                bw.send(`{"type":"call_signal","callId":"${callId}","kind":"candidate","data":{"n":${i}},"id":"cb${i}"}`);
+            }
+            for (let i = 0; i < N; i++) {
+                await a.expectReply(`ca${i}`, T.response('call_signal', { id: `ca${i}`, callId, state: 'active' }));
+                await bw.expectReply(`cb${i}`, T.response('call_signal', { id: `cb${i}`, callId, state: 'active' }));
+            }
+            for (let i = 0; i < N; i++) {
+                assert.equal(
+                    await bw.take('call_signal', callId),
+                    T.signal({ callId, fromUser: caller, fromDevice: 'a-1', seq: datas.length + 1 + i, kind: 'candidate', data: `{"n":${i}}` }),
+                    `caller -> callee signal ${i}`,
+                );
+                assert.equal(
+                    await a.take('call_signal', callId),
+                    T.signal({ callId, fromUser: callee, fromDevice: 'b-acc', seq: 2 + i, kind: 'candidate', data: `{"n":${i}}` }),
+                    `callee -> caller signal ${i}`,
+                );
+            }
+            // the device that lost cannot signal
+            id = bo.post({ type: 'call_signal', callId, kind: 'x', data: 1 });
+            await bo.expectReply(id, T.error('call_signal', 'not_a_party', id));
+            id = bw.post({ type: 'call_hangup', callId });
+            await bw.expectReply(id, T.response('call_hangup', { id, callId, state: 'ended' }));
+            await a.expect(T.ended({ callId, reason: 'hangup' }));
+            await quietAll([a, bo, bw]);
+            t.diagnostic(`caller on ${callerNode.nodeId}, accepted on ${acceptNode.nodeId}: ok`);
+        }
+    });
+
+    test('reject across nodes: rejected to the caller, rejected_elsewhere to the callee device on the other node; reason busy -> busy; repeats', async (t) => {
+        const list = clientsOf(t);
+        const cases = [
+            ['declined', 'rejected', A, 'b-on-b'],
+            [undefined, 'rejected', B, 'b-on-a'],
+            ['busy', 'busy', A, 'b-on-a'],
+            ['declined', 'rejected', B, 'b-on-b'],
+        ];
+        for (const [reason, toCaller, callerNode, rejecter] of cases) {
+            const { a, bs, callId } = await ringAcross(list, { callerUrl: callerNode.wsUrl, callees: [[A.wsUrl, 'b-on-a'], [B.wsUrl, 'b-on-b']] });
+            const [rj, other] = rejecter === 'b-on-a' ? bs : [bs[1], bs[0]];
+            const msg = { type: 'call_reject', callId };
+            if (reason) msg.reason = reason;
+            const what = `reason ${reason}, caller on ${callerNode.nodeId}, ${rejecter} rejects`;
+            let id = rj.post(msg);
+            await rj.expectReply(id, T.response('call_reject', { id, callId, state: 'ended' }), what);
+            await a.expect(T.ended({ callId, reason: toCaller }));
+            await other.expect(T.ended({ callId, reason: 'rejected_elsewhere' }));
+            id = rj.post(msg);
+            await rj.expectReply(id, T.response('call_reject', { id, callId, state: 'ended' }));
+            await rj.expect(T.ended({ callId, reason: toCaller, repeat: true }));
+            id = a.post({ type: 'call_hangup', callId });
+            await a.expectReply(id, T.response('call_hangup', { id, callId, state: 'ended' }));
+            await a.expect(T.ended({ callId, reason: toCaller, repeat: true }));
+            // an accept after the reject, from the other node's device: bad_state and the same call_ended
+            id = other.post({ type: 'call_accept', callId });
+            await other.expectReply(id, T.error('call_accept', 'bad_state', id));
+            await other.expect(T.ended({ callId, reason: 'rejected_elsewhere', repeat: true }));
+            await quietAll([a, ...bs]);
+        }
+    });
+
+    test('cancel across nodes: every callee device on both nodes gets cancelled, a level-1 connection only its called', async (t) => {
+        const list = clientsOf(t);
+        for (const callerNode of [B, A]) {
+            const { a, bs, legacies, callId } = await ringAcross(list, {
+                callerUrl: callerNode.wsUrl,
+                callees: [[A.wsUrl, 'b-on-a'], [B.wsUrl, 'b-on-b']],
+                legacyUrls: [A.wsUrl, B.wsUrl],
+                name: 'Ann',
+            });
+            const id = a.post({ type: 'call_hangup', callId });
+            await a.expectReply(id, T.response('call_hangup', { id, callId, state: 'ended' }));
+            for (const b of bs) await b.expect(T.ended({ callId, reason: 'cancelled' }));
+            for (const b of bs) {
+                const late = b.post({ type: 'call_reject', callId });
+                await b.expectReply(late, T.response('call_reject', { id: late, callId, state: 'ended' }));
+                await b.expect(T.ended({ callId, reason: 'cancelled', repeat: true }));
+            }
+            await quietAll([a, ...bs, ...legacies]);
+        }
+    });
+
+    test('busy across nodes: a user in an active call is busy to callers on both nodes; after the hangup it rings on both nodes', async (t) => {
+        const list = clientsOf(t);
+        // B's devices on both nodes; the active call is from a caller on node-b, answered on node-a
+        const first = await ringAcross(list, { callerUrl: B.wsUrl, callees: [[A.wsUrl, 'b-on-a'], [B.wsUrl, 'b-on-b']] });
+        const bActive = await accept(first, 0, 'b-on-a');
+        const bIdle = first.bs[1];
+        const callers = [];
+        for (const node of [A, B]) {
+            const U = uid(`busy-${node.nodeId}`);
+            const c = await device(node.wsUrl, U, { device: 'c' });
+            list.push(c);
+            callers.push({ U, c });
+            const r = await c.call({ to: first.B, media: 'audio' });
+            const callId = r.msg.data?.callId;
+            assert.equal(r.text, T.callResponse({ id: r.id, callId, state: 'ended', level2: 0, legacy: 0 }), `a caller on ${node.nodeId}`);
+            await c.expect(T.ended({ callId, reason: 'busy' }));
+        }
+        await quietAll([first.a, bActive, bIdle, ...callers.map((x) => x.c)]);
+        const id = bActive.post({ type: 'call_hangup', callId: first.callId });
+        await bActive.expectReply(id, T.response('call_hangup', { id, callId: first.callId, state: 'ended' }));
+        await first.a.expect(T.ended({ callId: first.callId, reason: 'hangup' }));
+        const { U, c } = callers[1];
+        const r = await c.call({ to: first.B, media: 'audio' });
+        const second = r.msg.data?.callId;
+        assert.equal(r.text, T.callResponse({ id: r.id, callId: second, state: 'ringing', level2: 2, legacy: 0 }), 'after the hangup');
+        for (const d of [bActive, bIdle]) await d.expect(T.incoming({ callId: second, from: U, name: '', media: 'audio', expiresIn: RING }));
+        await quietAll([first.a, bActive, bIdle, ...callers.map((x) => x.c)]);
+    });
+
+    test('hangup across nodes ends the call on both sides; repeats get the same call_ended; the ended call is listed nowhere', async (t) => {
+        const list = clientsOf(t);
+        for (const [callerNode, calleeNode, byCallee] of [[A, B, true], [B, A, false], [B, A, true], [A, B, false]]) {
+            const call = await ringAcross(list, { callerUrl: callerNode.wsUrl, callees: [[calleeNode.wsUrl, 'b-1']], media: 'video' });
+            const { a, callId, A: caller, B: callee } = call;
+            const b = await accept(call, 0, 'b-1');
+            const [hanger, other] = byCallee ? [b, a] : [a, b];
+            let id = hanger.post({ type: 'call_hangup', callId, reason: 'ice_failed' });
+            await hanger.expectReply(id, T.response('call_hangup', { id, callId, state: 'ended' }));
+            await other.expect(T.ended({ callId, reason: 'hangup', detail: 'ice_failed' }));
+            for (const d of [hanger, other]) {
+                id = d.post({ type: 'call_hangup', callId });
+                await d.expectReply(id, T.response('call_hangup', { id, callId, state: 'ended' }));
+                await d.expect(T.ended({ callId, reason: 'hangup', detail: 'ice_failed', repeat: true }));
+            }
+            id = other.post({ type: 'call_signal', callId, kind: 'offer', data: {} });
+            await other.expectReply(id, T.error('call_signal', 'bad_state', id));
+            await other.expect(T.ended({ callId, reason: 'hangup', detail: 'ice_failed', repeat: true }));
+            for (const node of [A, B]) {
+                const x = await device(node.wsUrl, caller, { calls: [] });
+                const y = await device(node.wsUrl, callee, { calls: [] });
+                list.push(x, y);
+                await quietAll([x, y], 20);
+            }
+            await quietAll([a, b]);
+            t.diagnostic(`caller on ${callerNode.nodeId}, hangup by the ${byCallee ? 'callee' : 'caller'}: ok`);
+        }
+    });
+
+    test('an abrupt loss of the callee on node-a, resumed on node-b with its deviceId within the grace: buffered signals flushed, no peer_gone', async (t) => {
+        const list = clientsOf(t);
+        const call = await ringAcross(list, { callerUrl: B.wsUrl, callees: [[A.wsUrl, 'b-1']], media: 'video' });
+        const { a, callId, A: caller, B: callee } = call;
+        const b = await accept(call, 0, 'b-1');
+        await b.kill();
+        await a.expect(T.state({ callId, state: 'active', alerting: 0, peerConnected: false }), { timeout: 2000 * SLOW });
+        let id = a.post({ type: 'call_signal', callId, kind: 'candidate', data: { n: 1 } });
+        await a.expectReply(id, T.response('call_signal', { id, callId, state: 'active' }));
+        const back = await device(B.wsUrl, callee, { device: 'b-1', calls: [{ callId, state: 'active', role: 'callee', peerUserId: caller, media: 'video' }] });
         list.push(back);
         await back.expect(T.state({ callId, state: 'active', alerting: 0, peerConnected: true }));
         await a.expect(T.state({ callId, state: 'active', alerting: 0, peerConnected: true }));
-        await back.expect(T.signal({ callId, fromUser: A, fromDevice: 'a-1', seq: 1, kind: 'candidate', data: '{"n":1}' }));
-        await quietAll([a, back], GRACE + 200); // no peer_gone
+        await back.expect(T.signal({ callId, fromUser: caller, fromDevice: 'a-1', seq: 1, kind: 'candidate', data: '{"n":1}' }));
+        await quietAll([a, back], GRACE + 300 * SLOW); // no peer_gone after the grace
         id = back.post({ type: 'call_hangup', callId });
         await back.expectReply(id, T.response('call_hangup', { id, callId, state: 'ended' }));
         await a.expect(T.ended({ callId, reason: 'hangup' }));
+        await quietAll([a, back]);
     });
 
-    test('the owner dies: another node takes the lease and calls work again', async (t) => {
-        const { redis, owner, others, nodes } = await callCluster(t, 3);
+    test('an abrupt loss of a party on node-b that does not come back: peer_gone after the grace', async (t) => {
         const list = clientsOf(t);
+        const call = await ringAcross(list, { callerUrl: A.wsUrl, callees: [[B.wsUrl, 'b-1']] });
+        const b = await accept(call, 0, 'b-1');
+        const lost = Date.now();
+        await b.kill();
+        await call.a.expect(T.state({ callId: call.callId, state: 'active', alerting: 0, peerConnected: false }), { timeout: 2000 * SLOW });
+        await call.a.expect(T.ended({ callId: call.callId, reason: 'peer_gone' }), { timeout: GRACE + 5000 * SLOW });
+        const took = Date.now() - lost;
+        assert.ok(took >= GRACE - 100, `peer_gone after ${took} ms (reconnect-grace ${GRACE})`);
+        await quietAll([call.a]);
+    });
+
+    test('a clean close of a party on the other node is its hangup', async (t) => {
+        const list = clientsOf(t);
+        const call = await ringAcross(list, { callerUrl: A.wsUrl, callees: [[B.wsUrl, 'b-1']] });
+        const b = await accept(call, 0, 'b-1');
+        await b.close(1000);
+        await call.a.expect(T.ended({ callId: call.callId, reason: 'hangup' }));
+        await quietAll([call.a]);
+    });
+});
+
+describe('ring timeout across nodes (ring-timeout 1500)', { timeout: 60000 * SLOW }, () => {
+    let cluster;
+    let A;
+    let B;
+    before(async () => {
+        cluster = await ownedCluster({ n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${SHORT}`] });
+        [A, B] = cluster.nodes;
+    });
+    after(() => cluster?.stop());
+
+    test('no_answer to the caller and every device that rang on both nodes (also one that registered late); a level-1 connection only its called', async (t) => {
+        const list = clientsOf(t);
+        for (const callerNode of [B, A]) {
+            const started = Date.now();
+            const { a, bs, legacies, callId, A: caller, B: callee } = await ringAcross(list, {
+                callerUrl: callerNode.wsUrl,
+                callees: [[A.wsUrl, 'b-on-a'], [B.wsUrl, 'b-on-b']],
+                legacyUrls: [B.wsUrl],
+                ringTimeout: SHORT,
+            });
+            const lateNode = callerNode === A ? B : A;
+            const late = await device(lateNode.wsUrl, callee, { device: 'b-late', calls: [{ callId, state: 'ringing', role: 'callee', peerUserId: caller, media: 'audio' }] });
+            list.push(late);
+            const inc = JSON.parse(await late.take('incoming_call', callId));
+            assert.ok(inc.data.expiresIn > 0 && inc.data.expiresIn < SHORT, `expiresIn ${inc.data.expiresIn} of ${SHORT}`);
+            assert.equal(J(inc), T.incoming({ callId, from: caller, name: 'Caller', media: 'audio', expiresIn: inc.data.expiresIn }));
+            await a.expect(T.ended({ callId, reason: 'no_answer' }), { timeout: SHORT + 5000 * SLOW });
+            const took = Date.now() - started;
+            assert.ok(took >= SHORT - 50, `no_answer after ${took} ms (ring-timeout ${SHORT})`);
+            for (const b of [...bs, late]) await b.expect(T.ended({ callId, reason: 'no_answer' }));
+            const id = bs[1].post({ type: 'call_accept', callId });
+            await bs[1].expectReply(id, T.error('call_accept', 'bad_state', id));
+            await bs[1].expect(T.ended({ callId, reason: 'no_answer', repeat: true }));
+            await quietAll([a, ...bs, late, ...legacies]);
+            t.diagnostic(`caller on ${callerNode.nodeId}: no_answer after ${took} ms`);
+        }
+    });
+});
+
+describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
+    test('owner SIGKILLed: a survivor takes the lease within ~6 s; its calls are lost; new calls ring and are answered, on one node and across the survivors', { timeout: 60000 * SLOW }, async (t) => {
+        const list = clientsOf(t);
+        const { redis, nodes } = await startCluster(t, { n: 3, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`] });
+        const ownerId = await waitOwner(redis, undefined, { nodes });
+        await waitCallsReady(nodes);
+        const owner = nodes.find((n) => n.nodeId === ownerId);
+        assert.ok(owner, `the lease names a node of the cluster: ${ownerId}`);
+        const [s1, s2] = nodes.filter((n) => n !== owner);
+        t.diagnostic(`owner ${ownerId}; survivors ${s1.nodeId}, ${s2.nodeId}`);
+
+        // a call the owner holds, between devices on the two future survivors
+        const old = await ringAcross(list, { callerUrl: s1.wsUrl, callees: [[s2.wsUrl, 'y-1']] });
+        await accept(old, 0, 'y-1');
+        const X = old.A;
+        const Y = old.B;
+        const x = old.a;
+        const y = old.bs[0];
+
         await owner.stop('SIGKILL');
-        let next = null;
-        await waitUntil(async () => (next = await redis.command('GET', OWNER_KEY)) !== null && next !== owner.nodeId, {
-            timeout: 8000 * SLOW,
-            what: `a new owner${nodeLogs(nodes)}`,
-        });
-        assert.ok(others.some((x) => x.nodeId === next), `a survivor holds the lease: ${next}`);
-        const [A, B] = [uid('fo-a'), uid('fo-b')];
-        let a;
-        let b;
-        await waitUntil(
+        const killed = Date.now();
+        const newOwner = await waitUntil(
             async () => {
-                a?.ws.close(1000);
-                b?.ws.close(1000);
-                a = await device(others[0].wsUrl, A, { device: 'a' });
-                b = await device(others[1].wsUrl, B, { device: 'b' });
-                list.push(a, b);
-                const r = await a.call({ to: B });
-                return r.msg.ok === true;
+                const v = await redis.command('GET', LEASE);
+                return v !== null && v !== ownerId ? v : false;
             },
-            { timeout: 8000 * SLOW, what: 'a call after the failover' },
-        );
-        const callId = (await b.take('incoming_call')).match(/"callId":"([^"]+)"/)[1];
-        const id = b.post({ type: 'call_accept', callId });
-        await b.expectReply(id, T.response('call_accept', { id, callId, state: 'active' }));
-        await a.take('call_accepted', callId);
+            { timeout: 6000 * SLOW, interval: 25, what: `the lease to leave ${ownerId}` },
+        ).catch((err) => {
+            throw new Error(`${err.message}${nodeLogs(nodes)}`);
+        });
+        t.diagnostic(`${newOwner} holds the lease ${Date.now() - killed} ms after the kill`);
+        assert.ok([s1.nodeId, s2.nodeId].includes(newOwner), `the new owner is a survivor: ${newOwner}`);
+        const survivor = newOwner === s1.nodeId ? s1 : s2;
+        const otherSurvivor = survivor === s1 ? s2 : s1;
+
+        // two devices on the new owner's node: rings and is answered (a retry with the same callId while
+        // the node may still be learning the owner never rings twice)
+        const [P, Q] = [uid('fo-p'), uid('fo-q')];
+        const p = await device(survivor.wsUrl, P, { device: 'p' });
+        const q = await device(survivor.wsUrl, Q, { device: 'q' });
+        list.push(p, q);
+        const callOnce = async (from, to, callId, level2) => {
+            const answers = [];
+            const r = await waitUntil(
+                async () => {
+                    const got = await from.call({ to, media: 'audio', callId });
+                    if (isUnavailable(got.text)) {
+                        answers.push(got.text);
+                        return false;
+                    }
+                    return got;
+                },
+                { timeout: 5000 * SLOW, interval: 50, what: `a call ${callId} not answered cluster_unavailable` },
+            );
+            if (answers.length) t.diagnostic(`${callId}: ${answers.length} cluster_unavailable answers first`);
+            assert.equal(r.text, T.callResponse({ id: r.id, callId, state: 'ringing', level2 }), `the call ${callId}`);
+            return r;
+        };
+        const c1 = `fo-local-${uid('c')}`;
+        await callOnce(p, Q, c1, 1);
+        await q.expect(T.incoming({ callId: c1, from: P, name: '', media: 'audio', expiresIn: RING }));
+        let id = q.post({ type: 'call_accept', callId: c1 });
+        await q.expectReply(id, T.response('call_accept', { id, callId: c1, state: 'active' }));
+        await p.expect(T.accepted({ callId: c1, byUser: Q, byDevice: 'q', polite: false }));
+        await q.expect(T.accepted({ callId: c1, byUser: Q, byDevice: 'q', polite: true }));
+        id = p.post({ type: 'call_signal', callId: c1, kind: 'offer', data: { n: 1 } });
+        await p.expectReply(id, T.response('call_signal', { id, callId: c1, state: 'active' }));
+        await q.expect(T.signal({ callId: c1, fromUser: P, fromDevice: 'p', seq: 1, kind: 'offer', data: '{"n":1}' }));
+
+        // the dead owner's call is lost: nobody lists it, and its parties can call each other again
+        // (not busy), across the two survivors
+        const y2 = await device(otherSurvivor.wsUrl, Y, { device: 'y-2' });
+        list.push(y2);
+        const x2 = await device(survivor.wsUrl, X, { device: 'x-2' });
+        list.push(x2);
+        t.diagnostic(`after the failover, the old parties got: ${J({ x: x.left(), y: y.left() })}`);
+        x.inbox.length = 0;
+        y.inbox.length = 0;
+        const c2 = `fo-cross-${uid('c')}`;
+        const from = y2; // on the survivor that is not the owner
+        await callOnce(from, X, c2, 2);
+        for (const d of [x, x2]) await d.expect(T.incoming({ callId: c2, from: Y, name: '', media: 'audio', expiresIn: RING }));
+        id = x2.post({ type: 'call_accept', callId: c2 });
+        await x2.expectReply(id, T.response('call_accept', { id, callId: c2, state: 'active' }));
+        await y2.expect(T.accepted({ callId: c2, byUser: X, byDevice: 'x-2', polite: false }));
+        await x2.expect(T.accepted({ callId: c2, byUser: X, byDevice: 'x-2', polite: true }));
+        await x.expect(T.ended({ callId: c2, reason: 'answered_elsewhere' }));
+        id = x2.post({ type: 'call_signal', callId: c2, kind: 'answer', data: {} });
+        await x2.expectReply(id, T.response('call_signal', { id, callId: c2, state: 'active' }));
+        await y2.expect(T.signal({ callId: c2, fromUser: X, fromDevice: 'x-2', seq: 1, kind: 'answer', data: '{}' }));
+        id = y2.post({ type: 'call_hangup', callId: c2 });
+        await y2.expectReply(id, T.response('call_hangup', { id, callId: c2, state: 'ended' }));
+        await x2.expect(T.ended({ callId: c2, reason: 'hangup' }));
+        // nobody lists the old call (nor the ended one); the local call is listed on both survivors
+        for (const node of [survivor, otherSurvivor]) {
+            const lx = await device(node.wsUrl, X, { calls: [] });
+            const lp = await device(node.wsUrl, P, { calls: [{ callId: c1, state: 'active', role: 'caller', peerUserId: Q, media: 'audio' }] });
+            list.push(lx, lp);
+        }
+        for (const n of [s1, s2]) assert.ok(n.alive(), `${n.nodeId} exited: ${n.stderr().slice(-2000)}`);
+        await quietAll([p, q, x2, y2]);
     });
 
-    test('Redis down: a node that does not own the calls answers cluster_unavailable; create_connect still works', async (t) => {
-        const { redis, others } = await callCluster(t);
+    test('Redis down: the other node answers cluster_unavailable and still registers level 2 (calls []); the owner, losing its lease, ends its calls with shutdown; Redis back: calls work again', { timeout: 60000 * SLOW }, async (t) => {
         const list = clientsOf(t);
+        const { redis, nodes } = await startCluster(t, { n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`] });
+        const ownerId = await waitOwner(redis, undefined, { nodes });
+        await waitCallsReady(nodes);
+        const owner = nodes.find((n) => n.nodeId === ownerId);
+        const other = nodes.find((n) => n !== owner);
+        t.diagnostic(`owner ${ownerId}, the other ${other.nodeId}`);
+
+        // an active call between two devices on the owner's node, and users on the other node
+        const local = await ringAcross(list, { callerUrl: owner.wsUrl, callees: [[owner.wsUrl, 'l-1']] });
+        const lb = await accept(local, 0, 'l-1');
+        const U = uid('down-u');
+        const V = uid('down-v');
+        const u = await device(other.wsUrl, U, { device: 'u' });
+        const v = await device(owner.wsUrl, V, { device: 'v' });
+        list.push(u, v);
+
+        const down = Date.now();
         await redis.stop();
-        const A = uid('rd-a');
-        const want = (id) =>
-            JSON.stringify({ type: 'call_response', ok: false, msg: 'the node that owns the calls cannot be reached', code: 'cluster_unavailable', id });
-        let last = '';
+        // the other node: a call is answered cluster_unavailable (wait until it is, bounded)
+        const seen = [];
+        const r = await waitUntil(
+            async () => {
+                const got = await u.call({ to: V, media: 'audio', callId: `down-${uid('c')}` });
+                if (isUnavailable(got.text)) return got;
+                seen.push(got.text);
+                return false;
+            },
+            { timeout: 5000 * SLOW, interval: 50, what: `${other.nodeId} to answer a call cluster_unavailable` },
+        ).catch((err) => {
+            throw new Error(`${err.message}; answers: ${seen.slice(-3).join(' | ')}${nodeLogs(nodes)}`);
+        });
+        t.diagnostic(`${other.nodeId} answers cluster_unavailable ${Date.now() - down} ms after Redis stopped (${seen.length} other answers first)`);
+        assert.equal(r.text, unavailable('call', r.id), 'the call');
+        // every other level-2 request too, at once; the answers are exact
+        for (const msg of [
+            { type: 'call', receiverUserId: V, media: 'video' },
+            { type: 'call_accept', callId: local.callId },
+            { type: 'call_hangup', callId: local.callId },
+            { type: 'call_signal', callId: local.callId, kind: 'offer', data: {} },
+            { type: 'call_ringing', callId: 'any-call' },
+            { type: 'call_reject', callId: 'any-call' },
+            { type: 'call_resume', callId: 'any-call' },
+        ]) {
+            const started = Date.now();
+            const id = u.post(msg);
+            await u.expectReply(id, unavailable(msg.type, id), { timeout: 2000 * SLOW });
+            const ms = Date.now() - started;
+            assert.ok(ms < 1000 * SLOW, `${msg.type}: cluster_unavailable at once (took ${ms} ms)`);
+        }
+        // a level-2 create_connect on the other node succeeds, calls [] (also for a user with a live call)
+        const u2 = await device(other.wsUrl, U, { device: 'u-2', calls: [] });
+        const l2 = await device(other.wsUrl, local.A, { device: 'a-2', calls: [] });
+        list.push(u2, l2);
+
+        // the owner loses its lease while alive: its calls end with shutdown (both parties on its node)
+        await local.a.expect(T.ended({ callId: local.callId, reason: 'shutdown' }), { timeout: 6000 * SLOW });
+        await lb.expect(T.ended({ callId: local.callId, reason: 'shutdown' }), { timeout: 2000 * SLOW });
+        t.diagnostic(`the owner ended its call with shutdown ${Date.now() - down} ms after Redis stopped`);
+        // now no node owns the calls: the former owner answers cluster_unavailable too
+        const seen2 = [];
         await waitUntil(
             async () => {
-                const a = await device(others[0].wsUrl, A, { device: 'a' });
-                list.push(a);
-                const id = a.post({ type: 'call', receiverUserId: uid('rd-b'), media: 'audio' });
-                last = await a.reply(id);
-                a.ws.close(1000);
-                return last === want(id);
+                const got = await v.call({ to: local.A, media: 'audio', callId: `down2-${uid('c')}` });
+                if (got.text === unavailable('call', got.id)) return true;
+                seen2.push(got.text);
+                return false;
             },
-            { timeout: 10000 * SLOW, what: () => `cluster_unavailable; last: ${last}` },
-        );
+            { timeout: 5000 * SLOW, interval: 50, what: `the former owner ${ownerId} to answer cluster_unavailable` },
+        ).catch((err) => {
+            throw new Error(`${err.message}; answers: ${seen2.slice(-3).join(' | ')}${nodeLogs(nodes)}`);
+        });
+        await quietAll([u, u2, l2, lb, local.a], 50);
+        v.inbox.length = 0; // the calls the former owner may have placed before it lost the lease (reported above)
+        if (seen2.length) t.diagnostic(`the former owner's answers before cluster_unavailable: ${seen2.slice(0, 3).join(' | ')}`);
+
+        // Redis back: a node takes the lease again and a call from the other node rings across nodes
+        await redis.start();
+        const back = await waitOwner(redis, undefined, { timeout: 10000 * SLOW, nodes });
+        t.diagnostic(`${back} owns the calls again ${Date.now() - down} ms after Redis stopped`);
+        const callId = `back-${uid('c')}`;
+        const seen3 = [];
+        const r3 = await waitUntil(
+            async () => {
+                const got = await u.call({ to: V, media: 'audio', callId });
+                if (got.msg.ok === true && got.msg.data?.state === 'ringing') return got;
+                seen3.push(got.text);
+                return false;
+            },
+            { timeout: 10000 * SLOW, interval: 100, what: 'a call across nodes to ring after Redis is back' },
+        ).catch((err) => {
+            throw new Error(`${err.message}; answers: ${seen3.slice(-3).join(' | ')}${nodeLogs(nodes)}`);
+        });
+        assert.equal(r3.text, T.callResponse({ id: r3.id, callId, state: 'ringing', level2: 1 }));
+        await v.expect(T.incoming({ callId, from: U, name: '', media: 'audio', expiresIn: RING }));
+        const id = v.post({ type: 'call_accept', callId });
+        await v.expectReply(id, T.response('call_accept', { id, callId, state: 'active' }));
+        await u.expect(T.accepted({ callId, byUser: V, byDevice: 'v', polite: false }));
+        await v.expect(T.accepted({ callId, byUser: V, byDevice: 'v', polite: true }));
+        for (const n of nodes) assert.ok(n.alive(), `${n.nodeId} exited: ${n.stderr().slice(-2000)}`);
     });
 });
