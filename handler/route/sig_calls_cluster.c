@@ -81,6 +81,11 @@ static void on_lease_reply(void *data, void *_reply)
             calls->lease_until = wait->sent_at + sig_backplane_probe_interval(bp) * LEASE_INTERVALS;
     } else {
         mine = atomic_load(&calls->is_owner) && now < calls->lease_until; /* Redis is out of reach: the lease still runs */
+        if (!mine) { /* whoever held the lease may have lost it: nobody is known to own the calls until Redis answers */
+            pthread_mutex_lock(&calls->lock);
+            calls->owner_node_len = 0;
+            pthread_mutex_unlock(&calls->lock);
+        }
     }
     free(wait);
     if (!mine && atomic_load(&calls->is_owner))
@@ -197,7 +202,8 @@ void sig_calls__post_to_owner_node(sig_calls_t *calls, const struct st_event_t *
     memcpy(owner, calls->owner_node, calls->owner_node_len);
     owner_len = calls->owner_node_len;
     pthread_mutex_unlock(&calls->lock);
-    if (bp == NULL || owner_len == 0) {
+    if (bp == NULL || owner_len == 0 || sig_str_eq(sig_str(owner, owner_len), sig_backplane_node_id(bp))) {
+        /* no owner known, or this node as seen before it lost the lease: none to decide */
         answer_unreachable(packed->base);
         return;
     }
