@@ -95,12 +95,16 @@ static void on_lease_reply(void *data, void *_reply)
         uv_timer_start(&calls->lease_timer, on_lease_timer, 50, sig_backplane_probe_interval(bp));
 }
 
+static void ping_nodes(sig_calls_t *calls);
+
 static void on_lease_timer(uv_timer_t *timer)
 {
     sig_calls_t *calls = timer->data;
     struct st_node_wait_t *wait = sig_mem_alloc(sizeof(*wait));
     *wait = (struct st_node_wait_t){calls, 0, uv_now(sig_calls__tls.loop)};
     lease_command(calls, LEASE_SCRIPT, sizeof(LEASE_SCRIPT) - 1, on_lease_reply, wait);
+    if (atomic_load(&calls->is_owner) && calls->owner != NULL)
+        ping_nodes(calls); /* a quiet call would otherwise never notice that its party's node died */
 }
 
 /* On the owner thread: renews the lease every probe interval from now on. */
@@ -451,6 +455,16 @@ static void answer_who(sig_calls_t *calls, uint32_t shard, const sig_bus_msg_t *
     }
 }
 
+/* Every probe interval, on the owner: an empty OUTPUT to thread UINT32_MAX (nobody) of each node devices came from; one
+ * that reaches nobody makes that node's devices lost, as any output would. */
+static void ping_nodes(sig_calls_t *calls)
+{
+    sig_buf_t empty = SIG_BUF_INIT;
+    size_t i;
+    for (i = 0; i != calls->num_nodes; ++i)
+        sig_calls__send_to_node(calls, (sig_endpoint_t){.thread = UINT32_MAX, .node = (uint32_t)i + 1}, &empty);
+}
+
 /* The backplane's level-2 messages for this route, on the thread that owns their shard. */
 void sig_calls__on_cluster_message(void *data, uint32_t shard, const sig_bus_msg_t *msg)
 {
@@ -471,7 +485,7 @@ void sig_calls__on_cluster_message(void *data, uint32_t shard, const sig_bus_msg
             free(devs);
     } else if (msg->kind == SIG_BUS_OUTPUT) {
         if (msg->thread >= sig_router_num_threads())
-            return;
+            return; /* no such thread: the owner's ping (UINT32_MAX), heard is answered */
         sig_buf_reset(buf);
         sig_buf_append(buf, &msg->conn_id, sizeof(msg->conn_id));
         sig_buf_append(buf, msg->payload.base, msg->payload.len);
