@@ -28,7 +28,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { clientsOf, device, quietAll, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
+import { clientsOf, closeRound, device, leftOver, quietAll, rounds, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
 import { nodeLogs, requireRedisSupport, startCluster, startNode, startRedis, waitCrossNode, waitNodesLinked } from '../lib/redis.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 
@@ -200,32 +200,6 @@ async function accept({ a, bs, B, callId }, winner, byDevice) {
     await b.expect(T.accepted({ callId, byUser: B, byDevice, polite: true }));
     for (const [i, other] of bs.entries()) if (i !== winner) await other.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
     return b;
-}
-
-/** Runs `round(i)` `n` times, failing when the loop as a whole takes longer than `budget` ms. */
-async function rounds(t, n, budget, round) {
-    const started = Date.now();
-    const outcomes = new Map();
-    for (let i = 0; i < n; i++) {
-        if (Date.now() - started > budget) throw new Error(`only ${i} of ${n} rounds within ${budget} ms`);
-        const outcome = await round(i);
-        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-    }
-    t.diagnostic(`${n} rounds in ${Date.now() - started} ms: ${J(Object.fromEntries(outcomes))}`);
-    return outcomes;
-}
-
-/** Closes the round's clients cleanly without waiting (a clean close of a party is its hangup). */
-function closeRound(clients) {
-    for (const c of clients) if (c.isOpen()) c.ws.close(1000);
-}
-
-/** Waits `ms`, then returns the texts left in each client's inbox ({label: [texts]}, non-empty only). */
-async function leftOver(clients, ms) {
-    await new Promise((r) => setTimeout(r, ms));
-    const out = {};
-    for (const c of clients) if (c.inbox.length) out[c.label] = c.left();
-    return out;
 }
 
 describe('level 2 across two nodes (node-a owns the calls), num-threads 4', { timeout: 600000 * SLOW }, () => {

@@ -13,36 +13,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { callServer, clientsOf, device, ringCall, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
+import { callServer, clientsOf, closeRound, device, leftOver, ringCall, rounds, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
 
 const RING = 20000 * SLOW; // no ring timeout during a round
 const BUDGET_MS = 60000 * SLOW; // per loop
-
-/** Runs `round(i)` `n` times, failing when the loop as a whole takes longer than `budget` ms. */
-async function rounds(t, n, budget, round) {
-    const started = Date.now();
-    const outcomes = new Map();
-    for (let i = 0; i < n; i++) {
-        if (Date.now() - started > budget) throw new Error(`only ${i} of ${n} rounds within ${budget} ms`);
-        const outcome = await round(i);
-        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
-    }
-    t.diagnostic(`${n} rounds in ${Date.now() - started} ms: ${JSON.stringify(Object.fromEntries(outcomes))}`);
-    return outcomes;
-}
-
-/** Closes the round's clients cleanly without waiting (a clean close of a party is its hangup). */
-function closeRound(clients) {
-    for (const c of clients) if (c.isOpen()) c.ws.close(1000);
-}
-
-/** Waits `ms`, then returns the texts left in each client's inbox ({label: [texts]}, non-empty only). */
-async function leftOver(clients, ms) {
-    await new Promise((r) => setTimeout(r, ms));
-    const out = {};
-    for (const c of clients) if (c.inbox.length) out[c.label] = c.left();
-    return out;
-}
 
 describe('level-2 races on num-threads 4', { timeout: 400000 * SLOW }, () => {
     let srv;

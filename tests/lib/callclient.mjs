@@ -467,3 +467,29 @@ export async function stopClean(srv) {
         `the server's exit; stderr:\n${srv.stderr().slice(-3000)}`,
     );
 }
+
+/** Runs `round(i)` `n` times, failing when the loop as a whole takes longer than `budget` ms. */
+export async function rounds(t, n, budget, round) {
+    const started = Date.now();
+    const outcomes = new Map();
+    for (let i = 0; i < n; i++) {
+        if (Date.now() - started > budget) throw new Error(`only ${i} of ${n} rounds within ${budget} ms`);
+        const outcome = await round(i);
+        outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+    }
+    t.diagnostic(`${n} rounds in ${Date.now() - started} ms: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+    return outcomes;
+}
+
+/** Closes the round's clients cleanly without waiting (a clean close of a party is its hangup). */
+export function closeRound(clients) {
+    for (const c of clients) if (c.isOpen()) c.ws.close(1000);
+}
+
+/** Waits `ms`, then returns the texts left in each client's inbox ({label: [texts]}, non-empty only). */
+export async function leftOver(clients, ms) {
+    await new Promise((r) => setTimeout(r, ms));
+    const out = {};
+    for (const c of clients) if (c.inbox.length) out[c.label] = c.left();
+    return out;
+}
