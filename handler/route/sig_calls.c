@@ -215,6 +215,17 @@ static void handle_register(sig_calls_t *calls, const sig_call_device_t *dev, si
     sig_call_device_registered(owner, now, dev);
 }
 
+void sig_calls__encode_error(sig_buf_t *buf, const sig_call_request_t *req, int err)
+{
+    sig_call_out_t out;
+    memset(&out, 0, sizeof(out));
+    out.type = SIG_CALL_OUT_RESPONSE;
+    out.req = req->type != 0 ? req->type : SIG_CALL_REQ_CALL; /* a request too broken to say its type answers as `call` */
+    out.req_id = req->req_id;
+    out.err = err;
+    sig_callmsg_encode(buf, &out);
+}
+
 /* The callee's connections: those the nodes named (`found`, with a cluster), else this node's; how many in all. */
 static size_t lookup_callee(sig_calls_t *calls, const sig_buf_t *found, sig_str_t user, sig_endpoint_t *eps, int *levels, size_t cap)
 {
@@ -243,14 +254,9 @@ static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig
 
     if ((err = sig_callmsg_decode(json, len, &req, &sig_calls__tls.scratch)) != 0) {
         /* the level-1 decoder passed it: the JSON is sound, a field is not (level 2 says bad_request for all) */
-        sig_call_out_t out;
-        memset(&out, 0, sizeof(out));
-        out.type = SIG_CALL_OUT_RESPONSE;
-        out.to = dev->ep;
-        out.req = req.type != 0 ? req.type : SIG_CALL_REQ_CALL;
-        out.req_id = req.req_id;
-        out.err = SIG_CALL_ERR_BAD_REQUEST;
-        on_output(calls, &out);
+        sig_buf_reset(&sig_calls__tls.out);
+        sig_calls__encode_error(&sig_calls__tls.out, &req, SIG_CALL_ERR_BAD_REQUEST);
+        send_to(calls, dev->ep, &sig_calls__tls.out);
         return;
     }
     req.from = *dev;

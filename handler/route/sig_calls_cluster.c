@@ -18,10 +18,11 @@ static const char LEASE_SCRIPT[] = "local v = redis.call('GET', KEYS[1]) "
                                    "return v";
 static const char RELEASE_SCRIPT[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
+/* what a reply callback needs: the lease (sent_at), an output (node), or a WHO (seq: the ask it belongs to) */
 struct st_node_wait_t {
     sig_calls_t *calls;
     uint32_t node;
-    uint64_t sent_at;
+    uint64_t sent_at, seq;
 };
 
 static void lose_calls(sig_calls_t *calls)
@@ -101,7 +102,7 @@ static void on_lease_timer(uv_timer_t *timer)
 {
     sig_calls_t *calls = timer->data;
     struct st_node_wait_t *wait = sig_mem_alloc(sizeof(*wait));
-    *wait = (struct st_node_wait_t){calls, 0, uv_now(sig_calls__tls.loop)};
+    *wait = (struct st_node_wait_t){calls, 0, uv_now(sig_calls__tls.loop), 0};
     lease_command(calls, LEASE_SCRIPT, sizeof(LEASE_SCRIPT) - 1, on_lease_reply, wait);
     if (atomic_load(&calls->is_owner) && calls->owner != NULL)
         ping_nodes(calls); /* a quiet call would otherwise never notice that its party's node died */
@@ -128,7 +129,9 @@ static void start_lease_task(const void *bytes, size_t len)
 void sig_calls__need_lease(sig_calls_t *calls)
 {
     int expected = 0;
-    if (!sig_router_is_clustered(calls->router) || !atomic_compare_exchange_strong(&calls->lease_started, &expected, 1))
+    /* a plain load first: this runs for every event of a node that does not own the calls */
+    if (atomic_load_explicit(&calls->lease_started, memory_order_relaxed) || !sig_router_is_clustered(calls->router) ||
+        !atomic_compare_exchange_strong(&calls->lease_started, &expected, 1))
         return;
     if (sig_calls__owner_thread(calls) == sig_router_thread_index())
         start_lease(calls);
@@ -167,16 +170,8 @@ static void answer_unreachable(const char *bytes)
         sig_callmsg_encode_connect_ok(&sig_calls__tls.out, req_id, user, device, NULL, 0); /* registered; its calls are unknown */
     } else if (ev.kind == EV_REQUEST) {
         sig_call_request_t req;
-        sig_call_out_t out;
         sig_callmsg_decode(p + ev.user_len + ev.device_len + ev.req_id_len + ev.name_len, ev.json_len, &req, &sig_calls__tls.scratch);
-        memset(&out, 0, sizeof(out));
-        out.type = SIG_CALL_OUT_RESPONSE;
-        out.to = ev.ep;
-        out.req = req.type != 0 ? req.type : SIG_CALL_REQ_CALL;
-        out.req_id = req.req_id;
-        out.call_id = req.call_id;
-        out.err = SIG_CALL_ERR_CLUSTER_UNAVAILABLE;
-        sig_callmsg_encode(&sig_calls__tls.out, &out);
+        sig_calls__encode_error(&sig_calls__tls.out, &req, SIG_CALL_ERR_CLUSTER_UNAVAILABLE);
     } else {
         return;
     }
@@ -264,7 +259,7 @@ void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *m
     sig_buf_reset(&sig_calls__tls.task);
     sig_bus_encode_output(&sig_calls__tls.task, to.thread, to.conn_id, sig_str(msg->base, msg->len));
     wait = sig_mem_alloc(sizeof(*wait));
-    *wait = (struct st_node_wait_t){calls, to.node, 0};
+    *wait = (struct st_node_wait_t){calls, to.node, 0, 0};
     if (sig_backplane_publish_to_node(bp, CALL_SHARD, sig_str_cstr(calls->nodes[to.node - 1]), sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len),
                                       on_output_reply, wait) != 0) {
         /* not now: the state machine is running (a loss would re-enter it), so on the loop's next turn */
@@ -333,7 +328,7 @@ static void on_who_reply(void *data, void *_reply)
     sig_calls_t *calls = wait->calls;
     redisReply *reply = _reply;
 
-    if (calls->ask != NULL && calls->ask->seq == wait->sent_at) {
+    if (calls->ask != NULL && calls->ask->seq == wait->seq) {
         calls->ask->expected = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : calls->ask->answered;
         ask_check(calls);
     }
@@ -353,7 +348,7 @@ int sig_calls__ask_nodes(sig_calls_t *calls, sig_str_t user, const void *event, 
     *ask = (struct st_ask_t){++calls->ask_seq, -1, 0, SIG_BUF_INIT, event_len};
     memcpy(ask->event, event, event_len);
     wait = sig_mem_alloc(sizeof(*wait));
-    *wait = (struct st_node_wait_t){calls, 0, ask->seq};
+    *wait = (struct st_node_wait_t){calls, 0, 0, ask->seq};
     sig_buf_reset(&sig_calls__tls.task);
     sig_bus_encode_who(&sig_calls__tls.task, sig_backplane_node_id(bp), ask->seq, sig_backplane_route(bp), user);
     if (sig_backplane_publish_to_user(bp, user, sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len), on_who_reply, wait) != 0) {

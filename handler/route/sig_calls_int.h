@@ -88,6 +88,8 @@ void sig_calls__rearm(sig_calls_t *calls);
  * nodes named for a `call` (NULL: not asked yet). A router task as sig_calls__run_event. */
 void sig_calls__run_event_found(const void *bytes, size_t len, const sig_buf_t *found);
 void sig_calls__run_event(const void *bytes, size_t len);
+/** Appends the `<type>_response` error `err` to `req` (decoded, or half-decoded: then its type may be 0). */
+void sig_calls__encode_error(sig_buf_t *buf, const sig_call_request_t *req, int err);
 
 /* sig_calls_cluster.c */
 /** The router's call listener (sig_router_set_call_listener), on the thread owning the message's shard. */
