@@ -264,6 +264,12 @@ static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig
         req.sponsor_user_name = name;
     if (req.type == SIG_CALL_REQ_CALL && found == NULL && sig_calls__ask_nodes(calls, req.receiver_user_id, event, event_len))
         return; /* handled again once the nodes answered */
+    if (found == &sig_calls__found_unknown) {
+        sig_buf_reset(&sig_calls__tls.out);
+        sig_calls__encode_error(&sig_calls__tls.out, &req, SIG_CALL_ERR_CLUSTER_UNAVAILABLE);
+        send_to(calls, dev->ep, &sig_calls__tls.out);
+        return;
+    }
     if (req.type == SIG_CALL_REQ_CALL) {
         n = lookup_callee(calls, found, req.receiver_user_id, eps, levels, STACK_DEVICES);
         if (n > STACK_DEVICES) {
@@ -284,6 +290,8 @@ static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig
         free(levels);
     }
 }
+
+const sig_buf_t sig_calls__found_unknown = SIG_BUF_INIT;
 
 /* An event, on the owner's thread. */
 void sig_calls__run_event_found(const void *bytes, size_t len, const sig_buf_t *found)

@@ -273,7 +273,7 @@ void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *m
  * meanwhile wait, so the owner still sees everything in the order it came. */
 struct st_ask_t {
     uint64_t seq;
-    long long expected; /* -1: the PUBLISH's reply has not come */
+    long long expected; /* -1: the PUBLISH's reply has not come (or was lost with its connection) */
     long long answered;
     sig_buf_t found;    /* per connection: sig_endpoint_t, then int level */
     size_t event_len;
@@ -293,7 +293,8 @@ static void ask_finish(sig_calls_t *calls)
     struct st_ask_t *ask = calls->ask;
     calls->ask = NULL;
     uv_timer_stop(&calls->ask_timer);
-    sig_calls__run_event_found(ask->event, ask->event_len, &ask->found);
+    /* Redis never said who got the ask and nobody answered: the callee may well be connected, "offline" would be a guess */
+    sig_calls__run_event_found(ask->event, ask->event_len, ask->expected < 0 && ask->answered == 0 ? &sig_calls__found_unknown : &ask->found);
     sig_buf_dispose(&ask->found);
     free(ask);
     /* what waited runs now, until one of them asks again */
@@ -329,8 +330,10 @@ static void on_who_reply(void *data, void *_reply)
     redisReply *reply = _reply;
 
     if (calls->ask != NULL && calls->ask->seq == wait->seq) {
-        calls->ask->expected = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? reply->integer : calls->ask->answered;
-        ask_check(calls);
+        if (reply != NULL && reply->type == REDIS_REPLY_INTEGER) {
+            calls->ask->expected = reply->integer;
+            ask_check(calls);
+        } /* else lost with its connection: the answers that still come are counted until the deadline */
     }
     free(wait);
 }
@@ -345,7 +348,7 @@ int sig_calls__ask_nodes(sig_calls_t *calls, sig_str_t user, const void *event, 
     if (bp == NULL)
         return 0;
     ask = sig_mem_alloc(offsetof(struct st_ask_t, event) + event_len);
-    *ask = (struct st_ask_t){++calls->ask_seq, -1, 0, SIG_BUF_INIT, event_len};
+    *ask = (struct st_ask_t){.seq = ++calls->ask_seq, .expected = -1, .found = SIG_BUF_INIT, .event_len = event_len};
     memcpy(ask->event, event, event_len);
     wait = sig_mem_alloc(sizeof(*wait));
     *wait = (struct st_node_wait_t){calls, 0, 0, ask->seq};

@@ -85,8 +85,10 @@ void sig_calls__deliver_task(const void *bytes, size_t len);
 void sig_calls__publish_stats(sig_calls_t *calls);
 void sig_calls__rearm(sig_calls_t *calls);
 /** Runs a packed event (struct st_event_t and its strings) on the owner thread; `found`: the callee's connections the
- * nodes named for a `call` (NULL: not asked yet). A router task as sig_calls__run_event. */
+ * nodes named for a `call` (NULL: not asked yet; &sig_calls__found_unknown: the ask was lost with Redis, so the `call`
+ * is answered cluster_unavailable). A router task as sig_calls__run_event. */
 void sig_calls__run_event_found(const void *bytes, size_t len, const sig_buf_t *found);
+extern const sig_buf_t sig_calls__found_unknown;
 void sig_calls__run_event(const void *bytes, size_t len);
 /** Appends the `<type>_response` error `err` to `req` (decoded, or half-decoded: then its type may be 0). */
 void sig_calls__encode_error(sig_buf_t *buf, const sig_call_request_t *req, int err);

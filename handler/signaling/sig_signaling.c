@@ -159,6 +159,13 @@ static void on_call_message(sig_session_t *session, const char *json, size_t len
     send_reply(session, &tls.out);
 }
 
+/* The call owner answers a level-2 create_connect, with the user's live calls. */
+static void register_device(sig_session_t *session, sig_str_t req_id)
+{
+    sig_call_device_t dev;
+    sig_calls_register(session->handler->calls, session_device(session, &dev), req_id);
+}
+
 static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
 {
     sig_endpoint_t ep = {.thread = sig_router_thread_index(), .conn_id = sig_ws_get_id(session->ws)};
@@ -191,20 +198,21 @@ static void on_create_connect(sig_session_t *session, const sig_msg_t *msg)
     session->name_is_verified = claims.name.base != NULL;
     sig_buf_reset(&session->name);
     sig_buf_append(&session->name, name.base, name.len);
-    if (session->level2 != NULL) { /* the call owner answers, with the user's live calls */
-        sig_call_device_t dev;
+    if (session->level2 != NULL) {
         session->device_id_len = (uint8_t)((msg->present & SIG_FIELD_DEVICE_ID) != 0 ? msg->device_id.len : 0);
         if (session->device_id_len != 0) /* no deviceId: its base is NULL, which memcpy may not take even for 0 bytes */
             memcpy(session->device_id, msg->device_id.base, session->device_id_len);
-        sig_calls_register(session->handler->calls, session_device(session, &dev), msg->id);
-        return;
     }
     if (err == SIG_ROUTER_BOUND_LATER) {
-        /* other nodes reach this connection only once Redis confirms the subscription: a dial right
-         * after the answer must not read offline (on_bound answers) */
+        /* other nodes reach this connection only once Redis confirms the subscription: a dial or a call right
+         * after the answer must not read offline (on_bound answers, or registers the device with the call owner) */
         sig_buf_reset(&session->ack_id);
         sig_buf_append(&session->ack_id, msg->id.base, msg->id.len);
         session->ack_pending = 1;
+        return;
+    }
+    if (session->level2 != NULL) {
+        register_device(session, msg->id);
         return;
     }
     if (msg->id.len != 0) {
@@ -381,7 +389,9 @@ static void on_bound(uint64_t conn_id)
     if (conn == NULL || !(session = sig_ws_get_data(conn))->ack_pending || session->binding == NULL)
         return; /* gone meanwhile, or answered already */
     session->ack_pending = 0;
-    if (session->ack_id.len != 0) {
+    if (session->level2 != NULL)
+        register_device(session, sig_str(session->ack_id.base, session->ack_id.len));
+    else if (session->ack_id.len != 0) {
         sig_encode_create_connect_ok(&tls.out, sig_str(session->ack_id.base, session->ack_id.len), sig_binding_user_id(session->binding));
         send_reply(session, &tls.out);
     }

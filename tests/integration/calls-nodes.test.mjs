@@ -21,15 +21,20 @@
 //   - Redis down: on the node that does not own the calls a level-2 request is answered
 //     cluster_unavailable, a level-2 create_connect still succeeds (calls []); the owner, losing its
 //     lease while alive, ends its calls with `shutdown`; with Redis back, calls work again.
+//   - a level-2 device is reachable from the other node as soon as its create_connect is answered
+//     (the answer waits for Redis to confirm the subscription); a `call` whose ask for the callee
+//     Redis leaves unanswered (CLIENT PAUSE) is answered cluster_unavailable, not offline.
 // Every wait is bounded; the nodes run with lib/redis.mjs FAST_REDIS_TIMINGS (probe interval 200 ms,
-// so a lease lasts 600 ms). The shared clusters make node-a the owner (it starts alone and takes the
-// lease before node-b starts), so each test knows which side is the owner's.
+// so a lease lasts 600 ms). Under valgrind the shared clusters' result timeout is 8 times longer: a
+// `call` waits that long for the nodes holding the callee, and a node under valgrind can stall past
+// 500 ms. The shared clusters make node-a the owner (it starts alone and takes the lease before
+// node-b starts), so each test knows which side is the owner's.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import { clientsOf, closeRound, device, leftOver, quietAll, rounds, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
-import { nodeLogs, requireRedisSupport, startCluster, startNode, startRedis, waitCrossNode, waitNodesLinked } from '../lib/redis.mjs';
+import { FAST_REDIS_TIMINGS, nodeLogs, requireRedisSupport, startCluster, startNode, startRedis, waitCrossNode, waitNodesLinked } from '../lib/redis.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 
 const J = JSON.stringify;
@@ -114,6 +119,7 @@ async function waitCallsReady(nodes, list, { timeout = 5000 * SLOW } = {}) {
  * call from each node reaches the owner. {redis, nodes, stop()}.
  */
 async function ownedCluster({ n = 2, settings = [], threads = 4 } = {}) {
+    const timings = FAST_REDIS_TIMINGS.map((line) => (line.startsWith('signaling.redis-result-timeout:') ? `signaling.redis-result-timeout: ${500 * SLOW}` : line));
     await requireRedisSupport();
     const redis = await startRedis();
     const nodes = [];
@@ -131,10 +137,10 @@ async function ownedCluster({ n = 2, settings = [], threads = 4 } = {}) {
         if (errors.length) throw errors[0];
     };
     try {
-        nodes.push(await startNode({ redis: redis.addr, nodeId: 'node-a', settings, threads }));
+        nodes.push(await startNode({ redis: redis.addr, nodeId: 'node-a', settings, threads, timings }));
         await waitOwner(redis, 'node-a', { nodes });
         for (const nodeId of ['node-b', 'node-c', 'node-d'].slice(0, n - 1)) {
-            nodes.push(await startNode({ redis: redis.addr, nodeId, settings, threads }));
+            nodes.push(await startNode({ redis: redis.addr, nodeId, settings, threads, timings }));
         }
         await waitNodesLinked(redis, nodes);
         await waitCrossNode(nodes);
@@ -370,6 +376,28 @@ describe('level 2 across two nodes (node-a owns the calls), num-threads 4', { ti
             closeRound([a, b]);
             return outcome;
         });
+    });
+
+    test('a level-2 device is reachable from the other node as soon as its create_connect is answered: fresh users registering on node-b while others leave, each called from node-a at its answer', async (t) => {
+        // the answer waits for Redis to confirm node-b's subscription to the user (as level 1's does), so a call right
+        // after it finds the device, also when that SUBSCRIBE queues behind the UNSUBSCRIBEs of users leaving meanwhile
+        const list = clientsOf(t);
+        const CHAINS = 4;
+        const PER_CHAIN = SLOW > 1 ? 8 : 25;
+        await Promise.all(
+            Array.from({ length: CHAINS }, async (_, c) => {
+                for (let i = 0; i !== PER_CHAIN; ++i) {
+                    const user = uid(`fresh-${c}-${i}`);
+                    const a = await device(A.wsUrl, uid(`fresh-caller-${c}-${i}`), { device: 'a' });
+                    const b = await device(B.wsUrl, user, { device: 'b' });
+                    list.push(a, b);
+                    const r = await a.call({ to: user, media: 'audio' });
+                    assert.equal(r.text, T.callResponse({ id: r.id, callId: r.msg.data?.callId, state: 'ringing', level2: 1, legacy: 0 }), `chain ${c}, call ${i}`);
+                    await b.take('incoming_call', r.msg.data.callId);
+                    closeRound([a, b]);
+                }
+            }),
+        );
     });
 
     test('signals across nodes: early caller signals flushed in order to the accepting device on the other node; then both ways, seq from 1', async (t) => {
@@ -918,6 +946,30 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         list.push(c);
         const r = await c.call({ to: call.A, media: 'audio' });
         assert.equal(r.text, T.callResponse({ id: r.id, callId: r.msg.data?.callId, state: 'ringing', level2: 1 }), 'the caller is not busy');
+    });
+
+    test('Redis stalls while a call asks the nodes for the callee (CLIENT PAUSE): the call is answered cluster_unavailable, not offline; after the stall it rings', { timeout: 60000 * SLOW }, async (t) => {
+        const list = clientsOf(t);
+        const { redis, nodes } = await startCluster(t, { n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`] });
+        const ownerId = await waitOwner(redis, undefined, { nodes });
+        await waitCallsReady(nodes);
+        const owner = nodes.find((n) => n.nodeId === ownerId);
+        const other = nodes.find((n) => n !== owner);
+        const [UA, UB] = [uid('stall-a'), uid('stall-b')];
+        const a = await device(owner.wsUrl, UA, { device: 'a' });
+        const b = await device(other.wsUrl, UB, { device: 'b' });
+        list.push(a, b);
+
+        // longer than signaling.redis-result-timeout (500 ms here): Redis says nothing of who got the ask
+        await redis.command('CLIENT', 'PAUSE', String(900 * SLOW), 'ALL');
+        const r = await a.call({ to: UB, media: 'audio' }, { timeout: 3000 * SLOW });
+        assert.equal(r.text, unavailable('call', r.id), 'the call during the stall');
+        await waitCallsReady(nodes, list, { timeout: 10000 * SLOW });
+        const again = await a.call({ to: UB, media: 'audio' });
+        assert.equal(again.text, T.callResponse({ id: again.id, callId: again.msg.data?.callId, state: 'ringing', level2: 1, legacy: 0 }), 'the call after it');
+        await b.take('incoming_call', again.msg.data.callId);
+        // what the paused Redis delivered late (the first ask's answer) changed nothing
+        await quietAll([a, b], 100);
     });
 
     test('Redis down: the other node answers cluster_unavailable and still registers level 2 (calls []); the owner, losing its lease, ends its calls with shutdown; Redis back: calls work again', { timeout: 60000 * SLOW }, async (t) => {
