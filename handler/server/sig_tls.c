@@ -16,6 +16,7 @@
 #include <h2o/configurator.h>
 #include "server/sig_server.h"
 #include "server/sig_tls.h"
+#include "ws/sig_ws_tls.h"
 
 /* Protocol names as stock h2o spells them (case-insensitive). OpenSSL 3 has no SSLv2/SSLv3: as a minimum they mean
  * the lowest version it has (TLSv1, with a warning); as a maximum they are an error. */
@@ -266,6 +267,7 @@ static SSL_CTX *create_context(h2o_configurator_command_t *cmd, yoml_t *ssl_node
     /* OpenSSL keeps a 16 KB+ read and write buffer per connection for its whole life; an idle WebSocket needs
      * neither (libh2o 2.2.5 does not set this) */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    sig_ws_tls_capture(ctx); /* a WebSocket's TLS 1.3 records can become the handler's after the upgrade */
     if (server_preference)
         SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     else

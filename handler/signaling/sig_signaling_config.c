@@ -36,6 +36,8 @@ const sig_directive_t sig_signaling_directives[] = {
      "ON accepts permessage-deflate (RFC 7692) when a client offers it, without context takeover (docs/performance.md#compression); OFF never does"},
     {"signaling.compression-min-size", SIG_DIRECTIVE_SIZE, FIELD(ws.compression_min_size), 256, 0, 16 * 1024 * 1024, NULL,
      "with signaling.compression: messages the server sends shorter than this many bytes go uncompressed"},
+    {"signaling.tls-takeover", SIG_DIRECTIVE_FLAG, FIELD(ws.tls_takeover), 1, 0, 0, "ON | `ON`, `OFF`",
+     "ON: after the upgrade of a TLS 1.3 connection the handler seals and opens its records itself and frees OpenSSL's state of it (docs/performance.md#tls); OFF leaves them to h2o"},
     {"signaling.rate-limit", SIG_DIRECTIVE_SIZE, FIELD(rate_limit), 200, 0, 1000000, NULL,
      "messages per second one connection may send on average (0: no limit); past it replies are rate_limited"},
     {"signaling.rate-limit-burst", SIG_DIRECTIVE_SIZE, FIELD(rate_limit_burst), 400, 1, 1000000, NULL,

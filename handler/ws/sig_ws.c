@@ -40,6 +40,7 @@
 #include "core/sig_deflate.h"
 #include "core/sig_wsext.h"
 #include "ws/sig_ws.h"
+#include "ws/sig_ws_tls.h"
 
 #define SIG_WS_LINGER_MS 3000 /* longest a closing connection may take to finish */
 #define SIG_WS_MAX_CLOSE_REASON 123 /* a control frame carries 125 bytes at most, 2 are the code */
@@ -56,6 +57,7 @@ struct st_sig_ws_timeouts_t {
 
 struct st_sig_ws_conn_t {
     h2o_socket_t *sock; /* NULL until the 101 response is written */
+    sig_ws_tls_t *tls;  /* the TLS records are ours (sig_ws_tls.h); NULL on plain TCP or while h2o has the TLS */
     sig_wsframe_reader_t reader;
     const sig_ws_limits_t *limits;
     const sig_ws_callbacks_t *callbacks;
@@ -78,6 +80,8 @@ struct st_sig_ws_conn_t {
     unsigned lingering : 1;    /* our close frame is written */
     unsigned awaiting_pong : 1;
     unsigned disposed : 1;
+    unsigned tls_stays : 1;           /* h2o keeps this connection's TLS (sig_ws_tls_take said never) */
+    unsigned close_notify_sealed : 1; /* with our TLS: the close_notify followed our close frame */
 };
 
 struct st_sig_ws_slot_t {
@@ -269,6 +273,19 @@ static uint16_t inflate_message(sig_ws_conn_t *conn, sig_wsframe_event_t *event,
     return 0;
 }
 
+/* The WebSocket bytes at the front of the socket's input: all of it, or with our TLS the opened part (records follow). */
+static size_t input_ready(const sig_ws_conn_t *conn)
+{
+    return conn->tls != NULL ? conn->tls->plain : conn->sock->input->size;
+}
+
+static void consume_input(sig_ws_conn_t *conn, size_t n)
+{
+    h2o_buffer_consume(&conn->sock->input, n);
+    if (conn->tls != NULL)
+        conn->tls->plain -= n;
+}
+
 /* Handles every complete frame in the socket's input; an incomplete one stays there for later. */
 static void read_frames(sig_ws_conn_t *conn)
 {
@@ -276,10 +293,10 @@ static void read_frames(sig_ws_conn_t *conn)
     size_t consumed;
 
     while (!conn->read_stopped) {
-        sig_wsframe_read(&conn->reader, conn->sock->input->bytes, conn->sock->input->size, &consumed, &event);
+        sig_wsframe_read(&conn->reader, conn->sock->input->bytes, input_ready(conn), &consumed, &event);
         switch (event.type) {
         case SIG_WSFRAME_NEED_MORE:
-            h2o_buffer_consume(&conn->sock->input, consumed);
+            consume_input(conn, consumed);
             return;
         case SIG_WSFRAME_MESSAGE:
             if (conn->closing)
@@ -319,7 +336,7 @@ static void read_frames(sig_ws_conn_t *conn)
             return; /* the rest is drained unread */
         }
         /* the event's payload lives in the input until here */
-        h2o_buffer_consume(&conn->sock->input, consumed);
+        consume_input(conn, consumed);
     }
 }
 
@@ -357,21 +374,71 @@ static void on_write_complete(h2o_socket_t *sock, const char *err)
     flush(conn);
 }
 
+/* Once the upgrade is written (or, when OpenSSL held part of a record then, after a later read): the TLS records become
+ * ours when the path allows it and sig_ws_tls_take can. */
+static void take_tls(sig_ws_conn_t *conn)
+{
+    if (!conn->limits->tls_takeover || sig_ws_tls_take(conn->sock, &conn->tls) < 0)
+        conn->tls_stays = 1;
+}
+
 static void on_read(h2o_socket_t *sock, const char *err)
 {
     sig_ws_conn_t *conn = sock->data;
+    int tls_closed = 0;
 
     if (err != NULL) {
         conn->io_failed = 1;
         dispose_conn(conn);
         return;
     }
+    if (conn->tls != NULL) {
+        int ret = sig_ws_tls_open(conn->tls, sock);
+        if (ret < 0) { /* a record that does not authenticate or is not one: the stream cannot go on */
+            conn->io_failed = 1;
+            dispose_conn(conn);
+            return;
+        }
+        tls_closed = ret == SIG_TLSREC_CLOSED; /* close_notify: the peer sends no more, as after a FIN */
+    }
     read_frames(conn);
-    /* what is no longer read (after a close) is drained, so close() never meets unread bytes */
-    if (conn->read_stopped && sock->input->size != 0)
-        h2o_buffer_consume(&sock->input, sock->input->size);
-    if (conn->lingering && conn->close_received)
+    /* what is no longer read (after a close) is drained, so close() never meets unread bytes; with our TLS the
+     * records are still opened (the peer's close_notify is among them) and only their data dropped */
+    if (conn->read_stopped && input_ready(conn) != 0)
+        consume_input(conn, input_ready(conn));
+    if ((conn->lingering && conn->close_received) || tls_closed) {
         dispose_conn(conn);
+        return;
+    }
+    if (sock->ssl != NULL && !conn->tls_stays)
+        take_tls(conn);
+}
+
+/* With our TLS: everything queued this turn is sealed into as few records as fit (16 KB each) and written at once;
+ * what does not fit goes through h2o, as on plain TCP. Our close frame takes the close_notify with it. */
+static void flush_tls(sig_ws_conn_t *conn)
+{
+    int close_notify = conn->close_in_out && !conn->close_notify_sealed;
+    h2o_iovec_t sealed = sig_ws_tls_seal(conn->tls, conn->out.base, conn->out.len, close_notify), buf;
+    size_t written;
+    ssize_t n;
+
+    conn->close_notify_sealed |= close_notify;
+    conn->out.len = 0;
+    if (conn->out.cap > 4096) /* an idle connection keeps a small buffer */
+        sig_buf_dispose(&conn->out);
+    while ((n = write(h2o_socket_get_fd(conn->sock), sealed.base, sealed.len)) == -1 && errno == EINTR)
+        ;
+    if (n == (ssize_t)sealed.len) {
+        if (conn->close_in_out)
+            close_frame_written(conn);
+        return;
+    }
+    written = n > 0 ? (size_t)n : 0;
+    sig_buf_reset(&conn->writing);
+    sig_buf_append(&conn->writing, sealed.base + written, sealed.len - written);
+    buf = h2o_iovec_init(conn->writing.base, conn->writing.len);
+    h2o_socket_write(conn->sock, &buf, 1, on_write_complete);
 }
 
 /* Hands `out` to the socket if nothing is being written. */
@@ -391,6 +458,10 @@ static void flush(sig_ws_conn_t *conn)
     }
     if (conn->out.len == 0)
         return;
+    if (conn->tls != NULL) {
+        flush_tls(conn);
+        return;
+    }
     /* Plain TCP: write ourselves first. libuv 1.44 re-arms epoll (one epoll_ctl) after every uv_write,
      * even one that completed at once; most frames leave here without touching libuv. Whatever does
      * not fit (or an error, which h2o then reports) goes through h2o as usual. */
@@ -472,6 +543,8 @@ static void on_upgrade_complete(void *user_data, h2o_socket_t *sock, size_t reqs
     conn->sock = sock;
     sock->data = conn;
     h2o_buffer_consume(&sock->input, reqsize);
+    if (sock->ssl != NULL)
+        take_tls(conn);
     if (conn->limits->ping_interval != 0) {
         conn->timer.cb = on_heartbeat;
         h2o_timeout_link(thread.loop, &conn->timeouts->ping_interval, &conn->timer);
@@ -675,6 +748,7 @@ static void dispose_conn(sig_ws_conn_t *conn)
     }
     release_id(conn);
     --thread.num_connections;
+    sig_ws_tls_free(conn->tls);
     sig_wsframe_reader_dispose(&conn->reader);
     sig_buf_dispose(&conn->out);
     sig_buf_dispose(&conn->writing);
@@ -733,4 +807,5 @@ void sig_ws_thread_dispose(void)
     thread.inflater = NULL;
     sig_buf_dispose(&thread.inflated);
     sig_buf_dispose(&thread.deflated);
+    sig_ws_tls_thread_dispose();
 }

@@ -30,6 +30,7 @@ typedef struct st_sig_ws_limits_t {
     uint64_t ping_timeout;
     int compression;             /* permessage-deflate is accepted when a client offers it (core/sig_wsext.h) */
     size_t compression_min_size; /* with it, messages shorter than this are sent uncompressed */
+    int tls_takeover;            /* TLS 1.3 records are sealed and opened here after the upgrade (ws/sig_ws_tls.h) */
 } sig_ws_limits_t;
 
 typedef struct st_sig_ws_callbacks_t {
