@@ -434,8 +434,10 @@ static int on_ticket_key(SSL *ssl, unsigned char *key_name, unsigned char *iv, E
         key = ring->keys.entries[i];
         if (EVP_DecryptInit_ex(cctx, key->cipher, NULL, key->keys, iv) != 1)
             goto Fail;
-        /* renew a ticket made with an older key once a newer one encrypts */
-        ret = i != 0 && ring->keys.entries[i - 1]->not_before <= now ? 2 : 1;
+        /* renew a ticket made with an older key once a newer one encrypts; with TLS 1.3 always: clients use each
+         * ticket once (RFC 8446 C.4, as browsers do), and without a new one every third connection would be a full
+         * handshake */
+        ret = SSL_version(ssl) == TLS1_3_VERSION || (i != 0 && ring->keys.entries[i - 1]->not_before <= now) ? 2 : 1;
     }
     if (!hmac_init(hctx, key->md, key->keys + key->cipher_key_len, key->hmac_key_len))
         goto Fail;

@@ -1,6 +1,7 @@
 // TLS session resumption (`ssl-session-resumption`, docs/configuration.md; issue 16, issue 14 item 4):
 // a second TLS connection that offers the first one's session resumes, by ticket by default, with
 // TLS 1.3 and with TLS 1.2, and the server says so in its access log (`%{ssl.session-reused}x`);
+// a resumed TLS 1.3 connection gets a new ticket (each ticket used once still resumes every time);
 // `mode: off` never resumes; `mode: cache` resumes by session id with no ticket sent; a secrets file
 // (`ticket-store: file`, stock h2o's format) lets two servers resume each other's tickets; a ticket
 // issued before a SIGHUP reload resumes after it; bad values fail `-t` with FILE:LINE.
@@ -103,6 +104,18 @@ test('default config: the second connection resumes with a ticket, TLS 1.3 and T
     const log = join(srv.dir, 'access.log');
     await waitUntil(() => readFileSync(log, 'utf8').split('\n').filter(Boolean).length >= 4, { what: 'four access-log lines' });
     assert.deepEqual(readFileSync(log, 'utf8').split('\n').filter(Boolean), ['0 200', '1 200', '0 200', '1 200']);
+});
+
+test('TLS 1.3: every resumed connection gets a new ticket, so a client that uses each ticket once (as browsers do) resumes every time', { timeout: 30000 * SLOW }, async (t) => {
+    const srv = await start([]);
+    t.after(() => srv.stop('SIGKILL'));
+    let [prev, next] = await twice(srv.tlsPort, T13);
+    for (let i = 0; i !== 4; ++i) {
+        assert.equal(next.reused, true, `connection ${i + 2} resumed`);
+        assert.ok(next.session, `connection ${i + 2}: the server sent a new ticket after resuming`);
+        assert.notDeepEqual(next.session, prev.session, `connection ${i + 2}: the ticket is a new one`);
+        [prev, next] = [next, await tlsGet(srv.tlsPort, { ...T13, session: next.session })];
+    }
 });
 
 test('mode: off never resumes', { timeout: 30000 * SLOW }, async (t) => {
