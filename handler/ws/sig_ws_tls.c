@@ -17,6 +17,7 @@ struct st_capture_t {
     uint8_t write_secret[SIG_TLSREC_MAX_SECRET]; /* SERVER_TRAFFIC_SECRET_0 */
     uint8_t read_len, write_len;
     uint64_t read_records, write_records; /* carried under those secrets; -1 until the secret is known */
+    uint8_t key_updated;                  /* OpenSSL saw a KeyUpdate: its keys are no longer those secrets' */
 };
 
 /* The first fields of libh2o 2.2.5's private struct st_h2o_socket_ssl_t (lib/common/socket.c:58-60), the same in
@@ -110,13 +111,18 @@ static void on_keylog(const SSL *ssl, const char *line)
     OPENSSL_cleanse(secret, sizeof(secret));
 }
 
-/* Called for every record header OpenSSL reads or writes (and other things, skipped). */
+/* Called for every record header OpenSSL reads or writes, and every message (only a KeyUpdate matters here). */
 static void on_message(int write_p, int version, int content_type, const void *buf, size_t len, SSL *ssl, void *arg)
 {
     struct st_capture_t *cap;
-    (void)version, (void)buf, (void)len, (void)arg;
-    if (content_type != SSL3_RT_HEADER || (cap = capture_of(ssl, 0)) == NULL)
+    (void)version, (void)arg;
+    if ((content_type != SSL3_RT_HEADER && content_type != SSL3_RT_HANDSHAKE) || (cap = capture_of(ssl, 0)) == NULL)
         return;
+    if (content_type == SSL3_RT_HANDSHAKE) {
+        if (len != 0 && *(const uint8_t *)buf == SSL3_MT_KEY_UPDATE)
+            cap->key_updated = 1; /* a client's, before the upgrade was written (OpenSSL logs no updated secret) */
+        return;
+    }
     if (write_p) {
         if (cap->write_records != UINT64_MAX)
             ++cap->write_records;
@@ -142,7 +148,8 @@ int sig_ws_tls_take(h2o_socket_t *sock, sig_ws_tls_t **out)
     int reading;
 
     if (capture_index < 0 || SSL_version(ssl) != TLS1_3_VERSION || !SSL_is_init_finished(ssl) || SSL_get_shutdown(ssl) != 0 ||
-        (cap = capture_of(ssl, 0)) == NULL || cap->read_records == UINT64_MAX || cap->write_records == UINT64_MAX)
+        (cap = capture_of(ssl, 0)) == NULL || cap->read_records == UINT64_MAX || cap->write_records == UINT64_MAX ||
+        cap->key_updated)
         return -1;
     suite = (uint16_t)SSL_CIPHER_get_protocol_id(SSL_get_current_cipher(ssl));
     if (!sig_tlsrec_suite_supported(suite) || cap->read_len != sig_tlsrec_secret_len(suite) || cap->write_len != cap->read_len)
