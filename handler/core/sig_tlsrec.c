@@ -1,7 +1,6 @@
 /*
  * TLS 1.3 record protection after the handshake (RFC 8446 5, 7.3, 4.6.3); see sig_tlsrec.h for why it is ours.
  */
-#include <pthread.h>
 #include <string.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -59,7 +58,7 @@ static const EVP_CIPHER *suite_cipher(int index)
 
 /* HMAC and its digests, fetched once: OpenSSL 3.0's one-shot HMAC() looks them up by name on every call, which made
  * the four expansions of a connection's takeover cost 9 us */
-static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static CRYPTO_ONCE fetch_once = CRYPTO_ONCE_STATIC_INIT;
 static EVP_MAC *hmac;
 static OSSL_PARAM hmac_params[2][2];
 
@@ -90,8 +89,7 @@ static void expand_label(uint16_t suite, const uint8_t *secret, size_t secret_le
     n += 6 + label_len;
     info[n++] = 0; /* an empty context */
     info[n++] = 1; /* the block counter */
-    pthread_once(&fetch_once, fetch_hmac);
-    if ((ctx = EVP_MAC_CTX_new(hmac)) == NULL || !EVP_MAC_init(ctx, secret, secret_len, hmac_params[suite == SIG_TLSREC_AES_256_GCM_SHA384]) ||
+    if (!CRYPTO_THREAD_run_once(&fetch_once, fetch_hmac) || (ctx = EVP_MAC_CTX_new(hmac)) == NULL || !EVP_MAC_init(ctx, secret, secret_len, hmac_params[suite == SIG_TLSREC_AES_256_GCM_SHA384]) ||
         !EVP_MAC_update(ctx, info, n) || !EVP_MAC_final(ctx, t1, &t1_len, sizeof(t1)))
         sig_fatal("HMAC failed");
     EVP_MAC_CTX_free(ctx);
@@ -156,6 +154,21 @@ void sig_tlsrec_ciphers_destroy(sig_tlsrec_ciphers_t *c)
             EVP_CIPHER_CTX_free(c->by[i][j].ctx);
     OPENSSL_cleanse(c, sizeof(*c));
     free(c);
+}
+
+void sig_tlsrec_ciphers_forget(sig_tlsrec_ciphers_t *c, const sig_tlsrec_t *t)
+{
+    int i, j;
+    if (c == NULL)
+        return;
+    for (i = 0; i != NUM_SUITES; ++i)
+        for (j = 0; j != 2; ++j) {
+            struct st_cipher_slot_t *slot = &c->by[i][j];
+            if (slot->keyed && (memcmp(slot->key, t->read.key, t->key_len) == 0 || memcmp(slot->key, t->write.key, t->key_len) == 0)) {
+                EVP_CIPHER_CTX_free(slot->ctx); /* which cleanses OpenSSL's key schedule */
+                OPENSSL_cleanse(slot, sizeof(*slot));
+            }
+        }
 }
 
 /* The context for `dir`'s next record, keyed, with the record's nonce (5.3) set. */
@@ -231,7 +244,7 @@ size_t sig_tlsrec_seal(sig_tlsrec_t *t, sig_tlsrec_ciphers_t *c, const uint8_t *
 
     do {
         size_t n = len - off < SIG_TLSREC_MAX_PLAIN ? len - off : SIG_TLSREC_MAX_PLAIN;
-        if (t->key_update_due || t->write.seq >= SIG_TLSREC_REKEY_AFTER)
+        if (t->key_update_due || t->write.seq >= SIG_TLSREC_REKEY_AFTER - 1) /* the KeyUpdate is the key's last record */
             written += seal_key_update(t, c, out + written);
         if (n != 0)
             written += seal_record(t, c, CONTENT_APPLICATION_DATA, in + off, n, out + written);

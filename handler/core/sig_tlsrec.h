@@ -16,7 +16,7 @@
  *
  * Contract: one sig_tlsrec_t per connection (about 200 bytes: secrets, keys, IVs, sequence numbers), used by one
  * thread at a time, with that thread's sig_tlsrec_ciphers_t (the cipher contexts, shared by every connection of the
- * thread). Secrets are wiped when disposed.
+ * thread). Secrets are wiped when disposed (sig_tlsrec_ciphers_forget wipes the thread's copy of a key).
  */
 #ifndef SIG_TLSREC_H
 #define SIG_TLSREC_H
@@ -85,6 +85,8 @@ void sig_tlsrec_dispose(sig_tlsrec_t *t);
 sig_tlsrec_ciphers_t *sig_tlsrec_ciphers_create(void);
 /** NULL is fine. */
 void sig_tlsrec_ciphers_destroy(sig_tlsrec_ciphers_t *c);
+/** Wipes what `c` keeps of `t`'s keys (call before sig_tlsrec_dispose; `c` NULL is fine). */
+void sig_tlsrec_ciphers_forget(sig_tlsrec_ciphers_t *c, const sig_tlsrec_t *t);
 
 /**
  * Opens, in place, every complete record in buf[*plain .. *len): the bytes buf[0 .. *plain) are application data

@@ -215,6 +215,7 @@ void sig_ws_tls_free(sig_ws_tls_t *tls)
 {
     if (tls == NULL)
         return;
+    sig_tlsrec_ciphers_forget(thread.ciphers, &tls->rec);
     sig_tlsrec_dispose(&tls->rec);
     free(tls);
 }
