@@ -154,6 +154,16 @@ async function ownedCluster({ n = 2, settings = [], threads = 4 } = {}) {
     return { redis, nodes, stop };
 }
 
+/** A redis-server and two nodes (num-threads 2, the main ring timeout) whichever owns the calls, ready for calls:
+ * {redis, nodes, ownerId, owner, other}. */
+async function ownerAndOther(t) {
+    const { redis, nodes } = await startCluster(t, { n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`] });
+    const ownerId = await waitOwner(redis, undefined, { nodes });
+    await waitCallsReady(nodes);
+    const owner = nodes.find((n) => n.nodeId === ownerId);
+    return { redis, nodes, ownerId, owner, other: nodes.find((n) => n !== owner) };
+}
+
 /**
  * A ringing call across nodes: the caller `caller` registers on `callerUrl` (deviceId `callerDevice`),
  * the callee's level-2 devices on `callees` ([url, deviceId] pairs) and level-1 connections on
@@ -950,11 +960,7 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
 
     test('Redis stalls while a call asks the nodes for the callee (CLIENT PAUSE): the call is answered cluster_unavailable, not offline; after the stall it rings', { timeout: 60000 * SLOW }, async (t) => {
         const list = clientsOf(t);
-        const { redis, nodes } = await startCluster(t, { n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`] });
-        const ownerId = await waitOwner(redis, undefined, { nodes });
-        await waitCallsReady(nodes);
-        const owner = nodes.find((n) => n.nodeId === ownerId);
-        const other = nodes.find((n) => n !== owner);
+        const { redis, nodes, ownerId, owner, other } = await ownerAndOther(t);
         const [UA, UB] = [uid('stall-a'), uid('stall-b')];
         const a = await device(owner.wsUrl, UA, { device: 'a' });
         const b = await device(other.wsUrl, UB, { device: 'b' });
@@ -974,11 +980,7 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
 
     test('Redis down: the other node answers cluster_unavailable and still registers level 2 (calls []); the owner, losing its lease, ends its calls with shutdown; Redis back: calls work again', { timeout: 60000 * SLOW }, async (t) => {
         const list = clientsOf(t);
-        const { redis, nodes } = await startCluster(t, { n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`] });
-        const ownerId = await waitOwner(redis, undefined, { nodes });
-        await waitCallsReady(nodes);
-        const owner = nodes.find((n) => n.nodeId === ownerId);
-        const other = nodes.find((n) => n !== owner);
+        const { redis, nodes, ownerId, owner, other } = await ownerAndOther(t);
         t.diagnostic(`owner ${ownerId}, the other ${other.nodeId}`);
 
         // an active call between two devices on the owner's node, and users on the other node
@@ -1053,6 +1055,9 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         await redis.start();
         const back = await waitOwner(redis, undefined, { timeout: 10000 * SLOW, nodes });
         t.diagnostic(`${back} owns the calls again ${Date.now() - down} ms after Redis stopped`);
+        // a node whose link came back later than the owner's answers cluster_unavailable until it has asked Redis
+        // who owns the calls (within its reconnect backoff and one probe interval): every node knows it first
+        await waitCallsReady(nodes, list, { timeout: 10000 * SLOW });
         const callId = `back-${uid('c')}`;
         const seen3 = [];
         const r3 = await waitUntil(
