@@ -65,8 +65,7 @@ static void emit(void *ctx, const sig_call_out_t *out)
 static sig_call_device_t dev(int u, int d)
 {
     sig_call_device_t x;
-    x.ep.thread = 0;
-    x.ep.conn_id = devs[u][d].conn;
+    x.ep = (sig_endpoint_t){.thread = 0, .conn_id = devs[u][d].conn}; /* node 0 (this node), not stack garbage */
     x.user_id = sig_str_cstr(users[u]);
     x.device_id = sig_str_cstr(dids[d]);
     x.level = d == 2 ? 1 : 2;

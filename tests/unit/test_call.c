@@ -1436,8 +1436,7 @@ static sig_call_device_t slot_dev(int u, int k)
     static char names[RU][3];
     sig_call_device_t d;
     snprintf(names[u], 3, "u%d", u);
-    d.ep.thread = 1;
-    d.ep.conn_id = slots[u][k].conn;
+    d.ep = (sig_endpoint_t){.thread = 1, .conn_id = slots[u][k].conn}; /* node 0: every field set */
     d.user_id = sig_str(names[u], 2);
     d.device_id = sig_str_cstr(slots[u][k].did);
     d.level = slots[u][k].level;
