@@ -595,6 +595,14 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
 
 /* ---- the API ---- */
 
+/* A node's channel for one route: `PREFIX n:NODE:ROUTE`, which it subscribes and the others publish to. */
+static void append_node_channel(sig_buf_t *out, const char *prefix, sig_str_t node, sig_str_t route)
+{
+    sig_bus_node_channel(out, sig_str_cstr(prefix), node);
+    sig_buf_append_char(out, ':');
+    sig_buf_append(out, route.base, route.len);
+}
+
 sig_backplane_t *sig_backplane_create(const sig_backplane_config_t *config, sig_str_t route, size_t num_threads,
                                       const sig_backplane_callbacks_t *callbacks, void *data)
 {
@@ -618,9 +626,7 @@ sig_backplane_t *sig_backplane_create(const sig_backplane_config_t *config, sig_
         sig_fatal("out of memory");
     for (s = 0; s != config->num_shards; ++s) {
         sig_buf_t ch = SIG_BUF_INIT;
-        sig_bus_node_channel(&ch, sig_str_cstr(config->shards[s].prefix), sig_str_cstr(config->node_id));
-        sig_buf_append_char(&ch, ':');
-        sig_buf_append(&ch, route.base, route.len);
+        append_node_channel(&ch, config->shards[s].prefix, sig_str_cstr(config->node_id), route);
         bp->node_channels[s] = ch.base;
         bp->node_channel_lens[s] = ch.len;
         bp->owners[s].bp = bp;
@@ -848,9 +854,7 @@ void sig_backplane_publish_result(sig_backplane_t *bp, uint32_t shard, sig_str_t
     if (t == NULL)
         return;
     sig_buf_reset(&scratch);
-    sig_bus_node_channel(&scratch, sig_str_cstr(bp->config->shards[shard].prefix), origin);
-    sig_buf_append_char(&scratch, ':');
-    sig_buf_append(&scratch, bp->route.base, bp->route.len);
+    append_node_channel(&scratch, bp->config->shards[shard].prefix, origin, sig_str(bp->route.base, bp->route.len));
     sig_buf_reset(&scratch2);
     sig_bus_encode_result(&scratch2, thread, seq, delivered);
     publish(t->pubs + shard, scratch.base, scratch.len, scratch2.base, scratch2.len, 0);
@@ -880,9 +884,7 @@ int sig_backplane_publish_to_node(sig_backplane_t *bp, uint32_t shard, sig_str_t
                                   void *data)
 {
     sig_buf_reset(&scratch);
-    sig_bus_node_channel(&scratch, sig_str_cstr(bp->config->shards[shard].prefix), node);
-    sig_buf_append_char(&scratch, ':');
-    sig_buf_append(&scratch, bp->route.base, bp->route.len);
+    append_node_channel(&scratch, bp->config->shards[shard].prefix, node, sig_str(bp->route.base, bp->route.len));
     return publish_waited(bp, shard, &scratch, msg, cb, data);
 }
 

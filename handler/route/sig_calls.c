@@ -24,7 +24,6 @@ void sig_calls_thread_init(uv_loop_t *loop)
     sig_calls__tls.loop = loop;
 }
 
-
 sig_calls_t *sig_calls_create(sig_router_t *router, sig_str_t route)
 {
     sig_calls_t *calls = sig_mem_alloc(sizeof(*calls));
@@ -96,7 +95,6 @@ void sig_calls__deliver_task(const void *bytes, size_t len)
     memcpy(&conn_id, bytes, sizeof(conn_id));
     sig_calls__global.deliver(conn_id, (const char *)bytes + sizeof(conn_id), len - sizeof(conn_id));
 }
-
 
 static void send_to(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg)
 {
@@ -240,7 +238,6 @@ static size_t lookup_callee(sig_calls_t *calls, const sig_buf_t *found, sig_str_
     return n;
 }
 
-
 static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig_str_t name, int name_is_verified, const char *json,
                            size_t len, uint64_t now, const sig_buf_t *found, const void *event, size_t event_len)
 {
@@ -293,15 +290,27 @@ static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig
 
 const sig_buf_t sig_calls__found_unknown = SIG_BUF_INIT;
 
+void sig_calls__unpack_event(const void *bytes, struct st_event_t *ev, struct st_event_strs_t *strs)
+{
+    const char *p = (const char *)bytes + sizeof(*ev);
+    memcpy(ev, bytes, sizeof(*ev));
+    strs->user = sig_str(p, ev->user_len);
+    strs->device = sig_str(p += ev->user_len, ev->device_len);
+    strs->req_id = sig_str(p += ev->device_len, ev->req_id_len);
+    strs->name = sig_str(p += ev->req_id_len, ev->name_len);
+    strs->json = sig_str(p += ev->name_len, ev->json_len);
+    strs->node = sig_str(p + ev->json_len, ev->node_len);
+}
+
 /* An event, on the owner's thread. */
 void sig_calls__run_event_found(const void *bytes, size_t len, const sig_buf_t *found)
 {
     struct st_event_t ev;
-    const char *p = (const char *)bytes + sizeof(ev);
+    struct st_event_strs_t strs;
     sig_call_device_t dev;
     uint64_t now;
 
-    memcpy(&ev, bytes, sizeof(ev)); /* the router's copy need not be aligned */
+    sig_calls__unpack_event(bytes, &ev, &strs);
     if (ev.calls->ask != NULL && found == NULL) { /* a `call` waits for the nodes: this comes after it */
         sig_buf_append(&ev.calls->waiting, &len, sizeof(len));
         sig_buf_append(&ev.calls->waiting, bytes, len);
@@ -309,19 +318,17 @@ void sig_calls__run_event_found(const void *bytes, size_t len, const sig_buf_t *
     }
     dev.ep = ev.ep;
     dev.level = ev.level;
-    dev.user_id = sig_str(p, ev.user_len);
-    dev.device_id = sig_str(p + ev.user_len, ev.device_len);
-    p += ev.user_len + ev.device_len;
-    if (ev.node_len != 0) /* another node's device: the node's id ends the event */
-        dev.ep.node = sig_calls__node_index(ev.calls, sig_str(p + ev.req_id_len + ev.name_len + ev.json_len, ev.node_len));
+    dev.user_id = strs.user;
+    dev.device_id = strs.device;
+    if (strs.node.len != 0) /* another node's device */
+        dev.ep.node = sig_calls__node_index(ev.calls, strs.node);
     now = uv_now(sig_calls__tls.loop);
     switch (ev.kind) {
     case EV_REGISTER:
-        handle_register(ev.calls, &dev, sig_str(p, ev.req_id_len), now);
+        handle_register(ev.calls, &dev, strs.req_id, now);
         break;
     case EV_REQUEST:
-        handle_request(ev.calls, &dev, sig_str(p + ev.req_id_len, ev.name_len), ev.name_is_verified,
-                       p + ev.req_id_len + ev.name_len, ev.json_len, now, found, bytes, len);
+        handle_request(ev.calls, &dev, strs.name, ev.name_is_verified, strs.json.base, strs.json.len, now, found, bytes, len);
         break;
     default:
         if (ev.calls->owner == NULL)
@@ -338,7 +345,6 @@ void sig_calls__run_event(const void *bytes, size_t len)
 }
 
 /* ---- the devices' side ---- */
-
 
 static void post_event(sig_calls_t *calls, int kind, const sig_call_device_t *dev, int clean, sig_str_t req_id, sig_str_t name,
                        int name_is_verified, const char *json, size_t json_len)
@@ -416,7 +422,6 @@ void sig_calls_thread_dispose(void)
     pthread_mutex_lock(&sig_calls__global.lock);
     for (calls = sig_calls__global.all; calls != NULL; calls = calls->next)
         if (sig_calls__owner_thread(calls) == sig_router_thread_index()) {
-            size_t i;
             if (calls->owner != NULL) {
                 sig_call_owner_destroy(calls->owner);
                 calls->owner = NULL;
@@ -425,20 +430,7 @@ void sig_calls_thread_dispose(void)
                 uv_close((uv_handle_t *)&calls->timer, NULL); /* the router's dispose runs the loop once more */
                 calls->timer_made = 0;
             }
-            if (atomic_exchange(&calls->lease_started, 0))
-                uv_close((uv_handle_t *)&calls->lease_timer, NULL);
-            if (calls->ask != NULL)
-                sig_calls__ask_free(calls);
-            if (calls->ask_timer_made) {
-                uv_close((uv_handle_t *)&calls->ask_timer, NULL);
-                calls->ask_timer_made = 0;
-            }
-            sig_buf_dispose(&calls->waiting);
-            for (i = 0; i != calls->num_nodes; ++i)
-                free(calls->nodes[i]);
-            free(calls->nodes);
-            calls->nodes = NULL;
-            calls->num_nodes = 0;
+            sig_calls__cluster_dispose(calls);
         }
     pthread_mutex_unlock(&sig_calls__global.lock);
     sig_buf_dispose(&sig_calls__tls.event);

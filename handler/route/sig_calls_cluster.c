@@ -158,19 +158,15 @@ void sig_calls__release_lease(sig_calls_t *calls)
 static void answer_unreachable(const char *bytes)
 {
     struct st_event_t ev;
-    const char *p = bytes + sizeof(ev);
-    sig_str_t user, device, req_id;
+    struct st_event_strs_t strs;
 
-    memcpy(&ev, bytes, sizeof(ev));
-    user = sig_str(p, ev.user_len);
-    device = sig_str(p + ev.user_len, ev.device_len);
-    req_id = sig_str(p + ev.user_len + ev.device_len, ev.req_id_len);
+    sig_calls__unpack_event(bytes, &ev, &strs);
     sig_buf_reset(&sig_calls__tls.out);
-    if (ev.kind == EV_REGISTER && req_id.len != 0) {
-        sig_callmsg_encode_connect_ok(&sig_calls__tls.out, req_id, user, device, NULL, 0); /* registered; its calls are unknown */
+    if (ev.kind == EV_REGISTER && strs.req_id.len != 0) {
+        sig_callmsg_encode_connect_ok(&sig_calls__tls.out, strs.req_id, strs.user, strs.device, NULL, 0); /* registered; its calls are unknown */
     } else if (ev.kind == EV_REQUEST) {
         sig_call_request_t req;
-        sig_callmsg_decode(p + ev.user_len + ev.device_len + ev.req_id_len + ev.name_len, ev.json_len, &req, &sig_calls__tls.scratch);
+        sig_callmsg_decode(strs.json.base, strs.json.len, &req, &sig_calls__tls.scratch);
         sig_calls__encode_error(&sig_calls__tls.out, &req, SIG_CALL_ERR_CLUSTER_UNAVAILABLE);
     } else {
         return;
@@ -190,7 +186,8 @@ static void on_event_reply(void *data, void *_reply)
 void sig_calls__post_to_owner_node(sig_calls_t *calls, const struct st_event_t *ev, sig_buf_t *packed)
 {
     sig_backplane_t *bp = sig_router_backplane(calls->router);
-    const char *p = packed->base + sizeof(*ev);
+    struct st_event_t fixed;
+    struct st_event_strs_t strs;
     char owner[SIG_BUS_NODE_ID_MAX];
     size_t owner_len;
     char *copy = NULL;
@@ -206,12 +203,10 @@ void sig_calls__post_to_owner_node(sig_calls_t *calls, const struct st_event_t *
         answer_unreachable(packed->base);
         return;
     }
+    sig_calls__unpack_event(packed->base, &fixed, &strs);
     sig_buf_reset(&sig_calls__tls.task);
     sig_bus_encode_event(&sig_calls__tls.task, sig_backplane_node_id(bp), (unsigned)ev->kind, ev->ep.thread, ev->ep.conn_id, (unsigned)ev->level,
-                         flags, sig_str(p, ev->user_len), sig_str(p + ev->user_len, ev->device_len),
-                         sig_str(p + ev->user_len + ev->device_len, ev->req_id_len),
-                         sig_str(p + ev->user_len + ev->device_len + ev->req_id_len, ev->name_len),
-                         sig_str(p + ev->user_len + ev->device_len + ev->req_id_len + ev->name_len, ev->json_len));
+                         flags, strs.user, strs.device, strs.req_id, strs.name, strs.json);
     if (ev->kind != EV_LOST) { /* kept to answer locally if the owner turns out to be gone */
         copy = sig_mem_alloc(packed->len);
         memcpy(copy, packed->base, packed->len);
@@ -280,12 +275,26 @@ struct st_ask_t {
     char event[];
 };
 
-void sig_calls__ask_free(sig_calls_t *calls)
+void sig_calls__cluster_dispose(sig_calls_t *calls)
 {
-    sig_buf_dispose(&calls->ask->found);
-    free(calls->ask);
-    calls->ask = NULL;
-    uv_timer_stop(&calls->ask_timer);
+    size_t i;
+    if (atomic_exchange(&calls->lease_started, 0))
+        uv_close((uv_handle_t *)&calls->lease_timer, NULL);
+    if (calls->ask != NULL) {
+        sig_buf_dispose(&calls->ask->found);
+        free(calls->ask);
+        calls->ask = NULL;
+    }
+    if (calls->ask_timer_made) {
+        uv_close((uv_handle_t *)&calls->ask_timer, NULL);
+        calls->ask_timer_made = 0;
+    }
+    sig_buf_dispose(&calls->waiting);
+    for (i = 0; i != calls->num_nodes; ++i)
+        free(calls->nodes[i]);
+    free(calls->nodes);
+    calls->nodes = NULL;
+    calls->num_nodes = 0;
 }
 
 static void ask_finish(sig_calls_t *calls)

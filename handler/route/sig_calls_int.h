@@ -60,6 +60,11 @@ struct st_event_t {
     size_t user_len, device_len, req_id_len, name_len, json_len, node_len; /* node: another node's event, its id last */
 };
 
+/* the strings of a packed event */
+struct st_event_strs_t {
+    sig_str_t user, device, req_id, name, json, node;
+};
+
 struct st_sig_calls_global_t {
     sig_calls_deliver_cb deliver;
     pthread_mutex_t lock; /* guards `all` */
@@ -90,6 +95,8 @@ void sig_calls__rearm(sig_calls_t *calls);
 void sig_calls__run_event_found(const void *bytes, size_t len, const sig_buf_t *found);
 extern const sig_buf_t sig_calls__found_unknown;
 void sig_calls__run_event(const void *bytes, size_t len);
+/** Reads a packed event's fixed part into `ev` (the router's copy need not be aligned) and points `strs` at its strings. */
+void sig_calls__unpack_event(const void *bytes, struct st_event_t *ev, struct st_event_strs_t *strs);
 /** Appends the `<type>_response` error `err` to `req` (decoded, or half-decoded: then its type may be 0). */
 void sig_calls__encode_error(sig_buf_t *buf, const sig_call_request_t *req, int err);
 
@@ -106,8 +113,8 @@ void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *m
 void sig_calls__post_to_owner_node(sig_calls_t *calls, const struct st_event_t *ev, sig_buf_t *packed);
 /** Owner thread: returns 1 when a `call` for `user` waits for the nodes' answers (the event is copied), else 0. */
 int sig_calls__ask_nodes(sig_calls_t *calls, sig_str_t user, const void *event, size_t event_len);
-/** Owner thread: drops an ask (teardown). */
-void sig_calls__ask_free(sig_calls_t *calls);
+/** Owner thread, at its end: closes the lease's and the ask's timers and frees the ask, what waited and the nodes. */
+void sig_calls__cluster_dispose(sig_calls_t *calls);
 /** Owner thread: the index (1..) of node `id` in the owner's table, added when new. */
 uint32_t sig_calls__node_index(sig_calls_t *calls, sig_str_t id);
 
