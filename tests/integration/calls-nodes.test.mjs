@@ -33,7 +33,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { clientsOf, closeRound, device, leftOver, quietAll, rounds, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
+import { acceptRace, clientsOf, closeRound, device, leftOver, quietAll, rounds, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
 import { FAST_REDIS_TIMINGS, nodeLogs, requireRedisSupport, startCluster, startNode, startRedis, waitCrossNode, waitNodesLinked } from '../lib/redis.mjs';
 import { waitUntil } from '../lib/wait.mjs';
 
@@ -278,26 +278,10 @@ describe('level 2 across two nodes (node-a owns the calls), num-threads 4', { ti
             const callerNode = Math.floor(i / 2) % 2 ? B : A;
             const call = await ringAcross(mine, { callerUrl: callerNode.wsUrl, callees: [[A.wsUrl, 'b-on-a'], [B.wsUrl, 'b-on-b']] });
             list.push(...mine);
-            const { a, bs, callId, B: callee } = call;
-            const [ba, bb] = bs;
-            const first = i % 2 ? bb : ba;
-            const second = i % 2 ? ba : bb;
-            const ids = new Map([[first, first.post({ type: 'call_accept', callId })], [second, second.post({ type: 'call_accept', callId })]]);
-            const replies = new Map();
-            for (const d of [ba, bb]) replies.set(d, await d.reply(ids.get(d)));
-            const winners = [ba, bb].filter((d) => replies.get(d) === T.response('call_accept', { id: ids.get(d), callId, state: 'active' }));
-            assert.equal(winners.length, 1, `round ${i}: exactly one accept wins: ${[...replies.values()].join(' | ')}`);
-            const [w] = winners;
-            const l = w === ba ? bb : ba;
-            const wDevice = w === ba ? 'b-on-a' : 'b-on-b';
-            assert.equal(replies.get(l), T.error('call_accept', 'answered_elsewhere', ids.get(l)), `round ${i}: the late accept`);
-            await a.expect(T.accepted({ callId, byUser: callee, byDevice: wDevice, polite: false }));
-            await w.expect(T.accepted({ callId, byUser: callee, byDevice: wDevice, polite: true }));
-            await l.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
-            const rest = await leftOver([a, ba, bb], 20);
-            assert.deepEqual(rest, {}, `round ${i}: nothing more`);
+            // both in the same tick, in an order that alternates
+            const { firstWon, wDevice } = await acceptRace(call, ['b-on-a', 'b-on-b'], i % 2, i);
             closeRound(mine);
-            return `${w === first ? 'first' : 'second'} sent won (${wDevice})`;
+            return `${firstWon ? 'first' : 'second'} sent won (${wDevice})`;
         });
         assert.equal([...outcomes.values()].reduce((x, y) => x + y, 0), ROUNDS);
     });

@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { callServer, clientsOf, closeRound, device, leftOver, ringCall, rounds, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
+import { acceptRace, callServer, clientsOf, closeRound, device, leftOver, ringCall, rounds, SLOW, stopClean, T, uid } from '../lib/callclient.mjs';
 
 const RING = 20000 * SLOW; // no ring timeout during a round
 const BUDGET_MS = 60000 * SLOW; // per loop
@@ -29,29 +29,12 @@ describe('level-2 races on num-threads 4', { timeout: 400000 * SLOW }, () => {
         const list = clientsOf(t);
         const outcomes = await rounds(t, 100, BUDGET_MS, async (i) => {
             const mine = [];
-            const { a, bs, callId, B } = await ringCall(srv.wsUrl, mine, { calleeDevices: ['b-phone', 'b-web'], ringTimeout: RING });
+            const call = await ringCall(srv.wsUrl, mine, { calleeDevices: ['b-phone', 'b-web'], ringTimeout: RING });
             list.push(...mine);
-            const [bp, bw] = bs;
             // both in the same tick, in an order that alternates
-            const first = i % 2 ? bw : bp;
-            const second = i % 2 ? bp : bw;
-            const ids = new Map([[first, first.post({ type: 'call_accept', callId })], [second, second.post({ type: 'call_accept', callId })]]);
-            const replies = new Map();
-            for (const d of [bp, bw]) replies.set(d, await d.reply(ids.get(d)));
-            const winners = [bp, bw].filter((d) => replies.get(d) === T.response('call_accept', { id: ids.get(d), callId, state: 'active' }));
-            assert.equal(winners.length, 1, `round ${i}: exactly one accept wins: ${[...replies.values()].join(' | ')}`);
-            const [w] = winners;
-            const l = w === bp ? bw : bp;
-            const wDevice = w === bp ? 'b-phone' : 'b-web';
-            assert.equal(replies.get(l), T.error('call_accept', 'answered_elsewhere', ids.get(l)), `round ${i}: the late accept`);
-            await a.expect(T.accepted({ callId, byUser: B, byDevice: wDevice, polite: false }));
-            await w.expect(T.accepted({ callId, byUser: B, byDevice: wDevice, polite: true }));
-            await l.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
-            // nothing else: in particular no second call_accepted anywhere
-            const rest = await leftOver([a, bp, bw], 20);
-            assert.deepEqual(rest, {}, `round ${i}: nothing more`);
+            const { firstWon } = await acceptRace(call, ['b-phone', 'b-web'], i % 2, i);
             closeRound(mine);
-            return wDevice === first.label.split('/')[1] ? 'first sent won' : 'second sent won';
+            return firstWon ? 'first sent won' : 'second sent won';
         });
         assert.equal([...outcomes.values()].reduce((x, y) => x + y, 0), 100);
     });

@@ -46,6 +46,8 @@
 //   clientsOf(t)                  a list whose clients are terminated after test t
 //   stopClean(srv)                SIGTERM, then asserts exit code 0 (valgrind's 99 fails the suite)
 //   ringCall(url, list, opts)     a ringing call, checked (see below); activeCall(url, list, opts): answered
+//   acceptRace(call, deviceIds, first, round)  call.bs (two ringing devices) accept in the same tick,
+//                                 bs[first] sending first: one wins, checked -> {w, l, wDevice, firstWon}
 //   uid(tag)                      a user id no other test of the process uses
 //   ERR_TEXT                      the codec's text per level-2 code
 //   SLOW                          8 under valgrind (VALGRIND_LOG_DIR), else 1: scale timers and waits by it
@@ -492,4 +494,26 @@ export async function leftOver(clients, ms) {
     const out = {};
     for (const c of clients) if (c.inbox.length) out[c.label] = c.left();
     return out;
+}
+
+/** The ringing `call`'s two devices (deviceIds `deviceIds`) accept in the same tick, bs[first] first: one wins, checked (`round` names the asserts). */
+export async function acceptRace({ a, bs, callId, B }, deviceIds, first, round) {
+    const [d0, d1] = bs;
+    const [s1, s2] = first ? [d1, d0] : [d0, d1];
+    const ids = new Map([[s1, s1.post({ type: 'call_accept', callId })], [s2, s2.post({ type: 'call_accept', callId })]]);
+    const replies = new Map();
+    for (const d of [d0, d1]) replies.set(d, await d.reply(ids.get(d)));
+    const winners = [d0, d1].filter((d) => replies.get(d) === T.response('call_accept', { id: ids.get(d), callId, state: 'active' }));
+    assert.equal(winners.length, 1, `round ${round}: exactly one accept wins: ${[...replies.values()].join(' | ')}`);
+    const [w] = winners;
+    const l = w === d0 ? d1 : d0;
+    const wDevice = w === d0 ? deviceIds[0] : deviceIds[1];
+    assert.equal(replies.get(l), T.error('call_accept', 'answered_elsewhere', ids.get(l)), `round ${round}: the late accept`);
+    await a.expect(T.accepted({ callId, byUser: B, byDevice: wDevice, polite: false }));
+    await w.expect(T.accepted({ callId, byUser: B, byDevice: wDevice, polite: true }));
+    await l.expect(T.ended({ callId, reason: 'answered_elsewhere' }));
+    // nothing else: in particular no second call_accepted anywhere
+    const rest = await leftOver([a, d0, d1], 20);
+    assert.deepEqual(rest, {}, `round ${round}: nothing more`);
+    return { w, l, wDevice, firstWon: w === s1 };
 }
