@@ -711,7 +711,9 @@ describe('ring timeout across nodes (ring-timeout 1500)', { timeout: 60000 * SLO
             const late = await device(lateNode.wsUrl, callee, { device: 'b-late', calls: [{ callId, state: 'ringing', role: 'callee', peerUserId: caller, media: 'audio' }] });
             list.push(late);
             const inc = JSON.parse(await late.take('incoming_call', callId));
-            assert.ok(inc.data.expiresIn > 0 && inc.data.expiresIn < SHORT, `expiresIn ${inc.data.expiresIn} of ${SHORT}`);
+            // what is left of the ring, by the owner's loop clock (milliseconds, cached per loop turn): all of it when the
+            // late device came within the same millisecond
+            assert.ok(inc.data.expiresIn > 0 && inc.data.expiresIn <= SHORT, `expiresIn ${inc.data.expiresIn} of ${SHORT}`);
             assert.equal(J(inc), T.incoming({ callId, from: caller, name: 'Caller', media: 'audio', expiresIn: inc.data.expiresIn }));
             await a.expect(T.ended({ callId, reason: 'no_answer' }), { timeout: SHORT + 5000 * SLOW });
             const took = Date.now() - started;
