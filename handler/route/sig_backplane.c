@@ -46,6 +46,7 @@ struct st_shard_owner_t {
     uv_timer_t probe_timer;
     uint64_t probe_seq, probe_seen_at, up_at;
     int was_up;                  /* the subscriber has been up before: the next up is a reconnect */
+    int relink_due;              /* a reconnect: callbacks.on_relinked once the node channel is confirmed */
     _Atomic uint64_t reconnects; /* written by the owner thread, read by scrapes */
 };
 
@@ -240,6 +241,10 @@ static void on_confirmed(struct st_shard_owner_t *o, const char *channel, size_t
             o->resync_bucket = 0;
             o->resync_outstanding = 0;
             resync_next_batch(o);
+            if (o->relink_due && bp->callbacks.on_relinked != NULL) {
+                o->relink_due = 0;
+                bp->callbacks.on_relinked(bp->data, o->shard);
+            }
         }
         return;
     }
@@ -345,8 +350,10 @@ static void on_sub_up(sig_redis_link_t *link, void *data)
     sig_backplane_t *bp = o->bp;
 
     o->up_at = now_ms(bp->threads + owner_of(bp, o->shard));
-    if (o->was_up)
+    if (o->was_up) {
         atomic_fetch_add_explicit(&o->reconnects, 1, memory_order_relaxed);
+        o->relink_due = 1;
+    }
     o->was_up = 1;
     send_one(o, sig_redis_link_context(link), "SUBSCRIBE", bp->node_channels[o->shard], bp->node_channel_lens[o->shard], NULL);
 }

@@ -59,6 +59,10 @@ typedef struct st_sig_backplane_callbacks_t {
     /** An EVENT, OUTPUT or DEVICES on our node channel, or a WHO of this route on a user's channel (our own WHOs
      * included), on the thread that owns `shard`. NULL: they are dropped. */
     void (*on_call_message)(void *data, uint32_t shard, const sig_bus_msg_t *msg);
+    /** Our node channel of `shard` is subscribed again after the subscriber's connection was lost (not after the first
+     * connect): what other nodes sent to this node meanwhile reached nobody, so they may count its connections gone.
+     * On the thread that owns `shard`; NULL: not told. */
+    void (*on_relinked)(void *data, uint32_t shard);
 } sig_backplane_callbacks_t;
 
 /** `config` must outlive the backplane; `route` is "HOST/PATH" (copied). */

@@ -11,12 +11,13 @@
 #include "core/sig_shard.h"
 #include "route/sig_calls_int.h"
 
-struct st_sig_calls_global_t sig_calls__global = {NULL, PTHREAD_MUTEX_INITIALIZER, NULL};
+struct st_sig_calls_global_t sig_calls__global = {NULL, NULL, PTHREAD_MUTEX_INITIALIZER, NULL};
 __thread struct st_sig_calls_tls_t sig_calls__tls;
 
-void sig_calls_global_init(sig_calls_deliver_cb deliver)
+void sig_calls_global_init(sig_calls_deliver_cb deliver, sig_calls_announce_cb announce)
 {
     sig_calls__global.deliver = deliver;
+    sig_calls__global.announce = announce;
 }
 
 void sig_calls_thread_init(uv_loop_t *loop)
@@ -36,7 +37,7 @@ sig_calls_t *sig_calls_create(sig_router_t *router, sig_str_t route)
     calls->next = sig_calls__global.all;
     sig_calls__global.all = calls;
     pthread_mutex_unlock(&sig_calls__global.lock);
-    sig_router_set_call_listener(router, sig_calls__on_cluster_message, calls);
+    sig_router_set_call_listener(router, sig_calls__on_cluster_message, sig_calls__on_relinked, calls);
     return calls;
 }
 

@@ -11,7 +11,8 @@
  * Across nodes (the router has a backplane): the node holding a lease in Redis (PREFIX "o:" ROUTE, renewed every probe
  * interval, lasting three) is the owner; the other nodes send their devices' events to its node channel (core/sig_bus.h
  * EVENT) and it sends each output to the device's node (OUTPUT). The owner knows the level-2 devices of other nodes from
- * their registrations; a node that stops listening has its devices lost (the reconnect grace applies). A request the
+ * their registrations; a node that stops listening has its devices lost (the reconnect grace applies), and a node whose
+ * link to Redis comes back registers its devices again, which re-attaches those the owner had counted lost. A request the
  * owner cannot get is answered where it was sent, with cluster_unavailable; a node that loses the lease ends its calls
  * with call_ended{shutdown}.
  *
@@ -33,8 +34,15 @@ typedef struct st_sig_calls_t sig_calls_t;
 /** Hands `payload` to connection `conn_id` of the calling thread; returns 1 if it was queued, 0 if gone or closing. */
 typedef int (*sig_calls_deliver_cb)(uint64_t conn_id, const char *payload, size_t len);
 
+/**
+ * On the calling thread: sig_calls_register, with no request id, for each level-2 device of `calls` that lives on this
+ * thread and has registered. Called on every thread when this node's link to Redis came back, since the owner may
+ * have counted them lost meanwhile (for every other device the register changes nothing).
+ */
+typedef void (*sig_calls_announce_cb)(sig_calls_t *calls);
+
 /** Process-wide, before the threads run. */
-void sig_calls_global_init(sig_calls_deliver_cb deliver);
+void sig_calls_global_init(sig_calls_deliver_cb deliver, sig_calls_announce_cb announce);
 /** Each thread, before its loop runs. */
 void sig_calls_thread_init(uv_loop_t *loop);
 /** Each thread, once its loop and the router's thread hooks are set up: with a cluster, the owner thread starts the lease. */

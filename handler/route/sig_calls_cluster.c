@@ -18,7 +18,8 @@ static const char LEASE_SCRIPT[] = "local v = redis.call('GET', KEYS[1]) "
                                    "return v";
 static const char RELEASE_SCRIPT[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
-/* what a reply callback needs: the lease (sent_at), an output (node), or a WHO (seq: the ask it belongs to) */
+/* what a reply callback needs: the lease (sent_at), an output (node; seq: heard_clock when it went), or a WHO (seq: the
+ * ask it belongs to) */
 struct st_node_wait_t {
     sig_calls_t *calls;
     uint32_t node;
@@ -58,6 +59,7 @@ static void lease_command(sig_calls_t *calls, const char *script, size_t script_
 }
 
 static void on_lease_timer(uv_timer_t *timer);
+static void announce_if_due(sig_calls_t *calls, int mine);
 
 static void on_lease_reply(void *data, void *_reply)
 {
@@ -92,6 +94,7 @@ static void on_lease_reply(void *data, void *_reply)
     if (!mine && atomic_load(&calls->is_owner))
         lose_calls(calls); /* another node holds the lease: two owners must never decide one race */
     atomic_store(&calls->is_owner, mine);
+    announce_if_due(calls, mine);
     if (calls->owner_node_len == 0 && bp != NULL) /* no owner known yet (the links are still coming up): ask again soon */
         uv_timer_start(&calls->lease_timer, on_lease_timer, 50, sig_backplane_probe_interval(bp));
 }
@@ -161,6 +164,8 @@ static void answer_unreachable(const char *bytes)
     struct st_event_strs_t strs;
 
     sig_calls__unpack_event(bytes, &ev, &strs);
+    if (ev.kind == EV_REGISTER) /* the owner does not know the device: this node's devices register again once it can */
+        atomic_store(&ev.calls->announce_due, 1);
     sig_buf_reset(&sig_calls__tls.out);
     if (ev.kind == EV_REGISTER && strs.req_id.len != 0) {
         sig_callmsg_encode_connect_ok(&sig_calls__tls.out, strs.req_id, strs.user, strs.device, NULL, 0); /* registered; its calls are unknown */
@@ -226,21 +231,18 @@ static void node_lost(sig_calls_t *calls, uint32_t node)
     sig_calls__rearm(calls);
 }
 
+/* An output's PUBLISH was answered. Reaching nobody, the device's node does not listen: its devices are lost (the grace
+ * applies), unless the node spoke since the output went (its subscriber was coming back; it registers its devices
+ * again once it is). No reply (our own link was lost) says nothing of the node: the output is lost, its devices stay. */
 static void on_output_reply(void *data, void *_reply)
 {
     struct st_node_wait_t *wait = data;
     redisReply *reply = _reply;
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER || reply->integer == 0)
-        node_lost(wait->calls, wait->node); /* the device's node does not listen: its devices are lost (grace applies) */
+    sig_calls_t *calls = wait->calls;
+    if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && wait->node <= calls->num_nodes &&
+        calls->nodes[wait->node - 1].heard <= wait->seq)
+        node_lost(calls, wait->node);
     free(wait);
-}
-
-static void node_lost_task(const void *bytes, size_t len)
-{
-    struct st_node_wait_t wait;
-    (void)len;
-    memcpy(&wait, bytes, sizeof(wait));
-    node_lost(wait.calls, wait.node);
 }
 
 /* On the owner thread, from inside the state machine's sink: one output to a device of another node. */
@@ -254,13 +256,10 @@ void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *m
     sig_buf_reset(&sig_calls__tls.task);
     sig_bus_encode_output(&sig_calls__tls.task, to.thread, to.conn_id, sig_str(msg->base, msg->len));
     wait = sig_mem_alloc(sizeof(*wait));
-    *wait = (struct st_node_wait_t){calls, to.node, 0, 0};
-    if (sig_backplane_publish_to_node(bp, CALL_SHARD, sig_str_cstr(calls->nodes[to.node - 1]), sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len),
-                                      on_output_reply, wait) != 0) {
-        /* not now: the state machine is running (a loss would re-enter it), so on the loop's next turn */
-        sig_router_post(sig_router_thread_index(), node_lost_task, wait, sizeof(*wait));
-        free(wait);
-    }
+    *wait = (struct st_node_wait_t){calls, to.node, 0, calls->heard_clock};
+    if (sig_backplane_publish_to_node(bp, CALL_SHARD, sig_str_cstr(calls->nodes[to.node - 1].id),
+                                      sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len), on_output_reply, wait) != 0)
+        free(wait); /* our link is down: lost, as in flight; the lease ends the calls if Redis stays away */
 }
 
 /* A `call` asks the nodes that hold its callee for the callee's connections (WHO), and runs once every node that got
@@ -291,7 +290,7 @@ void sig_calls__cluster_dispose(sig_calls_t *calls)
     }
     sig_buf_dispose(&calls->waiting);
     for (i = 0; i != calls->num_nodes; ++i)
-        free(calls->nodes[i]);
+        free(calls->nodes[i].id);
     free(calls->nodes);
     calls->nodes = NULL;
     calls->num_nodes = 0;
@@ -520,16 +519,56 @@ void sig_calls__on_cluster_message(void *data, uint32_t shard, const sig_bus_msg
     }
 }
 
-/* The index (1..) of node `id` in the owner's table, added when new. */
 uint32_t sig_calls__node_index(sig_calls_t *calls, sig_str_t id)
 {
+    struct st_call_node_t *node;
     size_t i;
     for (i = 0; i != calls->num_nodes; ++i)
-        if (strlen(calls->nodes[i]) == id.len && memcmp(calls->nodes[i], id.base, id.len) == 0)
-            return (uint32_t)i + 1;
-    calls->nodes = h2o_mem_realloc(calls->nodes, sizeof(*calls->nodes) * (calls->num_nodes + 1));
-    calls->nodes[calls->num_nodes] = sig_mem_alloc(id.len + 1);
-    memcpy(calls->nodes[calls->num_nodes], id.base, id.len);
-    calls->nodes[calls->num_nodes][id.len] = '\0';
-    return (uint32_t)++calls->num_nodes;
+        if (strlen(calls->nodes[i].id) == id.len && memcmp(calls->nodes[i].id, id.base, id.len) == 0)
+            break;
+    if (i == calls->num_nodes) {
+        calls->nodes = h2o_mem_realloc(calls->nodes, sizeof(*calls->nodes) * (calls->num_nodes + 1));
+        node = calls->nodes + calls->num_nodes++;
+        node->id = sig_mem_alloc(id.len + 1);
+        memcpy(node->id, id.base, id.len);
+        node->id[id.len] = '\0';
+    }
+    calls->nodes[i].heard = ++calls->heard_clock;
+    return (uint32_t)i + 1;
+}
+
+/* ---- a node whose link to Redis came back: its devices register again ---- */
+
+static void announce_task(const void *bytes, size_t len)
+{
+    sig_calls_t *calls;
+    (void)len;
+    memcpy(&calls, bytes, sizeof(calls));
+    if (sig_calls__global.announce != NULL)
+        sig_calls__global.announce(calls);
+}
+
+/* While this node's subscriber was away the owner's outputs to it reached nobody, so the owner may have counted its
+ * devices lost (and would end their calls with peer_gone after the grace although every one of them is connected).
+ * Registering each again re-attaches them; for a device the owner still has, it changes nothing. */
+void sig_calls__on_relinked(void *data, uint32_t shard)
+{
+    sig_calls_t *calls = data;
+    if (shard == CALL_SHARD && atomic_load(&calls->in_use))
+        atomic_store(&calls->announce_due, 1); /* at the next lease reply, which names the owner to register with */
+}
+
+/* Owner thread, at a lease reply: the announce a relink asked for, unless this node owns the calls (its own devices are
+ * never lost with a link). */
+static void announce_if_due(sig_calls_t *calls, int mine)
+{
+    uint32_t t;
+    if (calls->owner_node_len == 0 || !atomic_exchange(&calls->announce_due, 0) || mine)
+        return;
+    for (t = 0; t != sig_router_num_threads(); ++t) {
+        if (t == sig_router_thread_index())
+            announce_task(&calls, sizeof(calls));
+        else
+            sig_router_post(t, announce_task, &calls, sizeof(calls));
+    }
 }

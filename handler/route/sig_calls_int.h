@@ -35,10 +35,12 @@ struct st_sig_calls_t {
     size_t owner_node_len;
     _Atomic int is_owner;       /* this node holds the lease */
     _Atomic int lease_started;  /* the owner thread runs the lease timer */
+    _Atomic int announce_due;   /* our subscriber came back: this node's devices register again (sig_calls__on_relinked) */
     uv_timer_t lease_timer;     /* the owner thread's */
     uint64_t lease_until;       /* the owner thread's: this node's lease holds until then */
     int lease_stopped;          /* the owner thread's: shutting down, the lease was given back */
-    char **nodes;               /* the owner thread's: endpoint.node N is nodes[N - 1] */
+    struct st_call_node_t *nodes; /* the owner thread's: endpoint.node N is nodes[N - 1] */
+    uint64_t heard_clock;       /* the owner thread's: counts what came from other nodes (st_call_node_t.heard) */
     struct st_ask_t *ask;       /* the owner thread's: a `call` waiting for the nodes to name the callee's connections */
     sig_buf_t waiting;          /* the owner thread's: events that came meanwhile, each as size_t length + bytes, in order */
     size_t waiting_from;        /* where the next one to run starts in `waiting` */
@@ -47,6 +49,13 @@ struct st_sig_calls_t {
     int ask_timer_made;
     size_t num_nodes;
     sig_calls_t *next; /* every route's, for the thread hooks */
+};
+
+/* a node the owner heard from: `heard` is heard_clock after its latest event or DEVICES, so an output sent before it
+ * that reached nobody does not make the node's devices lost (it spoke since: it is there) */
+struct st_call_node_t {
+    char *id;
+    uint64_t heard;
 };
 
 enum { EV_REGISTER, EV_REQUEST, EV_LOST };
@@ -67,6 +76,7 @@ struct st_event_strs_t {
 
 struct st_sig_calls_global_t {
     sig_calls_deliver_cb deliver;
+    sig_calls_announce_cb announce;
     pthread_mutex_t lock; /* guards `all` */
     sig_calls_t *all;
 };
@@ -103,6 +113,8 @@ void sig_calls__encode_error(sig_buf_t *buf, const sig_call_request_t *req, int 
 /* sig_calls_cluster.c */
 /** The router's call listener (sig_router_set_call_listener), on the thread owning the message's shard. */
 void sig_calls__on_cluster_message(void *data, uint32_t shard, const sig_bus_msg_t *msg);
+/** The router's relink listener: this node's channel of `shard` is subscribed again after a lost connection. */
+void sig_calls__on_relinked(void *data, uint32_t shard);
 /** Any thread: with a cluster, makes the owner thread run the lease (once). */
 void sig_calls__need_lease(sig_calls_t *calls);
 /** Shutdown, owner thread: stops renewing and gives the lease back. */
@@ -115,7 +127,8 @@ void sig_calls__post_to_owner_node(sig_calls_t *calls, const struct st_event_t *
 int sig_calls__ask_nodes(sig_calls_t *calls, sig_str_t user, const void *event, size_t event_len);
 /** Owner thread, at its end: closes the lease's and the ask's timers and frees the ask, what waited and the nodes. */
 void sig_calls__cluster_dispose(sig_calls_t *calls);
-/** Owner thread: the index (1..) of node `id` in the owner's table, added when new. */
+/** Owner thread, for an event or DEVICES that came from node `id`: its index (1..) in the owner's table (added when
+ * new); marks it heard. */
 uint32_t sig_calls__node_index(sig_calls_t *calls, sig_str_t id);
 
 #endif

@@ -29,6 +29,7 @@ struct st_sig_router_t {
     uint8_t *thread_ready;                 /* per thread: its backplane links and deadlines are set up */
     h2o_timeout_t *deadlines;   /* per thread: the backplane's result-timeout */
     sig_router_call_listener_cb call_listener; /* level-2 messages from the backplane (route/sig_calls) */
+    sig_router_relink_listener_cb relink_listener;
     void *call_listener_data;
     sig_router_t *next;         /* every router, for the thread hooks */
 };
@@ -82,9 +83,11 @@ static void on_backplane_publish_reply(void *data, uint64_t seq, long long recei
 static void on_backplane_node_result(void *data, uint64_t seq, uint64_t delivered, int from_self);
 static void on_backplane_dial(void *data, uint32_t shard, const sig_bus_msg_t *dial);
 static void on_backplane_call_message(void *data, uint32_t shard, const sig_bus_msg_t *msg);
+static void on_backplane_relinked(void *data, uint32_t shard);
 
-static const sig_backplane_callbacks_t backplane_callbacks = {on_backplane_bound, on_backplane_publish_reply, on_backplane_node_result,
-                                                             on_backplane_dial, on_backplane_call_message};
+static const sig_backplane_callbacks_t backplane_callbacks = {on_backplane_bound,        on_backplane_publish_reply,
+                                                             on_backplane_node_result,  on_backplane_dial,
+                                                             on_backplane_call_message, on_backplane_relinked};
 
 /* The thread's tickets that answers from Redis may name: a ticket's number is its slot and that
  * slot's generation, so an answer for a ticket that is gone (and whose slot was reused) is ignored. */
@@ -649,9 +652,18 @@ static void on_backplane_call_message(void *data, uint32_t shard, const sig_bus_
         router->call_listener(router->call_listener_data, shard, msg);
 }
 
-void sig_router_set_call_listener(sig_router_t *router, sig_router_call_listener_cb cb, void *data)
+static void on_backplane_relinked(void *data, uint32_t shard)
+{
+    sig_router_t *router = data;
+    if (router->relink_listener != NULL)
+        router->relink_listener(router->call_listener_data, shard);
+}
+
+void sig_router_set_call_listener(sig_router_t *router, sig_router_call_listener_cb cb, sig_router_relink_listener_cb relinked,
+                                  void *data)
 {
     router->call_listener = cb;
+    router->relink_listener = relinked;
     router->call_listener_data = data;
 }
 

@@ -141,8 +141,13 @@ int sig_router_dial(sig_router_t *router, sig_str_t user_id, const char *payload
 
 /** A level-2 message from the backplane (sig_backplane_callbacks_t.on_call_message), on the thread owning `shard`. */
 typedef void (*sig_router_call_listener_cb)(void *data, uint32_t shard, const sig_bus_msg_t *msg);
-/** Where the router hands the backplane's level-2 messages (route/sig_calls); set before the threads use the router. */
-void sig_router_set_call_listener(sig_router_t *router, sig_router_call_listener_cb cb, void *data);
+/** This node's channel of `shard` is subscribed again after the subscriber's connection was lost
+ * (sig_backplane_callbacks_t.on_relinked), on the thread owning `shard`. */
+typedef void (*sig_router_relink_listener_cb)(void *data, uint32_t shard);
+/** Where the router hands the backplane's level-2 messages and relinks (route/sig_calls); set before the threads use
+ * the router. */
+void sig_router_set_call_listener(sig_router_t *router, sig_router_call_listener_cb cb, sig_router_relink_listener_cb relinked,
+                                  void *data);
 /** Any thread: the router's backplane once made (NULL before, and always NULL for a node alone). */
 sig_backplane_t *sig_router_backplane(sig_router_t *router);
 /** Whether the router was created with a cluster (its backplane exists, or will once the threads run). */

@@ -381,6 +381,22 @@ static int deliver_call_output(uint64_t conn_id, const char *payload, size_t len
     return conn != NULL && sig_ws_send_text(conn, payload, len) == 0;
 }
 
+static void announce_session(sig_ws_conn_t *conn, void *arg)
+{
+    sig_session_t *session;
+    if (sig_ws_get_callbacks(conn) != &ws_callbacks) /* the echo endpoint's */
+        return;
+    session = sig_ws_get_data(conn);
+    if (session->level2 != NULL && !session->ack_pending && session->handler->calls == arg)
+        register_device(session, sig_str(NULL, 0));
+}
+
+/* The link to Redis came back: this thread's level-2 devices of `calls` register with the owner again, unanswered. */
+static void announce_devices(sig_calls_t *calls)
+{
+    sig_ws_foreach(announce_session, calls);
+}
+
 static void on_bound(uint64_t conn_id)
 {
     sig_ws_conn_t *conn = sig_ws_find(conn_id);
@@ -693,7 +709,7 @@ void sig_signaling_thread_switch(void)
 void sig_signaling_init(size_t num_threads)
 {
     sig_routes_init(num_threads);
-    sig_calls_global_init(deliver_call_output);
+    sig_calls_global_init(deliver_call_output, announce_devices);
     sig_router_global_init(num_threads, deliver_local, on_dial_result, on_bound);
 }
 

@@ -944,6 +944,50 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         assert.equal(r.text, T.callResponse({ id: r.id, callId: r.msg.data?.callId, state: 'ringing', level2: 1 }), 'the caller is not busy');
     });
 
+    test("a node's subscriber away until the owner counts its party lost (SUBSCRIBE denied, CLIENT KILL TYPE pubsub): once it is back the node registers its devices again, the party is attached on both sides, no peer_gone after the grace", {
+        timeout: 60000 * SLOW,
+    }, async (t) => {
+        const list = clientsOf(t);
+        const grace = 2000 * SLOW;
+        const cluster = await ownedCluster({ n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`, `signaling.call.reconnect-grace: ${grace}`] });
+        t.after(() => cluster.stop());
+        const { redis, nodes: [A, B] } = cluster;
+        const call = await ringAcross(list, { callerUrl: A.wsUrl, callees: [[B.wsUrl, 'b-1']] });
+        const b = await accept(call, 0, 'b-1');
+
+        // no node can subscribe meanwhile: the owner's output to node-b reaches nobody, with no flapping
+        await redis.command('ACL', 'SETUSER', 'default', '-subscribe');
+        let restored = false;
+        const restore = async () => {
+            if (!restored) await redis.command('ACL', 'SETUSER', 'default', '+subscribe');
+            restored = true;
+        };
+        t.after(restore);
+        const cut = Date.now();
+        await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+        await call.a.expect(T.state({ callId: call.callId, state: 'active', alerting: 0, peerConnected: false }), { timeout: 5000 * SLOW });
+        t.diagnostic(`peerConnected:false ${Date.now() - cut} ms after the subscribers were cut`);
+        // a signal for the detached party waits for it
+        let id = call.a.post({ type: 'call_signal', callId: call.callId, kind: 'candidate', data: { n: 1 } });
+        await call.a.expectReply(id, T.response('call_signal', { id, callId: call.callId, state: 'active' }));
+
+        await restore();
+        const back = Date.now();
+        await call.a.expect(T.state({ callId: call.callId, state: 'active', alerting: 0, peerConnected: true }), { timeout: 5000 * SLOW });
+        await b.expect(T.state({ callId: call.callId, state: 'active', alerting: 0, peerConnected: true }));
+        await b.expect(T.signal({ callId: call.callId, fromUser: call.A, fromDevice: 'a-1', seq: 1, kind: 'candidate', data: '{"n":1}' }));
+        t.diagnostic(`attached again ${Date.now() - back} ms after SUBSCRIBE was allowed again`);
+
+        // past the grace the call still runs, both ways
+        await quietAll([call.a, b], grace + 500 * SLOW);
+        id = b.post({ type: 'call_signal', callId: call.callId, kind: 'candidate', data: { n: 2 } });
+        await b.expectReply(id, T.response('call_signal', { id, callId: call.callId, state: 'active' }));
+        await call.a.expect(T.signal({ callId: call.callId, fromUser: call.B, fromDevice: 'b-1', seq: 1, kind: 'candidate', data: '{"n":2}' }));
+        id = call.a.post({ type: 'call_signal', callId: call.callId, kind: 'candidate', data: { n: 3 } });
+        await call.a.expectReply(id, T.response('call_signal', { id, callId: call.callId, state: 'active' }));
+        await b.expect(T.signal({ callId: call.callId, fromUser: call.A, fromDevice: 'a-1', seq: 2, kind: 'candidate', data: '{"n":3}' }));
+    });
+
     test('Redis stalls while a call asks the nodes for the callee (CLIENT PAUSE): the call is answered cluster_unavailable, not offline; after the stall it rings', { timeout: 60000 * SLOW }, async (t) => {
         const list = clientsOf(t);
         const { redis, nodes, ownerId, owner, other } = await ownerAndOther(t);
