@@ -17,6 +17,12 @@
 #define KEY_UPDATE_LEN (HANDSHAKE_HEADER + 1)
 #define NUM_SUITES 3
 
+/* Contexts kept keyed per suite and direction, chosen by the key's first bytes (keys are HKDF output: uniform). Keying
+ * a context costs about as much as sealing a small record (OpenSSL 3.0's EVP_CipherInit_ex with a key: ~170 ns for
+ * AES-GCM), and a thread's records alternate between connections, so one context per suite re-keyed nearly every
+ * record. This many keep a thread's busiest connections keyed; a context is made on first use (~1 KB). */
+#define CIPHER_SLOTS 256
+
 struct st_cipher_slot_t {
     EVP_CIPHER_CTX *ctx;
     uint8_t key[32]; /* the key scheduled in ctx, to skip scheduling it again */
@@ -24,8 +30,25 @@ struct st_cipher_slot_t {
 };
 
 struct st_sig_tlsrec_ciphers_t {
-    struct st_cipher_slot_t by[NUM_SUITES][2]; /* [suite][1: sealing, 0: opening] */
+    struct st_cipher_slot_t by[NUM_SUITES][2][CIPHER_SLOTS]; /* [suite][1: sealing, 0: opening][slot_of(key)] */
 };
+
+static size_t slot_of(const uint8_t *key)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof(h));
+    return (size_t)(h % CIPHER_SLOTS);
+}
+
+/* The slot keyed with `key`, if any, lets it go */
+static void forget_key(struct st_cipher_slot_t *slots, const uint8_t *key, size_t key_len)
+{
+    struct st_cipher_slot_t *slot = slots + slot_of(key);
+    if (slot->keyed && memcmp(slot->key, key, key_len) == 0) {
+        EVP_CIPHER_CTX_free(slot->ctx); /* which cleanses OpenSSL's key schedule */
+        OPENSSL_cleanse(slot, sizeof(*slot));
+    }
+}
 
 static int suite_index(uint16_t suite)
 {
@@ -107,10 +130,13 @@ static void set_secret(const sig_tlsrec_t *t, sig_tlsrec_dir_t *dir, const uint8
     dir->seq = 0;
 }
 
-/* application_traffic_secret_N+1 = HKDF-Expand-Label(application_traffic_secret_N, "traffic upd", "", Hash.length) */
-static void update_keys(const sig_tlsrec_t *t, sig_tlsrec_dir_t *dir)
+/* application_traffic_secret_N+1 = HKDF-Expand-Label(application_traffic_secret_N, "traffic upd", "", Hash.length);
+ * the thread's context keyed with the old key forgets it (`seal`: the direction) */
+static void update_keys(const sig_tlsrec_t *t, sig_tlsrec_ciphers_t *c, sig_tlsrec_dir_t *dir, int seal)
 {
     uint8_t next[SIG_TLSREC_MAX_SECRET];
+    if (c != NULL)
+        forget_key(c->by[suite_index(t->suite)][seal], dir->key, t->key_len);
     expand_label(t->suite, dir->secret, t->secret_len, "traffic upd", next, t->secret_len);
     set_secret(t, dir, next);
     OPENSSL_cleanse(next, sizeof(next));
@@ -146,29 +172,34 @@ sig_tlsrec_ciphers_t *sig_tlsrec_ciphers_create(void)
 
 void sig_tlsrec_ciphers_destroy(sig_tlsrec_ciphers_t *c)
 {
-    int i, j;
+    size_t i, j, k;
     if (c == NULL)
         return;
     for (i = 0; i != NUM_SUITES; ++i)
         for (j = 0; j != 2; ++j)
-            EVP_CIPHER_CTX_free(c->by[i][j].ctx);
+            for (k = 0; k != CIPHER_SLOTS; ++k)
+                EVP_CIPHER_CTX_free(c->by[i][j][k].ctx);
     OPENSSL_cleanse(c, sizeof(*c));
     free(c);
 }
 
 void sig_tlsrec_ciphers_forget(sig_tlsrec_ciphers_t *c, const sig_tlsrec_t *t)
 {
-    int i, j;
-    if (c == NULL)
+    int index;
+    if (c == NULL || (index = suite_index(t->suite)) < 0)
         return;
+    forget_key(c->by[index][0], t->read.key, t->key_len);
+    forget_key(c->by[index][1], t->write.key, t->key_len);
+}
+
+size_t sig_tlsrec_ciphers_keyed(const sig_tlsrec_ciphers_t *c)
+{
+    size_t i, j, k, n = 0;
     for (i = 0; i != NUM_SUITES; ++i)
-        for (j = 0; j != 2; ++j) {
-            struct st_cipher_slot_t *slot = &c->by[i][j];
-            if (slot->keyed && (memcmp(slot->key, t->read.key, t->key_len) == 0 || memcmp(slot->key, t->write.key, t->key_len) == 0)) {
-                EVP_CIPHER_CTX_free(slot->ctx); /* which cleanses OpenSSL's key schedule */
-                OPENSSL_cleanse(slot, sizeof(*slot));
-            }
-        }
+        for (j = 0; j != 2; ++j)
+            for (k = 0; k != CIPHER_SLOTS; ++k)
+                n += c->by[i][j][k].keyed;
+    return n;
 }
 
 /* The context for `dir`'s next record, keyed, with the record's nonce (5.3) set. */
@@ -177,7 +208,7 @@ static EVP_CIPHER_CTX *start_record(const sig_tlsrec_t *t, sig_tlsrec_ciphers_t 
     int index = suite_index(t->suite);
     uint8_t nonce[12];
     size_t i;
-    struct st_cipher_slot_t *slot = &c->by[index][seal];
+    struct st_cipher_slot_t *slot = &c->by[index][seal][slot_of(dir->key)];
     const uint8_t *key = NULL;
 
     if (slot->ctx == NULL) {
@@ -232,7 +263,7 @@ static size_t seal_key_update(sig_tlsrec_t *t, sig_tlsrec_ciphers_t *c, uint8_t 
 {
     static const uint8_t key_update[KEY_UPDATE_LEN] = {HANDSHAKE_KEY_UPDATE, 0, 0, 1, 0};
     size_t n = seal_record(t, c, CONTENT_HANDSHAKE, key_update, sizeof(key_update), out);
-    update_keys(t, &t->write);
+    update_keys(t, c, &t->write, 1);
     t->key_update_due = 0;
     return n;
 }
@@ -259,11 +290,11 @@ size_t sig_tlsrec_seal(sig_tlsrec_t *t, sig_tlsrec_ciphers_t *c, const uint8_t *
 
 /* The handshake messages of one record (only KeyUpdate may come after the handshake to a server that asks for no
  * client certificate); returns 0 or SIG_TLSREC_ERR_UNEXPECTED. A KeyUpdate must end its record (5.1). */
-static int on_handshake(sig_tlsrec_t *t, const uint8_t *p, size_t len)
+static int on_handshake(sig_tlsrec_t *t, sig_tlsrec_ciphers_t *c, const uint8_t *p, size_t len)
 {
     if (len != KEY_UPDATE_LEN || p[0] != HANDSHAKE_KEY_UPDATE || p[1] != 0 || p[2] != 0 || p[3] != 1 || p[4] > 1)
         return SIG_TLSREC_ERR_UNEXPECTED;
-    update_keys(t, &t->read);
+    update_keys(t, c, &t->read, 0);
     if (p[4] == 1) /* update_requested: ours goes before our next record */
         t->key_update_due = 1;
     return 0;
@@ -317,7 +348,7 @@ int sig_tlsrec_open(sig_tlsrec_t *t, sig_tlsrec_ciphers_t *c, uint8_t *buf, size
             w += n;
             break;
         case CONTENT_HANDSHAKE:
-            if ((ret = on_handshake(t, rec + SIG_TLSREC_HEADER, n)) != 0)
+            if ((ret = on_handshake(t, c, rec + SIG_TLSREC_HEADER, n)) != 0)
                 return ret;
             break;
         case CONTENT_ALERT:

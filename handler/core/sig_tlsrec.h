@@ -79,14 +79,18 @@ int sig_tlsrec_init(sig_tlsrec_t *t, uint16_t suite, const uint8_t *read_secret,
 void sig_tlsrec_dispose(sig_tlsrec_t *t);
 
 /**
- * A thread's cipher contexts (made as first needed; each keeps the last key it scheduled, so a connection that seals or
- * opens several records in a row schedules its key once). Aborts when out of memory, like the rest of the server.
+ * A thread's cipher contexts: per suite and direction, 256 slots chosen by the key, each made as first needed and keeping
+ * the last key it scheduled, so the thread's busiest connections (up to a few hundred) stay keyed while their records
+ * alternate. About 1 KB per context in use. Aborts when out of memory, like the rest of the server.
  */
 sig_tlsrec_ciphers_t *sig_tlsrec_ciphers_create(void);
 /** NULL is fine. */
 void sig_tlsrec_ciphers_destroy(sig_tlsrec_ciphers_t *c);
-/** Wipes what `c` keeps of `t`'s keys (call before sig_tlsrec_dispose; `c` NULL is fine). */
+/** Wipes what `c` keeps of `t`'s keys (call before sig_tlsrec_dispose; `c` NULL is fine). A KeyUpdate wipes the old key
+ * itself. */
 void sig_tlsrec_ciphers_forget(sig_tlsrec_ciphers_t *c, const sig_tlsrec_t *t);
+/** How many of `c`'s contexts hold a key now (none once every connection that used `c` was forgotten). */
+size_t sig_tlsrec_ciphers_keyed(const sig_tlsrec_ciphers_t *c);
 
 /**
  * Opens, in place, every complete record in buf[*plain .. *len): the bytes buf[0 .. *plain) are application data

@@ -1593,6 +1593,42 @@ static void test_shared_ciphers(void)
     }
 }
 
+/* More connections than a thread keeps keyed: slots shared by several keys, every suite, KeyUpdates among them; once
+ * each connection is forgotten no key is left in the contexts (a KeyUpdate wiped the old one itself). */
+static void test_many_connections(void)
+{
+    enum { N = 600 };
+    static duo_t d[N];
+    sig_tlsrec_ciphers_t *saved = ciphers;
+    uint8_t data[300];
+    size_t i, round, failures = 0;
+
+    ciphers = sig_tlsrec_ciphers_create();
+    fill_pattern(data, sizeof(data), 99);
+    for (i = 0; i != N; ++i)
+        duo_init(&d[i], suites[i % 3], i, 2 * i, (uint32_t)(1000 + 2 * i));
+    for (round = 0; round != 3; ++round)
+        for (i = 0; i != N; ++i) {
+            if (round == 1 && i % 7 == 0)
+                d[i].server.key_update_due = 1; /* ours, then the client's answer below */
+            if (round == 1 && i % 11 == 0)
+                d[i].client.key_update_due = 1;
+            failures += !transfer(&d[i].server, &d[i].client, data, 1 + (i + round) % sizeof(data), 0) +
+                        !transfer(&d[i].client, &d[i].server, data, sizeof(data) - (i + round) % 50, 0);
+        }
+    is_int(failures, 0, "%d connections (all suites) in turn on one sig_tlsrec_ciphers_t, 3 rounds both ways, KeyUpdates", N);
+    ok(sig_tlsrec_ciphers_keyed(ciphers) > 256, "contexts keyed for more than one slot's worth of connections (%zu)",
+       sig_tlsrec_ciphers_keyed(ciphers));
+    for (i = 0; i != N; ++i) {
+        sig_tlsrec_ciphers_forget(ciphers, &d[i].server);
+        sig_tlsrec_ciphers_forget(ciphers, &d[i].client);
+        duo_dispose(&d[i]);
+    }
+    is_int((int)sig_tlsrec_ciphers_keyed(ciphers), 0, "no key left once every connection was forgotten, KeyUpdates included");
+    sig_tlsrec_ciphers_destroy(ciphers);
+    ciphers = saved;
+}
+
 static void test_dispose(void)
 {
     size_t i;
@@ -1635,6 +1671,7 @@ int main(void)
         test_duo(suites[i]);
     }
     test_shared_ciphers();
+    test_many_connections();
     test_dispose();
     sig_tlsrec_ciphers_destroy(ciphers);
     X509_free(server_cert);
