@@ -61,6 +61,21 @@ static void lease_command(sig_calls_t *calls, const char *script, size_t script_
 static void on_lease_timer(uv_timer_t *timer);
 static void announce_if_due(sig_calls_t *calls, int mine);
 
+/* For the operator: which node decides the route's calls changed here (docs/operations.md, calls). One write. */
+static void log_lease_change(sig_calls_t *calls, sig_backplane_t *bp, int mine)
+{
+    sig_str_t route = bp != NULL ? sig_backplane_route(bp) : sig_str("?", 1);
+    uint64_t live = atomic_load(&calls->ringing) + atomic_load(&calls->active);
+    if (mine)
+        fprintf(stderr, "h2o-signaling: calls of %.*s: this node holds the lease and owns them now\n", (int)route.len, route.base);
+    else if (calls->owner_node_len != 0)
+        fprintf(stderr, "h2o-signaling: calls of %.*s: node %.*s holds the lease now; the %llu call(s) here end with shutdown\n",
+                (int)route.len, route.base, (int)calls->owner_node_len, calls->owner_node, (unsigned long long)live);
+    else
+        fprintf(stderr, "h2o-signaling: calls of %.*s: this node's lease ran out with Redis out of reach; the %llu call(s) here end with shutdown\n",
+                (int)route.len, route.base, (unsigned long long)live);
+}
+
 static void on_lease_reply(void *data, void *_reply)
 {
     struct st_node_wait_t *wait = data;
@@ -91,6 +106,8 @@ static void on_lease_reply(void *data, void *_reply)
         }
     }
     free(wait);
+    if (mine != atomic_load(&calls->is_owner))
+        log_lease_change(calls, bp, mine);
     if (!mine && atomic_load(&calls->is_owner))
         lose_calls(calls); /* another node holds the lease: two owners must never decide one race */
     atomic_store(&calls->is_owner, mine);

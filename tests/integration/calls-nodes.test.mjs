@@ -859,6 +859,11 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         );
         const took = Date.now() - stopped;
         t.diagnostic(`${next} holds the lease ${took} ms after the SIGTERM`);
+        const holder = cluster.nodes.find((n) => n.nodeId === next);
+        await waitUntil(() => /^h2o-signaling: calls of default\/WsService: this node holds the lease and owns them now$/m.test(holder.stderr()), {
+            timeout: 2000 * SLOW,
+            what: `${next} to log that it owns the calls`,
+        });
         await waitCallsReady([B, C], list);
         // the parties are free: a new call between them rings and is answered
         const r = await active.a.call({ to: active.B, media: 'audio' });
@@ -1064,6 +1069,7 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         await local.a.expect(T.ended({ callId: local.callId, reason: 'shutdown' }), { timeout: 6000 * SLOW });
         await lb.expect(T.ended({ callId: local.callId, reason: 'shutdown' }), { timeout: 2000 * SLOW });
         t.diagnostic(`the owner ended its call with shutdown ${Date.now() - down} ms after Redis stopped`);
+        assert.match(owner.stderr(), /^h2o-signaling: calls of default\/WsService: this node's lease ran out with Redis out of reach; the 1 call\(s\) here end with shutdown$/m, 'the owner logs why its calls ended');
         // now no node owns the calls: the former owner answers cluster_unavailable too
         const seen2 = [];
         await waitUntil(
