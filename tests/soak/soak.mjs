@@ -102,8 +102,9 @@
 // per node where they are about a server:
 //   1. outside the window, exactly as above; a dialing that touches the window (sent before its end,
 //      answered after its start) may be answered ok with delivered N >= 1 (only the devices that
-//      could be reached), cluster_unavailable, peer_offline or peer_gone, and then exactly N pushes arrive (at
-//      most one per device; none for peer_offline; for cluster_unavailable, which says the outcome is
+//      could be reached), cluster_unavailable, peer_offline or peer_gone, and then at least N pushes arrive (at
+//      most one per device; more than N when the RESULTs' way back broke and the answer is the count so far,
+//      docs/scaling.md; none for peer_offline; for cluster_unavailable, which says the outcome is
 //      unknown because the answers' way back broke, at most one per device). Elsewhere: a push
 //      arrives only for a dialing answered ok with delivered >= 1, and never more pushes than "delivered";
 //   2. every dialing with an id answered exactly once and within ANSWER_BOUND (3 s); codes as above,
@@ -2482,7 +2483,8 @@ function evaluateDelivery() {
         }
         const ans = rec.answers.length ? JSON.parse(rec.answers[0]) : null;
         const received = [...(rec.calls?.values() ?? [])].reduce((s, v) => s + v, 0);
-        if (ans && ans.ok === true && received > ans.data.delivered) overDelivered++;
+        // in the window an ok count may be short (docs/scaling.md: RESULTs lost with the subscriber, "the count so far")
+        if (ans && ans.ok === true && received > ans.data.delivered && !win) overDelivered++;
         // cluster_unavailable in the window means "unknown": the answers' way back broke (docs/scaling.md)
         if (ans && ans.ok === false && received > 0 && !(win && ans.code === 'cluster_unavailable')) overDelivered++;
         if (rec.targetKind === 'never' && received > 0) neverDelivered++;
@@ -2537,7 +2539,8 @@ function evaluateDelivery() {
                     okWin++;
                     const n = ans.data.delivered;
                     if (n < user.devices.length) partialWin++;
-                    fine = n >= 1 && n <= user.devices.length && received === n && counts.every((c) => c <= 1);
+                    // at least the N counted; more when RESULTs were lost with the subscriber (the count so far)
+                    fine = n >= 1 && n <= user.devices.length && received >= n && received <= user.devices.length && counts.every((c) => c <= 1);
                     why = `delivered ${n} of ${user.devices.length} devices`;
                 } else {
                     failWin.set(ans.code, (failWin.get(ans.code) ?? 0) + 1);
@@ -2629,7 +2632,7 @@ function evaluateDelivery() {
     check(
         1,
         CLUSTER
-            ? 'every dialing with an id from a stable client to an online stable user: ok, delivered == devices, pushed exactly once per device (in the outage window: exactly "delivered" pushes, or an allowed failure and none)'
+            ? 'every dialing with an id from a stable client to an online stable user: ok, delivered == devices, pushed exactly once per device (in the outage window: at least "delivered" pushes, at most one per device, or an allowed failure and none)'
             : 'every dialing with an id from a stable client to an online stable user: ok, delivered == devices, pushed exactly once per device',
         c1 > 0 &&
             lost === 0 &&
