@@ -218,6 +218,20 @@ async function accept({ a, bs, B, callId }, winner, byDevice) {
     return b;
 }
 
+/**
+ * Two nodes whose calls node-a owns (num-threads 2, reconnect-grace 2 s, x SLOW), stopped after `t`, and an active
+ * call from a caller on node-a to device b-1 on node-b: {grace, cluster, nodes, call, b (the callee's client)}.
+ */
+async function activeAcrossTwo(t, list) {
+    const grace = 2000 * SLOW;
+    const cluster = await ownedCluster({ n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`, `signaling.call.reconnect-grace: ${grace}`] });
+    t.after(() => cluster.stop());
+    const [A, B] = cluster.nodes;
+    const call = await ringAcross(list, { callerUrl: A.wsUrl, callees: [[B.wsUrl, 'b-1']] });
+    const b = await accept(call, 0, 'b-1');
+    return { grace, cluster, nodes: cluster.nodes, call, b };
+}
+
 describe('level 2 across two nodes (node-a owns the calls), num-threads 4', { timeout: 600000 * SLOW }, () => {
     let cluster;
     let A; // node-a: the owner
@@ -930,12 +944,7 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         timeout: 60000 * SLOW,
     }, async (t) => {
         const list = clientsOf(t);
-        const grace = 2000 * SLOW;
-        const cluster = await ownedCluster({ n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`, `signaling.call.reconnect-grace: ${grace}`] });
-        t.after(() => cluster.stop());
-        const [A, B] = cluster.nodes;
-        const call = await ringAcross(list, { callerUrl: A.wsUrl, callees: [[B.wsUrl, 'b-1']] });
-        await accept(call, 0, 'b-1');
+        const { grace, cluster, nodes: [A, B], call } = await activeAcrossTwo(t, list);
         const killed = Date.now();
         B.killedOnPurpose = true;
         await B.stop('SIGKILL');
@@ -953,12 +962,8 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         timeout: 60000 * SLOW,
     }, async (t) => {
         const list = clientsOf(t);
-        const grace = 2000 * SLOW;
-        const cluster = await ownedCluster({ n: 2, threads: 2, settings: [`signaling.call.ring-timeout: ${RING}`, `signaling.call.reconnect-grace: ${grace}`] });
-        t.after(() => cluster.stop());
-        const { redis, nodes: [A, B] } = cluster;
-        const call = await ringAcross(list, { callerUrl: A.wsUrl, callees: [[B.wsUrl, 'b-1']] });
-        const b = await accept(call, 0, 'b-1');
+        const { grace, cluster, nodes: [A, B], call, b } = await activeAcrossTwo(t, list);
+        const { redis } = cluster;
 
         // no node can subscribe meanwhile: the owner's output to node-b reaches nobody, with no flapping
         await redis.command('ACL', 'SETUSER', 'default', '-subscribe');
