@@ -1,7 +1,7 @@
 // Level 2 and the config: `signaling.call: OFF` answers "level":2 as level 1 and call messages with
-// level 1's unknown_type; a route with signaling.redis (several nodes) does not offer level 2 yet
-// (level 1's bytes); the directives' bounds (-t); a reload (SIGHUP) keeps a live call working and
-// applies a changed ring-timeout to new calls; a shutdown ends live calls with `shutdown`.
+// level 1's unknown_type; a route with signaling.redis offers level 2 (a lone node owns the calls);
+// the directives' bounds (-t); a reload (SIGHUP) keeps a live call working and applies a changed
+// ring-timeout to new calls; a shutdown ends live calls with `shutdown`.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

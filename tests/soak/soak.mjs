@@ -118,8 +118,12 @@
 //      registered before it are reachable across nodes within RECOVERY_BOUND (5 s) after Redis is
 //      back, and once every client has closed Redis has no sig:u:* channel left (PUBSUB CHANNELS,
 //      bounded wait) while each node's sig:n: channel is still subscribed.
-//   8, 9. not applicable: level 2 is not offered on a path with signaling.redis yet, so the calls are
-//      skipped (a line says so at the start).
+//   8, 9. as above, for calls across the nodes: the devices of a call pair are on different nodes
+//      (user A's first on node i mod N, B's on the next), so most events and outputs go through the
+//      owner on Redis. A call cycle never overlaps the outage window: no cycle starts within
+//      CALL_OUTAGE_GUARD of Redis's stop, and cycles start again CALL_RESUME_AFTER after the window's
+//      end (the calls during an outage are calls-nodes.test.mjs's); a cycle that overlaps it anyway is
+//      a problem.
 // Options: --nodes N (1: one server, no Redis; 2 to 4: cluster), --redis-restart-at SECONDS (into the
 //   run; default --seconds / 2), --redis-down SECONDS (1).
 
@@ -224,7 +228,7 @@ const SETTINGS = [
     `signaling.max-queued-bytes: ${MAX_QUEUED}`,
     `signaling.max-message-size: ${MAX_MESSAGE}`,
 ];
-// level 2 (single node only): short timers, so that calls ring out and lost parties run out of grace within a cycle
+// level 2: short timers, so that calls ring out and lost parties run out of grace within a cycle
 const RING_TIMEOUT = 1500;
 const RECONNECT_GRACE = 1000;
 const CALL_SETTINGS = [`signaling.call.ring-timeout: ${RING_TIMEOUT}`, `signaling.call.reconnect-grace: ${RECONNECT_GRACE}`];
@@ -241,6 +245,10 @@ const RELEASE_BOUND = LINGER_MS + PING_INTERVAL + PING_TIMEOUT + 5000; // server
 const SLOW_REFUSAL_BOUND = 10000; // a paused reader to become unreachable
 const CALL_CYCLE_BOUND = 60000; // one whole call cycle (each of its waits has its own, shorter bound)
 const CALL_PAUSE = [1000, 2500]; // ms between two calls of a pair (see "RSS baseline")
+// cluster mode: no call cycle starts this long before Redis is stopped (a cycle takes 1 to 6 s) ...
+const CALL_OUTAGE_GUARD = 12000;
+// ... nor until this long after the outage window ended (the nodes re-register their level-2 devices with the owner)
+const CALL_RESUME_AFTER = 2000;
 const WINDOW = 8; // dialings in flight per stable device
 const MAX_LOOP = 1e7; // a count bound on every loop (time bounds come first)
 const BIG_FIELD = 6000; // field2 of dialings to slow readers: a ~6 KB push, under max-message-size
@@ -292,7 +300,7 @@ function problem(kind, detail) {
 const problemCount = (...kinds) => kinds.reduce((s, k) => s + (problems.get(k)?.count ?? 0), 0);
 
 const log = (...a) => console.log(...a);
-const elapsed = () => ((Date.now() - T0) / 1000).toFixed(1).padStart(6);
+const elapsed = (t = Date.now()) => ((t - T0) / 1000).toFixed(1).padStart(6);
 const T0 = Date.now();
 
 const S = {
@@ -300,6 +308,7 @@ const S = {
     srv: null, // the server (cluster mode: the first node)
     nodes: [], // every server: [srv] for one node
     redis: null, // cluster mode: the redis-server
+    outagePlannedAt: null, // cluster mode: when Redis will be stopped (ms since the epoch)
     outage: null, // cluster mode: {stopAt, stoppedAt, startAt, upAt, linkedAt, endAt, recoveredAt, rounds, ...}
     stableClosing: false, // stable clients are being closed on purpose
     usedIds: new Set(), // every user id any client registered or dialed
@@ -1292,10 +1301,10 @@ async function malformedWorker(until) {
  * arrivals against what each cycle recorded as due (newCallRec: who must get which call_ended, which
  * signals must arrive where, which must arrive nowhere).
  */
-const CALLS = !CLUSTER && CALL_PAIRS > 0;
+const CALLS = CALL_PAIRS > 0;
 const callUsers = []; // {id, name, pair, devices}
 const callPairs = []; // {n, a, b, cycles, broken}
-const callDevices = []; // logical devices: {key, user, did, conn, conns}
+const callDevices = []; // logical devices: {key, user, did, node (its server: an index into S.nodes), conn, conns}
 const callReqs = new Map(); // JSON of a request id -> {id, type, connKey, replies, text}
 const callArrivals = new Map(); // callId -> [{devKey, connKey, type, repeat, seq, text, at}]
 const callRecs = [];
@@ -1458,7 +1467,7 @@ function inOrder(first, then, what) {
 
 /** Opens a connection for logical device `dev` and registers it (level 2, its deviceId); `calls`: the listing due. */
 async function openCallConn(dev, calls = []) {
-    const ws = new WebSocket(S.srv.wsUrl, { perMessageDeflate: false, handshakeTimeout: OP_TIMEOUT });
+    const ws = new WebSocket(S.nodes[dev.node].wsUrl, { perMessageDeflate: false, handshakeTimeout: OP_TIMEOUT });
     const conn = new CallConn(dev, ws);
     await withTimeout(
         new Promise((resolve, reject) => {
@@ -1494,7 +1503,8 @@ async function buildCallPairs() {
             const user = { id: `cu-${i}-${side}`, name: `呼叫 ${i}${side} "☎"`, pair, devices: [] };
             const nDev = chance(side === 'b' ? 0.4 : 0.2) ? 2 : 1;
             for (let d = 0; d < nDev; d++) {
-                const dev = { key: `${user.id}/${side}${d + 1}`, user, did: `${side}${d + 1}.dev~${i}`, conn: null, conns: 0 };
+                const node = (i + (side === 'a' ? 0 : 1) + d) % NODES; // cluster mode: A's and B's first devices on different nodes
+                const dev = { key: `${user.id}/${side}${d + 1}`, user, did: `${side}${d + 1}.dev~${i}`, node, conn: null, conns: 0 };
                 user.devices.push(dev);
                 callDevices.push(dev);
             }
@@ -1518,6 +1528,8 @@ function newCallRec(fields) {
         winnerKey: null,
         failed: false,
         done: false,
+        startedAt: Date.now(),
+        endedAt: null,
         ...fields,
     };
     callRecs.push(rec);
@@ -1884,7 +1896,7 @@ async function recoverPair(pair, rec) {
         for (const d of [...pair.a.devices, ...pair.b.devices]) {
             if (!d.conn || d.conn.closed || d.conn.expectClose) {
                 if (d.conn && !d.conn.closed) d.conn.kill();
-                const ws = new WebSocket(S.srv.wsUrl, { perMessageDeflate: false, handshakeTimeout: OP_TIMEOUT });
+                const ws = new WebSocket(S.nodes[d.node].wsUrl, { perMessageDeflate: false, handshakeTimeout: OP_TIMEOUT });
                 const conn = new CallConn(d, ws);
                 await withTimeout(new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject))), OP_TIMEOUT, `${conn.key}: open`);
                 d.conn = conn;
@@ -1906,10 +1918,23 @@ async function recoverPair(pair, rec) {
     }
 }
 
+/** Cluster mode: waits until a call cycle started now cannot overlap the Redis outage window (see the header). */
+async function callsOutsideOutage(until) {
+    for (let i = 0; CLUSTER && i < MAX_LOOP && Date.now() < until && serversAlive(); i++) {
+        const o = S.outage;
+        const soon = !o && S.outagePlannedAt !== null && Date.now() + CALL_OUTAGE_GUARD > S.outagePlannedAt;
+        const within = o && !(o.endAt !== undefined && Date.now() >= o.endAt + CALL_RESUME_AFTER);
+        if (!soon && !within) return;
+        await delay(100);
+    }
+}
+
 async function callWorker(pair, until) {
     await delay(randInt(0, 500));
     for (let i = 0; i < MAX_LOOP && Date.now() < until && serversAlive() && !pair.broken; i++) {
         let rec = null;
+        await callsOutsideOutage(until);
+        if (Date.now() >= until) break;
         try {
             await withTimeout(
                 callCycle(pair, (r) => (rec = r)),
@@ -1917,9 +1942,13 @@ async function callWorker(pair, until) {
                 `call cycle of pair ${pair.n}`,
             );
             pair.cycles++;
+            rec.endedAt = Date.now();
             pairLeftovers(pair, `call ${rec.callId} (${rec.outcome})`);
         } catch (err) {
-            if (rec) rec.failed = true;
+            if (rec) {
+                rec.failed = true;
+                rec.endedAt = Date.now();
+            }
             problem('call cycle failed', `pair ${pair.n}, ${rec?.outcome ?? '?'} call ${rec?.callId ?? '(no callId yet)'} at ${elapsed()} s: ${err.message}`);
             if (/^timed out after \d+ ms: call cycle/.test(err.message)) {
                 pair.broken = true; // the cycle may still be running: the pair stops
@@ -1935,7 +1964,7 @@ async function callWorker(pair, until) {
 async function callsFinalListing() {
     const results = await Promise.all(
         callUsers.map(async (user) => {
-            const dev = { key: `${user.id}/final`, user, did: 'final-check', conn: null, conns: 0 };
+            const dev = { key: `${user.id}/final`, user, did: 'final-check', node: (user.devices[0].node + 1) % NODES, conn: null, conns: 0 };
             try {
                 const conn = await openCallConn(dev);
                 const listed = conn.registered.text === T.registered({ id: conn.registered.msg.id, user: user.id, device: dev.did, calls: [] });
@@ -2103,7 +2132,7 @@ function evaluateCalls(finalListing) {
             listedOk === callUsers.length &&
             driverProblems === 0,
         [
-            `${callPairs.length} call pairs, ${callDevices.length} level-2 devices (${callUsers.filter((u) => u.devices.length > 1).length} users with 2); ` +
+            `${callPairs.length} call pairs, ${callDevices.length} level-2 devices (${callUsers.filter((u) => u.devices.length > 1).length} users with 2${CLUSTER ? `; per node ${perNode(S.nodes.map((_, i) => callDevices.filter((d) => d.node === i).length))}, the caller's and callee's first devices on different nodes` : ''}); ` +
                 `${get('calls.placed')} calls placed, ${judged.length} ran to their end, ${failed} cycles failed; outcomes ${outcomes}`,
             `requests: ${reqs} sent (create_connect included), ${unanswered} unanswered; replies duplicated/misrouted/with an unknown id: ${replyProblems}`,
             `call_ended: ${endsDue} due (call, device), ${endsOk} arrived exactly once and exact, ${endsMissing} missing, ${endsDup} duplicated, ${endsWrong} with the wrong bytes/reason, ` +
@@ -2852,8 +2881,6 @@ async function main() {
         log(
             `soak: ${CALL_PAIRS} level-2 call pairs in the mix; signaling.call.ring-timeout ${RING_TIMEOUT} ms, reconnect-grace ${RECONNECT_GRACE} ms`,
         );
-    else if (CLUSTER && CALL_PAIRS > 0)
-        log('soak: calls skipped: --nodes mode (a path with signaling.redis does not offer level 2 yet; create_connect level 2 is answered as level 1)');
     if (CLUSTER)
         log(
             `soak: cluster of ${NODES} nodes (${NODE_IDS.join(', ')}) on one redis-server; ${FAST_REDIS_TIMINGS.map((l) => l.replace('signaling.redis-', '')).join(', ')}; ` +
@@ -2871,7 +2898,7 @@ async function main() {
     if (CLUSTER) {
         S.redis = await startRedis();
         const started = await Promise.allSettled(
-            NODE_IDS.map((nodeId) => startNode({ redis: S.redis.addr, nodeId, settings: SETTINGS, threads: 2 })),
+            NODE_IDS.map((nodeId) => startNode({ redis: S.redis.addr, nodeId, settings: [...SETTINGS, ...CALL_SETTINGS], threads: 2 })),
         );
         S.nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
         const failed = started.find((r) => r.status === 'rejected');
@@ -2953,12 +2980,18 @@ async function main() {
     );
 
     S.phase = 'run';
-    const outage = CLUSTER ? redisOutage(Date.now() + RESTART_AT * 1000) : null;
+    if (CLUSTER) S.outagePlannedAt = Date.now() + RESTART_AT * 1000;
+    const outage = CLUSTER ? redisOutage(S.outagePlannedAt) : null;
     await runMix(SECONDS * 1000);
     if (outage)
         await withTimeout(outage, RECOVERY_WAIT + 30000, 'the Redis restart to finish').catch((err) =>
             problem('client operation failed', err.message),
         );
+    if (CALLS && S.outage) {
+        const o = S.outage;
+        for (const r of callRecs.filter((r) => r.startedAt < (o.endAt ?? Infinity) + CALL_RESUME_AFTER && (r.endedAt ?? Infinity) > o.stopAt))
+            problem('call cycle overlapped the Redis outage window', `pair ${r.pair}, ${r.outcome} call ${r.callId ?? '(no callId)'}: ${elapsed(r.startedAt)} to ${r.endedAt ? elapsed(r.endedAt) : 'never'} s`);
+    }
     S.phase = 'drain';
     await quiesce('run');
     const after = await measureIdle();
@@ -3024,9 +3057,9 @@ async function main() {
         (r) => !r.answer || r.rec.answers[0] !== dialingFailText('peer_offline', r.rec.id),
     );
     const fdsEmpty = S.nodes.map((n) => fdCount(n.pid));
-    // (the call devices, on the one node, closed before the probes)
+    // (the call devices closed before the probes)
     const fdsEmptyWanted = S.fdsBase.map(
-        (f, i) => f - stableDevices.filter((d) => d.node === i).length - (i === 0 ? callDevices.length : 0),
+        (f, i) => f - stableDevices.filter((d) => d.node === i).length - callDevices.filter((d) => d.node === i).length,
     );
     const nodeLabel = (r) => (CLUSTER ? ` (from ${NODE_IDS[r.rec.senderNode]})` : '');
     check(
@@ -3051,9 +3084,7 @@ async function main() {
     evaluateDelivery();
     if (CALLS) evaluateCalls(finalListing);
     else {
-        const why = CLUSTER
-            ? 'not applicable: --nodes mode (a path with signaling.redis does not offer level 2 yet)'
-            : 'not applicable: --call-pairs 0';
+        const why = 'not applicable: --call-pairs 0';
         check(8, 'calls: every call request answered exactly once; every call ended exactly once on every device involved; no call left live', null, [why]);
         check(9, 'calls: no call_signal lost, duplicated, reordered, misrouted or changed', null, [why]);
     }
