@@ -754,6 +754,20 @@ void sig_call_node_lost(sig_call_owner_t *o, uint64_t now, uint32_t node)
     sig_buf_dispose(&found);
 }
 
+int sig_call_signal_returned(sig_call_owner_t *o, const sig_call_out_t *signal)
+{
+    struct st_call_t *c;
+    struct st_party_t *p;
+
+    if (signal->type != SIG_CALL_OUT_SIGNAL || (c = sig_call__find(o, signal->call_id)) == NULL || c->state != SIG_CALL_ACTIVE)
+        return 0;
+    p = sig_endpoint_eq(c->caller.dev.ep, signal->to) ? &c->caller : sig_endpoint_eq(c->callee.dev.ep, signal->to) ? &c->callee : NULL;
+    if (p == NULL || p->attached || p->inq.count + 1 > o->s.signal_buffer ||
+        p->inq.bytes + signal->kind.len + signal->data.len > o->s.signal_buffer_bytes)
+        return 0;
+    return sig_call__enqueue_in_order(o, &p->inq, signal->seq, signal->kind, signal->data);
+}
+
 /* ---------------------------------------------------------------------------------------------------------------------
  * Timers and shutdown
  * -------------------------------------------------------------------------------------------------------------------*/

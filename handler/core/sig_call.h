@@ -287,6 +287,15 @@ void sig_call_device_lost(sig_call_owner_t *owner, uint64_t now, const sig_call_
  */
 void sig_call_node_lost(sig_call_owner_t *owner, uint64_t now, uint32_t node);
 
+/**
+ * A SIGNAL output (as the sink got it) did not reach its device: the glue found the device's node lost on its way, and
+ * called sig_call_node_lost() first. If the call is active and its party on `signal->to` is detached, the signal waits
+ * for that party among the ones kept since, in seq order (flushed when it re-attaches, as they are); returns 1. Returns
+ * 0 and keeps nothing when the call ended, the party is attached (again) or is another device now, the signal (its
+ * seq) waits already, or the party's buffer is full (signal-buffer): then it is lost, as in flight.
+ */
+int sig_call_signal_returned(sig_call_owner_t *owner, const sig_call_out_t *signal);
+
 /** The earliest time sig_call_on_time() has something to do, or SIG_CALL_NEVER. */
 uint64_t sig_call_next_deadline(const sig_call_owner_t *owner);
 

@@ -146,6 +146,8 @@ void sig_call__send_user_active(sig_call_owner_t *o, const struct st_call_t *c, 
 /* delivers the signals waiting for `p` to its device, in order, and empties its queue */
 void sig_call__flush(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t *p);
 void sig_call__enqueue(sig_call_owner_t *o, struct st_sigq_t *q, uint64_t seq, sig_str_t kind, sig_str_t data);
+/* Puts a signal into q before the first with a higher seq; returns 0 (and puts nothing) if one with `seq` is there. */
+int sig_call__enqueue_in_order(sig_call_owner_t *o, struct st_sigq_t *q, uint64_t seq, sig_str_t kind, sig_str_t data);
 
 static inline sig_str_t dev_did(const struct st_dev_t *d)
 {

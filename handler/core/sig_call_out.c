@@ -162,10 +162,10 @@ void sig_call__flush(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t
     sig_call__q_clear(o, &p->inq);
 }
 
-void sig_call__enqueue(sig_call_owner_t *o, struct st_sigq_t *q, uint64_t seq, sig_str_t kind, sig_str_t data)
+/* A copy of the signal, linked into q after `prev` (NULL: first). */
+static void link_signal(sig_call_owner_t *o, struct st_sigq_t *q, struct st_sigmsg_t *prev, uint64_t seq, sig_str_t kind, sig_str_t data)
 {
     struct st_sigmsg_t *m = sig_mem_alloc(offsetof(struct st_sigmsg_t, bytes) + kind.len + data.len);
-    m->next = NULL;
     m->seq = seq;
     m->kind_len = kind.len;
     m->data_len = data.len;
@@ -173,14 +173,32 @@ void sig_call__enqueue(sig_call_owner_t *o, struct st_sigq_t *q, uint64_t seq, s
         memcpy(m->bytes, kind.base, kind.len);
     if (data.len != 0)
         memcpy(m->bytes + kind.len, data.base, data.len);
-    if (q->last != NULL)
-        q->last->next = m;
+    m->next = prev != NULL ? prev->next : q->first;
+    if (prev != NULL)
+        prev->next = m;
     else
         q->first = m;
-    q->last = m;
+    if (m->next == NULL)
+        q->last = m;
     ++q->count;
     q->bytes += kind.len + data.len;
     ++o->buffered_signals;
     o->buffered_bytes += kind.len + data.len;
+}
+
+void sig_call__enqueue(sig_call_owner_t *o, struct st_sigq_t *q, uint64_t seq, sig_str_t kind, sig_str_t data)
+{
+    link_signal(o, q, q->last, seq, kind, data);
+}
+
+int sig_call__enqueue_in_order(sig_call_owner_t *o, struct st_sigq_t *q, uint64_t seq, sig_str_t kind, sig_str_t data)
+{
+    struct st_sigmsg_t *prev = NULL, *m;
+    for (m = q->first; m != NULL && m->seq < seq; m = m->next)
+        prev = m;
+    if (m != NULL && m->seq == seq)
+        return 0;
+    link_signal(o, q, prev, seq, kind, data);
+    return 1;
 }
 

@@ -97,10 +97,11 @@ void sig_calls__deliver_task(const void *bytes, size_t len)
     sig_calls__global.deliver(conn_id, (const char *)bytes + sizeof(conn_id), len - sizeof(conn_id));
 }
 
-static void send_to(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg)
+/* `out`: the record `msg` encodes, or NULL for the glue's own messages */
+static void send_to(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg, const sig_call_out_t *out)
 {
     if (to.node != 0) {
-        sig_calls__send_to_node(calls, to, msg);
+        sig_calls__send_to_node(calls, to, msg, out);
         return;
     }
     if (to.thread == sig_router_thread_index()) {
@@ -119,7 +120,7 @@ static void on_output(void *ctx, const sig_call_out_t *out)
         return; /* one owner sees every call of the route: busy needs no count across threads */
     sig_buf_reset(&sig_calls__tls.out);
     sig_callmsg_encode(&sig_calls__tls.out, out);
-    send_to(ctx, out->to, &sig_calls__tls.out);
+    send_to(ctx, out->to, &sig_calls__tls.out, out);
 }
 
 static void on_timer(uv_timer_t *timer);
@@ -207,7 +208,7 @@ static void handle_register(sig_calls_t *calls, const sig_call_device_t *dev, si
         }
         sig_buf_reset(&sig_calls__tls.out);
         sig_callmsg_encode_connect_ok(&sig_calls__tls.out, req_id, dev->user_id, dev->device_id, infos, n);
-        send_to(calls, dev->ep, &sig_calls__tls.out);
+        send_to(calls, dev->ep, &sig_calls__tls.out, NULL);
         if (infos != stack)
             free(infos);
     }
@@ -254,7 +255,7 @@ static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig
         /* the level-1 decoder passed it: the JSON is sound, a field is not (level 2 says bad_request for all) */
         sig_buf_reset(&sig_calls__tls.out);
         sig_calls__encode_error(&sig_calls__tls.out, &req, SIG_CALL_ERR_BAD_REQUEST);
-        send_to(calls, dev->ep, &sig_calls__tls.out);
+        send_to(calls, dev->ep, &sig_calls__tls.out, NULL);
         return;
     }
     req.from = *dev;
@@ -265,7 +266,7 @@ static void handle_request(sig_calls_t *calls, const sig_call_device_t *dev, sig
     if (found == &sig_calls__found_unknown) {
         sig_buf_reset(&sig_calls__tls.out);
         sig_calls__encode_error(&sig_calls__tls.out, &req, SIG_CALL_ERR_CLUSTER_UNAVAILABLE);
-        send_to(calls, dev->ep, &sig_calls__tls.out);
+        send_to(calls, dev->ep, &sig_calls__tls.out, NULL);
         return;
     }
     if (req.type == SIG_CALL_REQ_CALL) {

@@ -248,32 +248,76 @@ static void node_lost(sig_calls_t *calls, uint32_t node)
     sig_calls__rearm(calls);
 }
 
+/* An output in flight to another node. A call_signal keeps a copy (its strings in `bytes`): a signal the node loss was
+ * found with would be lost to a party that comes back within the grace (the later ones wait for it in the call). */
+struct st_output_wait_t {
+    sig_calls_t *calls;
+    uint32_t node;
+    uint64_t seq; /* calls->heard_clock when it went */
+    int has_signal;
+    sig_call_out_t signal;
+    char bytes[];
+};
+
+static struct st_output_wait_t *new_output_wait(sig_calls_t *calls, sig_endpoint_t to, const sig_call_out_t *out)
+{
+    int has_signal = out != NULL && out->type == SIG_CALL_OUT_SIGNAL;
+    size_t len = has_signal ? out->call_id.len + out->kind.len + out->data.len : 0;
+    struct st_output_wait_t *wait = sig_mem_alloc(offsetof(struct st_output_wait_t, bytes) + len);
+    char *p = wait->bytes;
+
+    wait->calls = calls;
+    wait->node = to.node;
+    wait->seq = calls->heard_clock;
+    wait->has_signal = has_signal;
+    if (has_signal) {
+        memset(&wait->signal, 0, sizeof(wait->signal));
+        wait->signal.type = SIG_CALL_OUT_SIGNAL;
+        wait->signal.to = to;
+        wait->signal.seq = out->seq;
+        wait->signal.call_id = sig_str(p, out->call_id.len);
+        memcpy(p, out->call_id.base, out->call_id.len);
+        p += out->call_id.len;
+        wait->signal.kind = sig_str(p, out->kind.len);
+        if (out->kind.len != 0)
+            memcpy(p, out->kind.base, out->kind.len);
+        p += out->kind.len;
+        wait->signal.data = sig_str(p, out->data.len);
+        if (out->data.len != 0)
+            memcpy(p, out->data.base, out->data.len);
+    }
+    return wait;
+}
+
 /* An output's PUBLISH was answered. Reaching nobody, the device's node does not listen: its devices are lost (the grace
- * applies), unless the node spoke since the output went (its subscriber was coming back; it registers its devices
- * again once it is). No reply (our own link was lost) says nothing of the node: the output is lost, its devices stay. */
+ * applies) and a call_signal waits for its party, unless the node spoke since the output went (its subscriber was coming
+ * back; it registers its devices again once it is). No reply (our own link was lost) says nothing of the node: the
+ * output is lost, its devices stay. */
 static void on_output_reply(void *data, void *_reply)
 {
-    struct st_node_wait_t *wait = data;
+    struct st_output_wait_t *wait = data;
     redisReply *reply = _reply;
     sig_calls_t *calls = wait->calls;
     if (reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 && wait->node <= calls->num_nodes &&
-        calls->nodes[wait->node - 1].heard <= wait->seq)
+        calls->nodes[wait->node - 1].heard <= wait->seq) {
         node_lost(calls, wait->node);
+        if (wait->has_signal && calls->owner != NULL && sig_call_signal_returned(calls->owner, &wait->signal))
+            sig_calls__publish_stats(calls);
+    }
     free(wait);
 }
 
 /* On the owner thread, from inside the state machine's sink: one output to a device of another node. */
-void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg)
+void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg, const sig_call_out_t *out)
 {
     sig_backplane_t *bp = sig_router_backplane(calls->router);
-    struct st_node_wait_t *wait;
+    struct st_output_wait_t *wait;
 
     if (bp == NULL || to.node > calls->num_nodes)
         return;
     sig_buf_reset(&sig_calls__tls.task);
     sig_bus_encode_output(&sig_calls__tls.task, to.thread, to.conn_id, sig_str(msg->base, msg->len));
-    wait = sig_mem_alloc(sizeof(*wait));
-    *wait = (struct st_node_wait_t){calls, to.node, 0, calls->heard_clock};
+    wait = new_output_wait(calls, to, out);
     if (sig_backplane_publish_to_node(bp, CALL_SHARD, sig_str_cstr(calls->nodes[to.node - 1].id),
                                       sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len), on_output_reply, wait) != 0)
         free(wait); /* our link is down: lost, as in flight; the lease ends the calls if Redis stays away */
@@ -485,7 +529,7 @@ static void ping_nodes(sig_calls_t *calls)
     sig_buf_t empty = SIG_BUF_INIT;
     size_t i;
     for (i = 0; i != calls->num_nodes; ++i)
-        sig_calls__send_to_node(calls, (sig_endpoint_t){.thread = UINT32_MAX, .node = (uint32_t)i + 1}, &empty);
+        sig_calls__send_to_node(calls, (sig_endpoint_t){.thread = UINT32_MAX, .node = (uint32_t)i + 1}, &empty, NULL);
 }
 
 /* The backplane's level-2 messages for this route, on the thread that owns their shard. */

@@ -119,8 +119,9 @@ void sig_calls__on_relinked(void *data, uint32_t shard);
 void sig_calls__need_lease(sig_calls_t *calls);
 /** Shutdown, owner thread: stops renewing and gives the lease back. */
 void sig_calls__release_lease(sig_calls_t *calls);
-/** Owner thread, inside the state machine's sink: `msg` to a device of another node. */
-void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg);
+/** Owner thread, inside the state machine's sink: `msg` to a device of another node; `out`: the record it encodes (a
+ * call_signal is kept while in flight, for its party should the node be found lost on the way), or NULL. */
+void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg, const sig_call_out_t *out);
 /** Device thread: the packed event goes to the owner node, or is answered here when it cannot. */
 void sig_calls__post_to_owner_node(sig_calls_t *calls, const struct st_event_t *ev, sig_buf_t *packed);
 /** Owner thread: returns 1 when a `call` for `user` waits for the nodes' answers (the event is copied), else 0. */

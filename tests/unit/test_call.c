@@ -802,6 +802,78 @@ static void node_lost(void)
     ok(ended(11, "c2", SIG_CALL_REASON_PEER_GONE), "the grace ends it with peer_gone");
 }
 
+/* the SIGNAL output `r` recorded, as the glue would hand it back (to its endpoint on `node`) */
+static sig_call_out_t signal_of(const struct rec *r, uint32_t node)
+{
+    sig_call_out_t out;
+    memset(&out, 0, sizeof(out));
+    out.type = SIG_CALL_OUT_SIGNAL;
+    out.to = (sig_endpoint_t){.conn_id = r->to, .node = node};
+    out.call_id = sig_str_cstr(r->cid);
+    out.seq = r->seq;
+    out.kind = sig_str_cstr(r->kind);
+    out.data = sig_str_cstr(r->data);
+    return out;
+}
+
+/* an active call c2, alice on node 3 (A1 there) <-> bob (B1); outputs cleared */
+static void active_c2_alice_on_node_3(sig_call_settings_t s)
+{
+    sig_call_device_t callee[1] = {B1};
+    setup_with(&s);
+    call_n(on_node(A1, 3), "bob", "c2", callee, 1, 0);
+    rq(SIG_CALL_REQ_ACCEPT, B1, "c2");
+    clear();
+}
+
+static void signal_returned(void)
+{
+    sig_call_device_t a1_back = D(21, "alice", "a-phone", 2);
+    sig_call_out_t first, again;
+    struct rec *r;
+    sig_call_settings_t s = defaults();
+    int in_order = 1, n = 0;
+
+    /* bob's first signal goes to alice's node, and finds it gone; his second comes after the loss */
+    active_c2_alice_on_node_3(s);
+    sig_(B1, "c2", "offer", "s1");
+    first = signal_of(find(1, SIG_CALL_OUT_SIGNAL, "c2"), 3);
+    again = first;
+    sig_call_node_lost(o, now, 3);
+    sig_(B1, "c2", "candidate", "s2");
+    is_int(count(1, SIG_CALL_OUT_SIGNAL), 1, "the signal after the loss waits (not sent to the lost node)");
+    is_int(sig_call_signal_returned(o, &first), 1, "the signal the loss was found with is kept for the detached party");
+    is_int(sig_call_signal_returned(o, &again), 0, "... once (its seq waits already)");
+    clear();
+    sig_call_device_registered(o, now, &a1_back);
+    for (r = recs; r != recs + nrecs; ++r)
+        if (r->type == SIG_CALL_OUT_SIGNAL) {
+            ++n;
+            in_order &= r->to == 21 && r->seq == (uint64_t)n && strcmp(r->data, n == 1 ? "s1" : "s2") == 0;
+        }
+    ok(n == 2 && in_order, "alice back on another node: s1 then s2, seq 1 and 2");
+    is_int(sig_call_signal_returned(o, &first), 0, "returned to an attached party: nothing kept (it could only come late)");
+
+    /* the party's buffer is full: the returned signal is lost, as in flight */
+    s.signal_buffer = 1;
+    active_c2_alice_on_node_3(s);
+    sig_(B1, "c2", "offer", "s1");
+    first = signal_of(find(1, SIG_CALL_OUT_SIGNAL, "c2"), 3);
+    sig_call_node_lost(o, now, 3);
+    sig_(B1, "c2", "candidate", "s2");
+    is_int(sig_call_signal_returned(o, &first), 0, "a full buffer keeps nothing more");
+
+    /* the call ended meanwhile (no grace) */
+    s = defaults();
+    s.reconnect_grace_ms = 0;
+    active_c2_alice_on_node_3(s);
+    sig_(B1, "c2", "offer", "s1");
+    first = signal_of(find(1, SIG_CALL_OUT_SIGNAL, "c2"), 3);
+    sig_call_node_lost(o, now, 3);
+    is_int(sig_call_signal_returned(o, &first), 0, "the call ended (peer_gone at once): nothing kept");
+    is_int(live(), 0, "... and nothing live");
+}
+
 static void row_active_signal(void)
 {
     int i, ok_order = 1;
@@ -1637,6 +1709,7 @@ int main(void)
     row_ringing_a_lost();
     row_active_grace_fires();
     node_lost();
+    signal_returned();
     row_active_signal();
     row_active_non_selected();
     row_active_hangup();
