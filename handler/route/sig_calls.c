@@ -53,6 +53,7 @@ void sig_calls_destroy(sig_calls_t *calls)
     pthread_mutex_unlock(&sig_calls__global.lock);
     if (calls->owner != NULL) /* a thread that never ran its dispose (the process is ending) */
         sig_call_owner_destroy(calls->owner);
+    sig_buf_dispose(&calls->lost_again);
     pthread_mutex_destroy(&calls->lock);
     free(calls);
 }

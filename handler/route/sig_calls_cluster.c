@@ -60,6 +60,7 @@ static void lease_command(sig_calls_t *calls, const char *script, size_t script_
 
 static void on_lease_timer(uv_timer_t *timer);
 static void announce_if_due(sig_calls_t *calls, int mine);
+static void resend_lost(sig_calls_t *calls);
 
 /* For the operator: which node decides the route's calls changed here (docs/operations.md, calls). One write. */
 static void log_lease_change(sig_calls_t *calls, sig_backplane_t *bp, int mine)
@@ -112,6 +113,7 @@ static void on_lease_reply(void *data, void *_reply)
         lose_calls(calls); /* another node holds the lease: two owners must never decide one race */
     atomic_store(&calls->is_owner, mine);
     announce_if_due(calls, mine);
+    resend_lost(calls);
     if (calls->owner_node_len == 0 && bp != NULL) /* no owner known yet (the links are still coming up): ask again soon */
         uv_timer_start(&calls->lease_timer, on_lease_timer, 50, sig_backplane_probe_interval(bp));
 }
@@ -204,37 +206,137 @@ static void on_event_reply(void *data, void *_reply)
     free(data);
 }
 
+/* The owner node's id as last known (`len` 0: none known), into `owner`. */
+static size_t owner_node_of(sig_calls_t *calls, char *owner)
+{
+    size_t len;
+    pthread_mutex_lock(&calls->lock);
+    memcpy(owner, calls->owner_node, calls->owner_node_len);
+    len = calls->owner_node_len;
+    pthread_mutex_unlock(&calls->lock);
+    return len;
+}
+
+/* The bus message of packed event `packed`, into sig_calls__tls.task. */
+static void encode_event(sig_backplane_t *bp, const void *packed)
+{
+    struct st_event_t ev;
+    struct st_event_strs_t strs;
+    sig_calls__unpack_event(packed, &ev, &strs);
+    sig_buf_reset(&sig_calls__tls.task);
+    sig_bus_encode_event(&sig_calls__tls.task, sig_backplane_node_id(bp), (unsigned)ev.kind, ev.ep.thread, ev.ep.conn_id, (unsigned)ev.level,
+                         (ev.clean ? SIG_BUS_EVENT_CLEAN : 0) | (ev.name_is_verified ? SIG_BUS_EVENT_NAME_VERIFIED : 0), strs.user,
+                         strs.device, strs.req_id, strs.name, strs.json);
+}
+
+/* A connection's loss on its way to the owner. Nobody answers it, so one the owner's channel does not take (its
+ * subscriber is away a moment, the link dropped with it in flight, or no owner is known yet) would leave the party
+ * attached there for good: it goes again at each lease reply until it is taken. A loss the owner hears twice changes
+ * nothing (it names the old connection, which a device that came back no longer is). */
+#define LOST_TRIES 100         /* lease replies, one per probe interval: an owner away longer has a broken subscriber */
+#define LOST_KEEP_BYTES 1048576 /* and at most this much kept (a few thousand losses) */
+struct st_lost_t {
+    sig_calls_t *calls;
+    unsigned tries;
+    size_t len;
+    char packed[]; /* the event as sig_calls__pack_event made it */
+};
+
+/* Kept for the next lease reply, unless it has had its tries or too much waits. Frees `lost`. */
+static void lost_again(struct st_lost_t *lost)
+{
+    sig_calls_t *calls = lost->calls;
+    if (++lost->tries < LOST_TRIES) {
+        pthread_mutex_lock(&calls->lock);
+        if (calls->lost_again.len < LOST_KEEP_BYTES)
+            sig_buf_append(&calls->lost_again, lost, offsetof(struct st_lost_t, packed) + lost->len);
+        pthread_mutex_unlock(&calls->lock);
+    }
+    free(lost);
+}
+
+static void on_lost_reply(void *data, void *_reply)
+{
+    redisReply *reply = _reply;
+    if (reply == NULL || (reply->type == REDIS_REPLY_INTEGER && reply->integer == 0))
+        lost_again(data);
+    else
+        free(data);
+}
+
+/* Sends a loss to the owner node; takes `lost`. */
+static void publish_lost(struct st_lost_t *lost)
+{
+    sig_backplane_t *bp = sig_router_backplane(lost->calls->router);
+    char owner[SIG_BUS_NODE_ID_MAX];
+    size_t owner_len = owner_node_of(lost->calls, owner);
+
+    if (bp == NULL || sig_str_eq(sig_str(owner, owner_len), sig_backplane_node_id(bp))) {
+        free(lost); /* this node decides now: the calls of the owner before it are gone with it */
+        return;
+    }
+    if (owner_len == 0) {
+        lost_again(lost);
+        return;
+    }
+    encode_event(bp, lost->packed);
+    if (sig_backplane_publish_to_node(bp, CALL_SHARD, sig_str(owner, owner_len), sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len),
+                                      on_lost_reply, lost) != 0)
+        lost_again(lost);
+}
+
+/* Lease thread, at a lease reply: the losses the owner's channel did not take, once more. */
+static void resend_lost(sig_calls_t *calls)
+{
+    sig_buf_t again;
+    size_t off = 0;
+
+    pthread_mutex_lock(&calls->lock);
+    again = calls->lost_again;
+    calls->lost_again = (sig_buf_t)SIG_BUF_INIT;
+    pthread_mutex_unlock(&calls->lock);
+    while (off < again.len) {
+        struct st_lost_t head, *lost;
+        size_t size;
+        memcpy(&head, again.base + off, offsetof(struct st_lost_t, packed));
+        size = offsetof(struct st_lost_t, packed) + head.len;
+        lost = sig_mem_alloc(size);
+        memcpy(lost, again.base + off, size);
+        off += size;
+        publish_lost(lost);
+    }
+    sig_buf_dispose(&again);
+}
+
 /* A device's event, sent to the node that holds the lease (this one is not it). */
 void sig_calls__post_to_owner_node(sig_calls_t *calls, const struct st_event_t *ev, sig_buf_t *packed)
 {
     sig_backplane_t *bp = sig_router_backplane(calls->router);
-    struct st_event_t fixed;
-    struct st_event_strs_t strs;
     char owner[SIG_BUS_NODE_ID_MAX];
     size_t owner_len;
-    char *copy = NULL;
-    unsigned flags = (ev->clean ? SIG_BUS_EVENT_CLEAN : 0) | (ev->name_is_verified ? SIG_BUS_EVENT_NAME_VERIFIED : 0);
+    char *copy;
 
     sig_calls__need_lease(calls);
-    pthread_mutex_lock(&calls->lock);
-    memcpy(owner, calls->owner_node, calls->owner_node_len);
-    owner_len = calls->owner_node_len;
-    pthread_mutex_unlock(&calls->lock);
+    if (ev->kind == EV_LOST) {
+        struct st_lost_t *lost = sig_mem_alloc(offsetof(struct st_lost_t, packed) + packed->len);
+        lost->calls = calls;
+        lost->tries = 0;
+        lost->len = packed->len;
+        memcpy(lost->packed, packed->base, packed->len);
+        publish_lost(lost);
+        return;
+    }
+    owner_len = owner_node_of(calls, owner);
     if (bp == NULL || owner_len == 0 || sig_str_eq(sig_str(owner, owner_len), sig_backplane_node_id(bp))) {
         /* no owner known, or this node as seen before it lost the lease: none to decide */
         answer_unreachable(packed->base);
         return;
     }
-    sig_calls__unpack_event(packed->base, &fixed, &strs);
-    sig_buf_reset(&sig_calls__tls.task);
-    sig_bus_encode_event(&sig_calls__tls.task, sig_backplane_node_id(bp), (unsigned)ev->kind, ev->ep.thread, ev->ep.conn_id, (unsigned)ev->level,
-                         flags, strs.user, strs.device, strs.req_id, strs.name, strs.json);
-    if (ev->kind != EV_LOST) { /* kept to answer locally if the owner turns out to be gone */
-        copy = sig_mem_alloc(packed->len);
-        memcpy(copy, packed->base, packed->len);
-    }
+    encode_event(bp, packed->base);
+    copy = sig_mem_alloc(packed->len); /* kept to answer locally if the owner turns out to be gone */
+    memcpy(copy, packed->base, packed->len);
     if (sig_backplane_publish_to_node(bp, CALL_SHARD, sig_str(owner, owner_len), sig_str(sig_calls__tls.task.base, sig_calls__tls.task.len),
-                                      copy != NULL ? on_event_reply : NULL, copy) != 0 && copy != NULL) {
+                                      on_event_reply, copy) != 0) {
         answer_unreachable(copy);
         free(copy);
     }

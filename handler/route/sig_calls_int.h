@@ -36,6 +36,8 @@ struct st_sig_calls_t {
     _Atomic int is_owner;       /* this node holds the lease */
     _Atomic int lease_started;  /* the owner thread runs the lease timer */
     _Atomic int announce_due;   /* our subscriber came back: this node's devices register again (sig_calls__on_relinked) */
+    sig_buf_t lost_again;       /* guarded by `lock`: EV_LOST events the owner's channel did not take, sent again at the
+                                   next lease reply; each a struct st_lost_t (sig_calls_cluster.c) */
     uv_timer_t lease_timer;     /* the owner thread's */
     uint64_t lease_until;       /* the owner thread's: this node's lease holds until then */
     int lease_stopped;          /* the owner thread's: shutting down, the lease was given back */

@@ -16,6 +16,8 @@
 //     it, a clean close is the hangup; a node holding parties SIGKILLed (resumed on a third node
 //     with every signal sent after the death, also the one that found it; peer_gone); the same
 //     with a quiet call (the owner's ping finds the dead node);
+//   - the owner's own subscriber away while a party on another node drops: that node sends the loss
+//     again until the owner takes it (peerConnected:false, peer_gone);
 //   - the owner stopped (SIGTERM): its calls end with shutdown on every node, the lease moves at once;
 //   - the owner SIGKILLed: a survivor takes the lease, new calls ring and are answered (the dead
 //     owner's calls are lost: nobody lists them);
@@ -991,6 +993,35 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         id = call.a.post({ type: 'call_signal', callId: call.callId, kind: 'candidate', data: { n: 3 } });
         await call.a.expectReply(id, T.response('call_signal', { id, callId: call.callId, state: 'active' }));
         await b.expect(T.signal({ callId: call.callId, fromUser: call.A, fromDevice: 'a-1', seq: 2, kind: 'candidate', data: '{"n":3}' }));
+    });
+
+    test("the owner's own subscriber away while a party on the other node drops (node-a's subscriber killed by id, SUBSCRIBE denied): node-b sends the loss again until the owner takes it; peerConnected:false, then peer_gone after the grace", {
+        timeout: 60000 * SLOW,
+    }, async (t) => {
+        const list = clientsOf(t);
+        const { grace, cluster, nodes: [A], call, b } = await activeAcrossTwo(t, list);
+        const { redis } = cluster;
+
+        await redis.command('ACL', 'SETUSER', 'default', '-subscribe');
+        let restored = false;
+        const restore = async () => {
+            if (!restored) await redis.command('ACL', 'SETUSER', 'default', '+subscribe');
+            restored = true;
+        };
+        t.after(restore);
+        const subscribers = (await redis.clientsOf(A.pid)).filter((c) => Number(c.sub) > 0);
+        assert.ok(subscribers.length > 0, `node-a has a subscriber connection: ${J(await redis.clientsOf(A.pid))}`);
+        for (const c of subscribers) await redis.command('CLIENT', 'KILL', 'ID', c.id);
+        await waitUntil(async () => (await redis.numsub(nodeChannel('node-a'))) === 0, { timeout: 5000 * SLOW, what: "node-a's channel unsubscribed" });
+        // the callee's connection on node-b drops: node-b's loss event reaches nobody on the owner's channel
+        b.ws.terminate();
+        await quietAll([call.a], 500 * SLOW); // the owner cannot know yet
+
+        await restore();
+        const back = Date.now();
+        await call.a.expect(T.state({ callId: call.callId, state: 'active', alerting: 0, peerConnected: false }), { timeout: 5000 * SLOW });
+        t.diagnostic(`peerConnected:false ${Date.now() - back} ms after SUBSCRIBE was allowed again`);
+        await call.a.expect(T.ended({ callId: call.callId, reason: 'peer_gone' }), { timeout: grace + 5000 * SLOW });
     });
 
     test('Redis stalls while a call asks the nodes for the callee (CLIENT PAUSE): the call is answered cluster_unavailable, not offline; after the stall it rings', { timeout: 60000 * SLOW }, async (t) => {

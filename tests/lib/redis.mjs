@@ -6,8 +6,11 @@
 //       (`unixsocket: true` also listens on DIR/redis.sock, as `socket`; `password` sets
 //       requirepass, and command() then AUTHs first); resolves once it answers PING with
 //         {port, addr, socket, pid, dir, logFile, log(), alive(), command(...args),
-//          numsub(channel), channels(pattern), start(), stop(signal), kill(signal), pause(),
-//          resume(), restart()}
+//          numsub(channel), channels(pattern), clientsOf(pid), start(), stop(signal), kill(signal),
+//          pause(), resume(), restart()}
+//       clientsOf(pid): the CLIENT LIST entries ({id, addr, flags, sub, ...}) of the connections
+//       process `pid` holds to it, found by their ports among pid's sockets (/proc): a test can cut
+//       one node's links and no other's (CLIENT KILL ID).
 //       command(...args) sends one command over a fresh TCP connection and resolves with the
 //       decoded reply (simple string / bulk -> string, integer -> number, nil -> null, array ->
 //       array, nested); an error reply rejects with an Error whose `redisError` is the text.
@@ -60,7 +63,7 @@
 //       signaling.redis yet (at the start of a test or in a before() hook: fail fast and
 //       clearly, not hang)
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
@@ -235,6 +238,27 @@ function redisHandle({ port, dir, logFile, argv, readyTimeout, commandTimeout, k
         async numsub(channel) {
             const reply = await handle.command('PUBSUB', 'NUMSUB', channel);
             return Number(reply[1]);
+        },
+        /** CLIENT LIST entries of process `pid`'s connections here (see the header). */
+        async clientsOf(pid) {
+            const inodes = new Set();
+            for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+                try {
+                    const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+                    if (m) inodes.add(m[1]);
+                } catch {} // closed meanwhile
+            }
+            const ports = new Set();
+            for (const line of readFileSync(`/proc/${pid}/net/tcp`, 'utf8').split('\n').slice(1)) {
+                const f = line.trim().split(/\s+/); // sl local_address rem_address st ... uid timeout inode
+                if (f.length > 9 && inodes.has(f[9])) ports.add(parseInt(f[1].split(':')[1], 16));
+            }
+            const list = await handle.command('CLIENT', 'LIST');
+            return list
+                .split('\n')
+                .filter((line) => line.trim() !== '')
+                .map((line) => Object.fromEntries(line.trim().split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])))
+                .filter((c) => ports.has(Number(c.addr.split(':').pop())));
         },
         /** Active channels matching `pattern` (PUBSUB CHANNELS), sorted. */
         async channels(pattern = '*') {
