@@ -1,7 +1,7 @@
 /*
- * sig_calls_int.h: what the two halves of route/sig_calls share: sig_calls.c (the owner thread and the devices' side on
- * this node) and sig_calls_cluster.c (across nodes: the lease, events and outputs through Redis, the ask for a callee's
- * connections). Not for other parts: route/sig_calls.h is the contract.
+ * sig_calls_int.h: what the parts of route/sig_calls share: sig_calls.c (the owner thread and the devices' side on
+ * this node), sig_calls_lease.c (which node owns the calls) and sig_calls_cluster.c (across nodes: events and outputs
+ * through Redis, the ask for a callee's connections). Not for other parts: route/sig_calls.h is the contract.
  */
 #ifndef SIG_CALLS_INT_H
 #define SIG_CALLS_INT_H
@@ -30,7 +30,7 @@ struct st_sig_calls_t {
     int timer_made; /* `timer` is initialized (it outlives an owner lost with the lease) */
     /* the owner's figures as of its last event, for scrapes on any thread (written by the owner's thread alone) */
     _Atomic uint64_t ringing, active, started, answered, ended[SIG_CALL_NUM_REASONS];
-    /* with a cluster (the router has a backplane): which node owns the calls, by a lease in Redis (sig_calls_cluster.c) */
+    /* with a cluster (the router has a backplane): which node owns the calls, by a lease in Redis (sig_calls_lease.c) */
     char owner_node[SIG_BUS_NODE_ID_MAX]; /* guarded by `lock`; empty: not known */
     size_t owner_node_len;
     _Atomic int is_owner;       /* this node holds the lease */
@@ -112,15 +112,22 @@ void sig_calls__unpack_event(const void *bytes, struct st_event_t *ev, struct st
 /** Appends the `<type>_response` error `err` to `req` (decoded, or half-decoded: then its type may be 0). */
 void sig_calls__encode_error(sig_buf_t *buf, const sig_call_request_t *req, int err);
 
-/* sig_calls_cluster.c */
-/** The router's call listener (sig_router_set_call_listener), on the thread owning the message's shard. */
-void sig_calls__on_cluster_message(void *data, uint32_t shard, const sig_bus_msg_t *msg);
+/* sig_calls_lease.c */
 /** The router's relink listener: this node's channel of `shard` is subscribed again after a lost connection. */
 void sig_calls__on_relinked(void *data, uint32_t shard);
 /** Any thread: with a cluster, makes the owner thread run the lease (once). */
 void sig_calls__need_lease(sig_calls_t *calls);
 /** Shutdown, owner thread: stops renewing and gives the lease back. */
 void sig_calls__release_lease(sig_calls_t *calls);
+
+/* sig_calls_cluster.c */
+/** The router's call listener (sig_router_set_call_listener), on the thread owning the message's shard. */
+void sig_calls__on_cluster_message(void *data, uint32_t shard, const sig_bus_msg_t *msg);
+/** Owner thread, each probe interval while this node owns the calls: an empty output to every node devices came from
+ * (one that reaches nobody makes that node's devices lost). */
+void sig_calls__ping_nodes(sig_calls_t *calls);
+/** Lease thread, at a lease reply: the connection losses the owner's channel did not take go again. */
+void sig_calls__resend_lost(sig_calls_t *calls);
 /** Owner thread, inside the state machine's sink: `msg` to a device of another node; `out`: the record it encodes (a
  * call_signal is kept while in flight, for its party should the node be found lost on the way), or NULL. */
 void sig_calls__send_to_node(sig_calls_t *calls, sig_endpoint_t to, sig_buf_t *msg, const sig_call_out_t *out);
