@@ -78,7 +78,7 @@ struct st_lost_t {
     sig_calls_t *calls;
     unsigned tries;
     size_t len;
-    char packed[]; /* the event as sig_calls__pack_event made it */
+    char packed[]; /* the event as post_event (sig_calls.c) packed it */
 };
 
 /* Kept for the next lease reply, unless it has had its tries or too much waits. Frees `lost`. */
