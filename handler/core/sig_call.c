@@ -464,6 +464,12 @@ static int do_accept(sig_call_owner_t *o, struct st_call_t *c, const sig_call_re
     return 0;
 }
 
+/* Whether one more signal of `kind` and `data` fits in the queue of signals waiting for a party (signal-buffer). */
+static int queue_has_room(const sig_call_owner_t *o, const struct st_sigq_t *q, sig_str_t kind, sig_str_t data)
+{
+    return q->count + 1 <= o->s.signal_buffer && q->bytes + kind.len + data.len <= o->s.signal_buffer_bytes;
+}
+
 /* Rows "RINGING | call_signal from A" (buffered) and "ACTIVE | call_signal from a party" (relayed, or buffered for a
  * detached party). */
 static int relay_signal(sig_call_owner_t *o, struct st_call_t *c, struct st_party_t *from, const sig_call_request_t *req, uint64_t now)
@@ -474,7 +480,7 @@ static int relay_signal(sig_call_owner_t *o, struct st_call_t *c, struct st_part
 
     if (req->data.len > o->s.max_signal_size)
         return sig_call__reply(o, req, SIG_CALL_ERR_SIGNAL_TOO_LARGE, c);
-    if (buffer && (to->inq.count + 1 > o->s.signal_buffer || to->inq.bytes + req->kind.len + req->data.len > o->s.signal_buffer_bytes))
+    if (buffer && !queue_has_room(o, &to->inq, req->kind, req->data))
         return sig_call__reply(o, req, SIG_CALL_ERR_BUFFER_FULL, c);
     if (sig_ratelimit_take(&from->rl, o->s.signal_rate, o->s.signal_burst, now) != SIG_RATELIMIT_PASS)
         return sig_call__reply(o, req, SIG_CALL_ERR_RATE_LIMITED, c);
@@ -762,8 +768,7 @@ int sig_call_signal_returned(sig_call_owner_t *o, const sig_call_out_t *signal)
     if (signal->type != SIG_CALL_OUT_SIGNAL || (c = sig_call__find(o, signal->call_id)) == NULL || c->state != SIG_CALL_ACTIVE)
         return 0;
     p = sig_endpoint_eq(c->caller.dev.ep, signal->to) ? &c->caller : sig_endpoint_eq(c->callee.dev.ep, signal->to) ? &c->callee : NULL;
-    if (p == NULL || p->attached || p->inq.count + 1 > o->s.signal_buffer ||
-        p->inq.bytes + signal->kind.len + signal->data.len > o->s.signal_buffer_bytes)
+    if (p == NULL || p->attached || !queue_has_room(o, &p->inq, signal->kind, signal->data))
         return 0;
     return sig_call__enqueue_in_order(o, &p->inq, signal->seq, signal->kind, signal->data);
 }

@@ -235,6 +235,22 @@ async function activeAcrossTwo(t, list) {
     return { grace, cluster, nodes: cluster.nodes, call, b };
 }
 
+/** Denies SUBSCRIBE to every Redis client (ACL) until the returned restore() (idempotent; also run after `t`). */
+async function denySubscribe(t, redis) {
+    await redis.command('ACL', 'SETUSER', 'default', '-subscribe');
+    let restored = false;
+    const restore = async () => {
+        if (!restored) await redis.command('ACL', 'SETUSER', 'default', '+subscribe');
+        restored = true;
+    };
+    t.after(restore);
+    return restore;
+}
+
+/** Polls until Redis has no subscriber on node `nodeId`'s channel (it died, or its subscriber was cut). */
+const waitChannelGone = (redis, nodeId) =>
+    waitUntil(async () => (await redis.numsub(nodeChannel(nodeId))) === 0, { timeout: 5000 * SLOW, what: `${nodeId}'s channel unsubscribed` });
+
 describe('level 2 across two nodes (node-a owns the calls), num-threads 4', { timeout: 600000 * SLOW }, () => {
     let cluster;
     let A; // node-a: the owner
@@ -907,7 +923,7 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         b1.ws.terminate();
         // once Redis has seen node-b's subscriber go, the owner learns it when a message for a device of node-b reaches
         // nobody (or sooner, from its ping every probe interval)
-        await waitUntil(async () => (await cluster.redis.numsub(nodeChannel('node-b'))) === 0, { timeout: 5000 * SLOW, what: "node-b's channel unsubscribed" });
+        await waitChannelGone(cluster.redis, 'node-b');
         for (const call of [one, two]) {
             const id = call.a.post({ type: 'call_signal', callId: call.callId, kind: 'candidate', data: { n: 1 } });
             await call.a.expectReply(id, T.response('call_signal', { id, callId: call.callId, state: 'active' }));
@@ -963,13 +979,7 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         const { redis } = cluster;
 
         // no node can subscribe meanwhile: the owner's output to node-b reaches nobody, with no flapping
-        await redis.command('ACL', 'SETUSER', 'default', '-subscribe');
-        let restored = false;
-        const restore = async () => {
-            if (!restored) await redis.command('ACL', 'SETUSER', 'default', '+subscribe');
-            restored = true;
-        };
-        t.after(restore);
+        const restore = await denySubscribe(t, redis);
         const cut = Date.now();
         await redis.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
         await call.a.expect(T.state({ callId: call.callId, state: 'active', alerting: 0, peerConnected: false }), { timeout: 5000 * SLOW });
@@ -1002,17 +1012,11 @@ describe('the owner of the calls fails', { timeout: 120000 * SLOW }, () => {
         const { grace, cluster, nodes: [A], call, b } = await activeAcrossTwo(t, list);
         const { redis } = cluster;
 
-        await redis.command('ACL', 'SETUSER', 'default', '-subscribe');
-        let restored = false;
-        const restore = async () => {
-            if (!restored) await redis.command('ACL', 'SETUSER', 'default', '+subscribe');
-            restored = true;
-        };
-        t.after(restore);
+        const restore = await denySubscribe(t, redis);
         const subscribers = (await redis.clientsOf(A.pid)).filter((c) => Number(c.sub) > 0);
         assert.ok(subscribers.length > 0, `node-a has a subscriber connection: ${J(await redis.clientsOf(A.pid))}`);
         for (const c of subscribers) await redis.command('CLIENT', 'KILL', 'ID', c.id);
-        await waitUntil(async () => (await redis.numsub(nodeChannel('node-a'))) === 0, { timeout: 5000 * SLOW, what: "node-a's channel unsubscribed" });
+        await waitChannelGone(redis, 'node-a');
         // the callee's connection on node-b drops: node-b's loss event reaches nobody on the owner's channel
         b.ws.terminate();
         await quietAll([call.a], 500 * SLOW); // the owner cannot know yet

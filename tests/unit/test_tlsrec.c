@@ -628,8 +628,7 @@ int main(void)
 {
     size_t i;
 
-    ciphers = sig_tlsrec_ciphers_create();
-    make_certificate();
+    harness_start();
     test_suites();
     test_rfc8448();
     test_key_update_vector();
@@ -641,8 +640,5 @@ int main(void)
         test_close_notify(suites[i]);
         test_refusals(suites[i]);
     }
-    sig_tlsrec_ciphers_destroy(ciphers);
-    X509_free(server_cert);
-    EVP_PKEY_free(server_key);
-    return done_testing();
+    return harness_done();
 }

@@ -524,8 +524,7 @@ int main(void)
 {
     size_t i;
 
-    ciphers = sig_tlsrec_ciphers_create();
-    make_certificate();
+    harness_start();
     for (i = 0; i != 3; ++i) {
         test_crafted(suites[i]);
         test_headers(suites[i]);
@@ -536,8 +535,5 @@ int main(void)
     test_shared_ciphers();
     test_many_connections();
     test_dispose();
-    sig_tlsrec_ciphers_destroy(ciphers);
-    X509_free(server_cert);
-    EVP_PKEY_free(server_key);
-    return done_testing();
+    return harness_done();
 }

@@ -515,4 +515,20 @@ static inline int server_to_client_ok(pair_t *p, const void *data, size_t len)
     return good;
 }
 
+/* A test program's start: the thread's cipher contexts and the server certificate. */
+static inline void harness_start(void)
+{
+    ciphers = sig_tlsrec_ciphers_create();
+    make_certificate();
+}
+
+/* ... and its end: frees them; the TAP result. */
+static inline int harness_done(void)
+{
+    sig_tlsrec_ciphers_destroy(ciphers);
+    X509_free(server_cert);
+    EVP_PKEY_free(server_key);
+    return done_testing();
+}
+
 #endif
